@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+LAVA_SPEC ?= lava-nc==0.10.0 lava-dl==0.6.0
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+# Re-runs only when the project's requirements change.
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA_SPEC)
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/gac-deploy demo --out runs/demo
+
+lint: install
+	$(BIN)/ruff check gac_deploy tests bench
+
+test: install lint
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf runs .pytest_cache

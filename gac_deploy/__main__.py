@@ -1,0 +1,3 @@
+from gac_deploy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Typed configuration: the model and the training run, serialised as plain dicts.
+
+Plain dicts (str, int, float, bool, list) are what a checkpoint stores, so that
+``torch.load(..., weights_only=True)`` can read it back and YAML/JSON can show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from gac_deploy.errors import UserError
+
+
+@dataclass(frozen=True)
+class LIFConfig:
+    """Leaky integrate-and-fire neuron (paper Eq. 1, Table 4 defaults).
+
+    ``tau`` is the fraction of membrane potential kept per step; a neuron spikes
+    when its potential exceeds ``threshold`` (strictly, as Loihi does) and is
+    then reset to ``reset``. ``surrogate_width`` is the window ``a`` of the
+    rectangle surrogate gradient (Eq. 22).
+    """
+
+    threshold: float = 0.5
+    tau: float = 0.25
+    reset: float = 0.0
+    surrogate_width: float = 1.0
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of MS-ResNet blocks; the first block carries the stride."""
+
+    channels: int
+    blocks: int
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A GAC-MS-ResNet. Image input is [N, C, H, W]; time steps ``time_steps``."""
+
+    arch: str = "digits-gac-msresnet"
+    in_channels: int = 1
+    image_size: int = 8
+    num_classes: int = 10
+    time_steps: int = 4
+    stem_channels: int = 16
+    stem_kernel: int = 3
+    stem_stride: int = 1
+    stages: tuple[StageConfig, ...] = (StageConfig(16, 1, 1), StageConfig(32, 1, 2))
+    encoder: str = "gac"
+    sca_kernel: int = 4
+    ta_reduction: int = 2
+    shortcut: str = "spike"
+    lif: LIFConfig = field(default_factory=LIFConfig)
+
+    def __post_init__(self) -> None:
+        if self.encoder != "gac":
+            raise UserError(f"unknown encoder {self.encoder!r}; this version supports 'gac'")
+        if self.shortcut != "spike":
+            raise UserError(
+                f"unknown shortcut mode {self.shortcut!r}; this version supports 'spike'"
+            )
+        if self.time_steps < 1:
+            raise UserError(f"time_steps must be at least 1, got {self.time_steps}")
+        if self.time_steps // self.ta_reduction < 1:
+            raise UserError(
+                f"time_steps {self.time_steps} is smaller than ta_reduction "
+                f"{self.ta_reduction}; use more time steps or a smaller reduction"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How ``gac-deploy train`` trains (SGD + cosine schedule, as in the paper)."""
+
+    dataset: str = "digits"
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    test_fraction: float = 0.2
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass as nested plain dicts and lists (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(config)
+
+
+def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    data = dict(data)
+    try:
+        data["lif"] = LIFConfig(**data.get("lif", {}))
+        data["stages"] = tuple(StageConfig(**s) for s in data.get("stages", []))
+        return ModelConfig(**data)
+    except TypeError as exc:
+        raise UserError(f"model config is malformed ({exc}); re-train or re-export it") from None
+
+
+def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig(**data)
+    except TypeError as exc:
+        raise UserError(f"train config is malformed ({exc}); check its keys") from None

@@ -1,0 +1,1 @@
+"""Export: the body as a typed graph, its quantisation, and the deployment bundle."""

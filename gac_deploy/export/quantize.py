@@ -1,0 +1,162 @@
+"""Float graph -> Loihi 2 fixed point. Pure functions, no Lava.
+
+Each population p gets a power-of-two scale 2**k_p: its integer unit is
+2**-k_p model units. Every edge into p is expressed in that unit, so one
+population's edges share one exponent, as the synapses into one Loihi
+compartment do.
+
+* weights: even integers in [-256, 254] (an 8-bit signed mantissa times 2, the
+  form lava-dl's quantize_8bit and Lava's 8-bit synapses hold);
+  k_p is the largest exponent at which the largest weight still fits.
+* threshold: vThMant = round(Vth * 2**k_p); Loihi spikes when v > vThMant << 6.
+  vThMant stays below 1024, where lava-dl's CUBA neuron (the quantised
+  reference) decides the strict comparison exactly in float32.
+* bias: the folded BatchNorm shifts of all incoming edges, summed per channel,
+  as a 13-bit neuron bias mantissa (applied with exponent 6, i.e. in a_in units).
+* decays: current decay 4096 (none kept), voltage decay round(4096 * (1 - tau)).
+* graded input: the host sends q = round(O * 2**b), b = ``payload_bits``; an
+  identity edge into p then has weight 2**(k_p - b).
+* read-out: non-spiking (threshold at the 17-bit maximum); its scale is chosen
+  so that T steps of accumulated voltage cannot leave the 24-bit state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gac_deploy.export.graph import INPUT, Edge, Graph, Population
+
+WEIGHT_MAX = 254
+WEIGHT_MIN = -256
+BIAS_LIMIT = 4095
+THRESHOLD_MAX = (1 << 17) - 1
+SPIKING_THRESHOLD_MAX = 1023
+STATE_LIMIT = (1 << 23) - 1
+DECAY_UNITY = 4096
+ACTIVATION_SHIFT = 6
+MAX_PAYLOAD_BITS = 8
+MAX_SCALE_EXP = 16
+
+
+@dataclass(frozen=True)
+class LayerQuantReport:
+    """What quantising one population did: its exponent and how much was clipped."""
+
+    population: str
+    scale_exp: int
+    weight_max: float
+    clipped_weights: int
+    clipped_bias: int
+
+
+def quantize_weight(weight: np.ndarray, scale_exp: int) -> tuple[np.ndarray, int]:
+    """Float weights -> even integers in [-256, 254] at unit 2**-scale_exp; returns (ints, #clipped)."""
+    scaled = 2 * np.round(weight * 2.0**scale_exp / 2)
+    clipped = int(np.count_nonzero((scaled > WEIGHT_MAX) | (scaled < WEIGHT_MIN)))
+    return np.clip(scaled, WEIGHT_MIN, WEIGHT_MAX).astype(np.int32), clipped
+
+
+def weight_exponent(max_abs_weight: float) -> int:
+    """Largest k with max|w| * 2**k <= 254 (after rounding to even); ``MAX_SCALE_EXP`` if w == 0."""
+    if max_abs_weight <= 0:
+        return MAX_SCALE_EXP
+    return min(MAX_SCALE_EXP, math.floor(math.log2(WEIGHT_MAX / max_abs_weight)))
+
+
+def voltage_decay_int(voltage_decay: float) -> int:
+    return int(round(DECAY_UNITY * voltage_decay))
+
+
+def _summed_bias(graph: Graph, pop: Population) -> np.ndarray:
+    bias = np.array(pop.bias, dtype=np.float64)
+    for edge in graph.incoming(pop.name):
+        if edge.bias is not None:
+            bias = bias + edge.bias
+    return bias
+
+
+def _readout_exponent(graph: Graph, pop: Population, edges: list[Edge], bias: np.ndarray) -> int:
+    """Largest exponent whose worst-case T-step accumulation stays inside the 24-bit state."""
+    k = weight_exponent(max(float(np.abs(e.weight).max()) for e in edges))
+    while k > -8:
+        worst = sum(np.abs(quantize_weight(e.weight, k)[0]).sum(axis=1) for e in edges)
+        worst = worst + np.abs(np.round(bias * 2.0**k))
+        if graph.time_steps * worst.max() * (1 << ACTIVATION_SHIFT) < THRESHOLD_MAX << 6:
+            return k
+        k -= 1
+    return k
+
+
+def quantize_graph(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> tuple[
+    Graph, list[LayerQuantReport]
+]:
+    """Quantise a float graph. Returns the integer graph and a per-population report."""
+    if graph.quantized:
+        raise ValueError("graph is already quantised")
+    exponents: dict[str, int] = {}
+    for pop in graph.populations:
+        edges = [e for e in graph.incoming(pop.name) if e.src != INPUT]
+        bias = _summed_bias(graph, pop)
+        if pop.role == "readout":
+            exponents[pop.name] = _readout_exponent(graph, pop, edges, bias)
+            continue
+        max_w = max((float(np.abs(e.weight).max()) for e in edges), default=0.0)
+        k = weight_exponent(max_w)
+        if np.abs(bias).max() > 0:
+            k = min(k, math.floor(math.log2(BIAS_LIMIT / np.abs(bias).max())))
+        k = min(k, math.floor(math.log2(SPIKING_THRESHOLD_MAX / pop.threshold)))
+        exponents[pop.name] = k
+
+    input_consumers = {e.dst for e in graph.edges if e.src == INPUT}
+    payload_bits = min(
+        [max_payload_bits] + [exponents[name] - 1 for name in input_consumers]
+    )
+    if payload_bits < 1:
+        raise ValueError(
+            "weights into a population that reads the encoder output are too large "
+            "for any graded payload; retrain with weight decay"
+        )
+    for name in input_consumers:
+        # identity weight 2**(k - b) must stay a representable even weight (<= 128)
+        exponents[name] = min(exponents[name], payload_bits + 7)
+
+    populations, edges, report = [], [], []
+    for pop in graph.populations:
+        k = exponents[pop.name]
+        bias = _summed_bias(graph, pop)
+        clipped_weights = 0
+        max_w = 0.0
+        for edge in graph.incoming(pop.name):
+            scale = k - payload_bits if edge.src == INPUT else k
+            weight, clipped = quantize_weight(edge.weight, scale)
+            clipped_weights += clipped
+            if edge.src != INPUT:
+                max_w = max(max_w, float(np.abs(edge.weight).max()))
+            edges.append(replace(edge, weight=weight, bias=None))
+        bias_int = np.round(bias * 2.0**k)
+        clipped_bias = int(np.count_nonzero(np.abs(bias_int) > BIAS_LIMIT))
+        bias_int = np.clip(bias_int, -BIAS_LIMIT - 1, BIAS_LIMIT).astype(np.int32)
+        if pop.role == "readout":
+            threshold = THRESHOLD_MAX
+        else:
+            threshold = int(round(pop.threshold * 2.0**k))
+        populations.append(
+            replace(
+                pop,
+                threshold=threshold,
+                voltage_decay=voltage_decay_int(pop.voltage_decay),
+                bias=bias_int,
+                scale_exp=k,
+            )
+        )
+        report.append(LayerQuantReport(pop.name, k, max_w, clipped_weights, clipped_bias))
+    quantized = replace(graph, populations=populations, edges=edges, payload_bits=payload_bits)
+    return quantized, report
+
+
+def quantize_payload(o: np.ndarray, payload_bits: int) -> np.ndarray:
+    """Encoder output O in [0, 1) -> graded payload integers round(O * 2**b), clipped to b bits."""
+    return np.clip(np.round(o * 2.0**payload_bits), 0, 2**payload_bits - 1)

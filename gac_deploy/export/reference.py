@@ -1,0 +1,127 @@
+"""Layer-synchronous PyTorch runs of a body graph: what the chip must reproduce.
+
+* ``run_float_graph``: the float graph with the trained LIF (checks the export).
+* ``run_quantized_graph``: the integer graph, each population's dynamics run by
+  lava-dl's own CUBA neuron (slayer) in Loihi fixed point. This is the quantised
+  reference that Lava's simulation is compared against, spike for spike.
+
+All signals are [T, N, ...] (time first). In the quantised run the read-out is
+Lava's own voltage integer (a_in units << 6), so it can be compared exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from gac_deploy.config import LIFConfig
+from gac_deploy.export.graph import INPUT, Edge, Graph
+from gac_deploy.export.quantize import ACTIVATION_SHIFT, DECAY_UNITY
+from gac_deploy.models.lif import lif_forward
+
+
+@dataclass
+class GraphRun:
+    """Per-step spikes of every spiking population and the read-out voltage."""
+
+    spikes: dict[str, torch.Tensor]
+    readout: torch.Tensor
+
+    @property
+    def scores(self) -> torch.Tensor:
+        """Read-out voltage after the last step [N, classes]."""
+        return self.readout[-1]
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.scores.argmax(dim=1)
+
+
+def edge_current(edge: Edge, signal: torch.Tensor) -> torch.Tensor:
+    """Synaptic input of ``edge`` for a source signal [T, N, ...] -> [T, N, *dst shape] (float64)."""
+    weight = torch.as_tensor(edge.weight, dtype=torch.float64)
+    flat = signal.to(torch.float64).flatten(0, 1)
+    if edge.kind == "conv":
+        out = F.conv2d(flat, weight, stride=edge.stride, padding=edge.padding)
+    else:
+        out = flat.flatten(1) @ weight.T
+    return out.view(signal.shape[0], signal.shape[1], *out.shape[1:])
+
+
+def _channel_bias(bias, shape: tuple[int, ...]) -> torch.Tensor:
+    b = torch.as_tensor(bias, dtype=torch.float64)
+    return b.view(-1, *([1] * (len(shape) - 1)))
+
+
+def _synaptic_input(graph: Graph, name: str, signals: dict[str, torch.Tensor]) -> torch.Tensor:
+    total = None
+    for edge in graph.incoming(name):
+        current = edge_current(edge, signals[edge.src])
+        total = current if total is None else total + current
+    return total
+
+
+def run_float_graph(graph: Graph, encoded: torch.Tensor) -> GraphRun:
+    """Run a float graph on encoder output O [T, N, C, H, W]."""
+    signals = {INPUT: encoded}
+    readout = None
+    for pop in graph.populations:
+        current = _synaptic_input(graph, pop.name, signals)
+        for edge in graph.incoming(pop.name):
+            if edge.bias is not None:
+                current = current + _channel_bias(edge.bias, pop.shape)
+        current = current + _channel_bias(pop.bias, pop.shape)
+        if pop.role == "readout":
+            readout = torch.cumsum(current, dim=0)
+        else:
+            lif = LIFConfig(threshold=pop.threshold, tau=1.0 - pop.voltage_decay)
+            signals[pop.name] = lif_forward(current, lif)
+    spikes = {k: v for k, v in signals.items() if k != INPUT}
+    return GraphRun(spikes, readout)
+
+
+SLAYER_SCALE = 1 << ACTIVATION_SHIFT
+
+
+def slayer_cuba_neuron(threshold: int, voltage_decay: int):
+    """lava-dl's CUBA neuron for a population with vThMant ``threshold`` and 12-bit ``voltage_decay``.
+
+    It takes a_in / 64 as input and keeps its state in integers of 1/4096, so it
+    runs Loihi's arithmetic: u = a_in << 6, v = sign(v)(|v| (4096 - dv) >> 12) + u,
+    spike when v > vth << 6, then v = 0. Its strict test (v >= vth + 0.01/4096,
+    in float32) is exact only while vThMant < 1024; quantisation keeps it there.
+    """
+    from gac_deploy.hardware.lava_compat import import_slayer
+
+    slayer = import_slayer()
+    return slayer.neuron.cuba.Neuron(
+        threshold=threshold / SLAYER_SCALE,
+        current_decay=1.0,
+        voltage_decay=voltage_decay / DECAY_UNITY,
+        scale=SLAYER_SCALE,
+    )
+
+
+def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
+    """Run an integer graph on graded payload integers [T, N, C, H, W] with slayer CUBA neurons.
+
+    The read-out is Lava's integer voltage (a_in << 6 units) at every step.
+    """
+    if not graph.quantized:
+        raise ValueError("run_quantized_graph needs a quantised graph")
+    signals = {INPUT: payload}
+    readout = None
+    with torch.no_grad():
+        for pop in graph.populations:
+            a_in = _synaptic_input(graph, pop.name, signals) + _channel_bias(pop.bias, pop.shape)
+            neuron = slayer_cuba_neuron(int(pop.threshold), int(pop.voltage_decay))
+            x = (a_in / SLAYER_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
+            if pop.role == "readout":
+                _, voltage = neuron.dynamics(x)
+                readout = torch.round(voltage.double() * neuron.s_scale).movedim(-1, 0)
+            else:
+                signals[pop.name] = neuron(x).movedim(-1, 0)
+    spikes = {k: v for k, v in signals.items() if k != INPUT}
+    return GraphRun(spikes, readout)

@@ -1,0 +1,1 @@
+"""Loihi 2 side: Lava compatibility, path timing, Lava simulation, energy accounting."""

@@ -1,0 +1,211 @@
+"""Run a quantised body graph in Lava's CPU simulation of Loihi 2 (``Loihi2SimCfg``, fixed point).
+
+Processes built from the graph:
+
+* each population -> ``LIFReset`` (bit-accurate LIF; current decay 4096, voltage
+  decay dv, vThMant, bias mantissa with exponent 6) whose state is reset every T
+  steps at the start of its own window, so images can stream through one run;
+* each conv edge -> ``Conv`` (graded, ``num_message_bits`` = payload bits, when it
+  reads the host input); each dense edge -> ``Dense`` on the (C, H, W)-flattened
+  source, as lava-dl netx connects a flatten;
+* an edge with delay D from a population reads the D-th of a chain of relay
+  populations (LIF that fires when it receives a spike, no memory); an edge with
+  delay D from the host input reads a source whose stream starts D steps later;
+* a ``RingBuffer`` per distinct input delay plays the payload of all images back
+  to back, T steps per image; ``Monitor``s record spikes and the read-out voltage.
+
+Lava layouts are x-y-f, i.e. (W, H, C); our arrays are (C, H, W) and are
+transposed at this boundary only. Time: image i's step t reaches population p at
+Lava step 1 + latency(p) + i*T + t.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gac_deploy.export.graph import INPUT, Edge, Graph
+from gac_deploy.hardware.lava_compat import import_lava
+from gac_deploy.hardware.timing import Timing, balance_delays
+
+RELAY_WEIGHT = 2
+
+
+@dataclass
+class LavaRun:
+    """Spikes [T, N, *shape] per spiking population and read-out voltage [T, N, classes]."""
+
+    spikes: dict[str, np.ndarray]
+    readout: np.ndarray
+    steps: int
+    build_s: float
+    run_s: float
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.readout[-1].argmax(axis=1)
+
+
+def _xyz(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(reversed(shape))
+
+
+def _lava_conv_weight(weight: np.ndarray) -> np.ndarray:
+    """PyTorch [out, in, kH, kW] -> Lava Conv [out, kW, kH, in], spatially flipped
+    (Lava's Conv flips back before calling torch's correlation)."""
+    return np.ascontiguousarray(weight.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :]).astype(np.int32)
+
+
+class _Builder:
+    def __init__(self, graph: Graph, timing: Timing, num_images: int) -> None:
+        self.graph = graph
+        self.timing = timing
+        self.T = graph.time_steps
+        self.lif = import_lava("lava.proc.lif.process")
+        self.conv = import_lava("lava.proc.conv.process")
+        self.dense = import_lava("lava.proc.dense.process")
+        self.neurons: dict[str, object] = {}
+        self.relays: dict[tuple[str, int], object] = {}
+
+    def population(self, pop) -> object:
+        shape = _xyz(pop.shape)
+        bias = np.broadcast_to(np.asarray(pop.bias, dtype=np.int32), shape).copy()
+        offset = (1 + self.timing.latency[pop.name]) % self.T
+        neuron = self.lif.LIFReset(
+            shape=shape,
+            vth=int(pop.threshold),
+            du=4095,
+            dv=int(pop.voltage_decay),
+            bias_mant=bias,
+            bias_exp=6,
+            reset_interval=self.T,
+            reset_offset=offset,
+            name=pop.name,
+        )
+        self.neurons[pop.name] = neuron
+        return neuron
+
+    def relay(self, src: str, delay: int) -> object:
+        """Spikes of ``src`` delayed by ``delay`` steps (0: the population itself)."""
+        if delay == 0:
+            return self.neurons[src]
+        key = (src, delay)
+        if key not in self.relays:
+            previous = self.relay(src, delay - 1)
+            shape = previous.s_out.shape
+            relay = self.lif.LIF(shape=shape, vth=0, du=4095, dv=4095, name=f"{src}.relay{delay}")
+            c = shape[-1]
+            identity = RELAY_WEIGHT * np.eye(c, dtype=np.int32)[:, None, None, :]
+            link = self.conv.Conv(weight=identity, input_shape=shape)
+            previous.s_out.connect(link.s_in)
+            link.a_out.connect(relay.a_in)
+            self.relays[key] = relay
+        return self.relays[key]
+
+    def edge(self, edge: Edge, sources: dict[int, object]) -> None:
+        dst = self.neurons[edge.dst]
+        graded = edge.src == INPUT
+        if graded:
+            out_port = sources[edge.delay].s_out
+            in_shape = _xyz(self.graph.input_shape)
+        else:
+            out_port = self.relay(edge.src, edge.delay).s_out
+            in_shape = _xyz(self.graph.shape_of(edge.src))
+        if edge.kind == "conv":
+            synapse = self.conv.Conv(
+                weight=_lava_conv_weight(edge.weight),
+                input_shape=in_shape,
+                padding=(edge.padding, edge.padding),
+                stride=(edge.stride, edge.stride),
+                num_message_bits=self.graph.payload_bits if graded else 0,
+                name=edge.name,
+            )
+            out_port.connect(synapse.s_in)
+        else:
+            synapse = self.dense.Dense(
+                weights=np.asarray(edge.weight, dtype=np.int32),
+                num_message_bits=self.graph.payload_bits if graded else 0,
+                name=edge.name,
+            )
+            out_port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)
+        synapse.a_out.connect(dst.a_in)
+
+
+def _play_back(payload: np.ndarray, delay: int, steps: int) -> np.ndarray:
+    """Payload [T, N, C, H, W] -> RingBuffer data [W, H, C, steps], starting ``delay`` steps late."""
+    t, n = payload.shape[:2]
+    stream = payload.transpose(1, 0, 4, 3, 2).reshape(n * t, *payload.shape[:1:-1])
+    data = np.zeros((*stream.shape[1:], steps), dtype=np.int32)
+    data[..., delay : delay + n * t] = np.moveaxis(stream, 0, -1)
+    return data
+
+
+def _windows(record: np.ndarray, latency: int, n: int, t: int) -> np.ndarray:
+    """Monitor record [steps, *xyz] -> [T, N, *shape] for the population's own windows."""
+    window = record[latency : latency + n * t].reshape(n, t, *record.shape[1:])
+    spatial = tuple(range(window.ndim - 1, 1, -1))
+    return window.transpose(1, 0, *spatial)
+
+
+def run_in_lava(graph: Graph, payload: np.ndarray, monitor_spikes: bool = True) -> LavaRun:
+    """Stream ``payload`` [T, N, C, H, W] (integers) through the graph in Lava, fixed point."""
+    if not graph.quantized:
+        raise ValueError("Lava runs quantised graphs only")
+    source_mod = import_lava("lava.proc.io.source")
+    monitor_mod = import_lava("lava.proc.monitor.process")
+    run_cfg = import_lava("lava.magma.core.run_configs")
+    run_cond = import_lava("lava.magma.core.run_conditions")
+
+    started = time.perf_counter()
+    timing = balance_delays(graph)
+    graph = graph.with_delays(timing.delay)
+    t, n = payload.shape[:2]
+    steps = timing.total_latency + n * t
+    builder = _Builder(graph, timing, n)
+    for pop in graph.populations:
+        builder.population(pop)
+    input_delays = sorted({e.delay for e in graph.edges if e.src == INPUT})
+    sources = {
+        d: source_mod.RingBuffer(data=_play_back(payload, d, steps)) for d in input_delays
+    }
+    for edge in graph.edges:
+        builder.edge(edge, sources)
+
+    monitors = {}
+    for pop in graph.populations:
+        monitor = monitor_mod.Monitor()
+        neuron = builder.neurons[pop.name]
+        if pop.role == "readout":
+            monitor.probe(neuron.v, steps)
+        elif monitor_spikes:
+            monitor.probe(neuron.s_out, steps)
+        else:
+            continue
+        monitors[pop.name] = (monitor, neuron)
+    build_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    anchor = builder.neurons[graph.populations[0].name]
+    anchor.run(
+        condition=run_cond.RunSteps(num_steps=steps),
+        run_cfg=run_cfg.Loihi2SimCfg(select_tag="fixed_pt"),
+    )
+    records = {}
+    for name, (monitor, neuron) in monitors.items():
+        data = monitor.get_data()[neuron.name]
+        records[name] = next(iter(data.values()))
+    anchor.stop()
+    run_s = time.perf_counter() - started
+
+    spikes, readout = {}, None
+    for pop in graph.populations:
+        if pop.name not in records:
+            continue
+        windows = _windows(records[pop.name], timing.latency[pop.name], n, t)
+        if pop.role == "readout":
+            readout = windows.astype(np.int64)
+        else:
+            spikes[pop.name] = windows.astype(np.int8)
+    return LavaRun(spikes, readout, steps, build_s, run_s)

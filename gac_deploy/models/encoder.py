@@ -1,0 +1,96 @@
+"""The Gated Attention Coding encoder (paper Eq. 2-5): the host-side MAC stage.
+
+Input: a static image [N, C_in, H, W]. Output: O [T, N, C, H', W'], real values
+in [0, 1) that are zero wherever the stem's LIF did not spike.
+
+Static-input factoring: the image is the same at every step, so the stem conv
+f(X), the temporal attention's pooled inputs and the spatial-channel attention
+SCA(f(X)) are computed once per image and broadcast over T. Only the LIF spikes
+and the temporal weights M vary with t.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gac_deploy.config import ModelConfig
+from gac_deploy.models.lif import LIF
+
+
+class TemporalAttention(nn.Module):
+    """F_T (Eq. 2): shared MLP T -> T/r -> T on the avg- and max-pooled steps, summed.
+
+    Takes the static stem output [N, C, H, W]; every step pools to the same value,
+    so the MLP's input is that value repeated T times. Returns M [N, T].
+    """
+
+    def __init__(self, time_steps: int, reduction: int) -> None:
+        super().__init__()
+        self.time_steps = time_steps
+        hidden = time_steps // reduction
+        self.mlp = nn.Sequential(
+            nn.Linear(time_steps, hidden, bias=False),
+            nn.ReLU(),
+            nn.Linear(hidden, time_steps, bias=False),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        avg = features.mean(dim=(1, 2, 3))
+        peak = features.amax(dim=(1, 2, 3))
+        ones = features.new_ones(1, self.time_steps)
+        return self.mlp(avg[:, None] * ones) + self.mlp(peak[:, None] * ones)
+
+
+class SpatialChannelAttention(nn.Module):
+    """F_SC (Eq. 3): conv KxK -> ReLU -> conv KxK, C -> C, PyTorch 'same' padding.
+
+    [N, C, H, W] -> [N, C, H, W]; computed once per image (static input). For an
+    even K, 'same' pads (K-1)//2 before and the rest after, as PyTorch does; the
+    padding is explicit so that the ONNX graph carries exactly that.
+    """
+
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        before = (kernel - 1) // 2
+        self.pad = (before, kernel - 1 - before, before, kernel - 1 - before)
+        self.conv1 = nn.Conv2d(channels, channels, kernel, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, kernel, bias=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(self.conv1(F.pad(features, self.pad)))
+        return self.conv2(F.pad(hidden, self.pad))
+
+
+class GACEncoder(nn.Module):
+    """O = sigmoid(F_T(f(X)) * F_SC(f(X))) * SN(f(X))   (Eq. 4-5)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        c = config.stem_channels
+        self.time_steps = config.time_steps
+        self.conv = nn.Conv2d(
+            config.in_channels,
+            c,
+            config.stem_kernel,
+            stride=config.stem_stride,
+            padding=config.stem_kernel // 2,
+            bias=False,
+        )
+        self.bn = nn.BatchNorm2d(c)
+        self.lif = LIF(config.lif)
+        self.ta = TemporalAttention(config.time_steps, config.ta_reduction)
+        self.sca = SpatialChannelAttention(c, config.sca_kernel)
+
+    def stem(self, image: torch.Tensor) -> torch.Tensor:
+        """f(X): [N, C_in, H, W] -> [N, C, H', W'], once per image."""
+        return self.bn(self.conv(image))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        features = self.stem(image)
+        repeated = features.unsqueeze(0).expand(self.time_steps, *features.shape)
+        spikes = self.lif(repeated)
+        m = self.ta(features).transpose(0, 1)[:, :, None, None, None]  # [T, N, 1, 1, 1]
+        n = self.sca(features).unsqueeze(0)  # [1, N, C, H, W]
+        return torch.sigmoid(m * n) * spikes

@@ -1,0 +1,171 @@
+"""GAC-MS-ResNet: the GAC encoder (host) followed by a membrane-shortcut ResNet body (chip).
+
+Read top to bottom: ``ConvBN`` -> ``MSBlock`` -> ``GACMSResNet``. Body tensors
+are [T, N, C, H, W] (time first); a conv runs on the merged [T*N, C, H, W]
+batch, so BatchNorm normalises over batch and time together (tdBN).
+
+Shortcuts are spike-driven: a downsampling block's 1x1 conv reads the block's
+own LIF spikes (the spikes its first conv reads), so every body conv sees
+binary spikes. Each block knows how to describe itself as graph edges
+(``export_graph``), as lava-dl's blocks know how to export themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from gac_deploy.config import LIFConfig, ModelConfig
+from gac_deploy.export.graph import (
+    INPUT,
+    Edge,
+    Graph,
+    Population,
+    StreamTerm,
+    conv_output_shape,
+)
+from gac_deploy.models.encoder import GACEncoder
+from gac_deploy.models.lif import LIF
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+    """Fold eval-mode BatchNorm into a bias-free conv: returns (weight, bias) as float64."""
+    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    weight = conv.weight.detach().double() * scale[:, None, None, None]
+    bias = bn.bias.detach().double() - bn.running_mean.double() * scale
+    return weight.numpy(), bias.numpy()
+
+
+class ConvBN(nn.Module):
+    """Bias-free conv + BatchNorm over [T, N, C, H, W]."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x.flatten(0, 1)))
+        return y.view(x.shape[0], x.shape[1], *y.shape[1:])
+
+    def stream_term(self, layer: str, src: str) -> StreamTerm:
+        weight, bias = fold_batchnorm(self.conv, self.bn)
+        return StreamTerm(
+            layer, src, "conv", weight, self.conv.stride[0], self.conv.padding[0], bias
+        )
+
+
+class MSBlock(nn.Module):
+    """Membrane-shortcut block: stream x -> LIF -> conv1 -> LIF -> conv2, plus shortcut.
+
+    The shortcut is x itself, or (when the shape changes) a 1x1 conv+BN of the
+    first LIF's spikes. Input and output are the real-valued stream [T, N, C, H, W].
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, lif: LIFConfig) -> None:
+        super().__init__()
+        self.lif1 = LIF(lif)
+        self.conv1 = ConvBN(c_in, c_out, 3, stride)
+        self.lif2 = LIF(lif)
+        self.conv2 = ConvBN(c_out, c_out, 3, 1)
+        self.downsample = ConvBN(c_in, c_out, 1, stride) if stride != 1 or c_in != c_out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.lif1(x)
+        out = self.conv2(self.lif2(self.conv1(a)))
+        shortcut = x if self.downsample is None else self.downsample(a)
+        return out + shortcut
+
+    def export_graph(
+        self, graph: Graph, name: str, stream: list[StreamTerm], lif: LIFConfig
+    ) -> list[StreamTerm]:
+        """Add this block's two populations; return the stream that leaves the block."""
+        pop1 = _add_population(graph, f"{name}.lif1", stream, lif)
+        mid = self.conv1.stream_term(f"{name}.conv1", pop1)
+        pop2 = _add_population(graph, f"{name}.lif2", [mid], lif)
+        out = self.conv2.stream_term(f"{name}.conv2", pop2)
+        if self.downsample is None:
+            return [*stream, out]
+        return [self.downsample.stream_term(f"{name}.downsample", pop1), out]
+
+
+def _add_population(graph: Graph, name: str, stream: list[StreamTerm], lif: LIFConfig) -> str:
+    edges = [term.into(name) for term in stream]
+    first = edges[0]
+    shape = conv_output_shape(graph.shape_of(first.src), first.weight, first.stride, first.padding)
+    graph.populations.append(
+        Population(name, shape, "lif", lif.threshold, 1.0 - lif.tau, np.zeros(shape[0]))
+    )
+    graph.edges.extend(edges)
+    return name
+
+
+class GACMSResNet(nn.Module):
+    """Image [N, C_in, H, W] -> class scores [N, classes], the mean over T steps (Eq. 6)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = GACEncoder(config)
+        blocks = []
+        c_in = config.stem_channels
+        for stage in config.stages:
+            for i in range(stage.blocks):
+                stride = stage.stride if i == 0 else 1
+                blocks.append(MSBlock(c_in, stage.channels, stride, config.lif))
+                c_in = stage.channels
+        self.blocks = nn.ModuleList(blocks)
+        self.head_lif = LIF(config.lif)
+        self.fc = nn.Linear(c_in, config.num_classes)
+
+    def body(self, stream: torch.Tensor) -> torch.Tensor:
+        """Encoder output O [T, N, C, H, W] -> per-step scores [T, N, classes]."""
+        for block in self.blocks:
+            stream = block(stream)
+        spikes = self.head_lif(stream)
+        return self.fc(spikes.mean(dim=(3, 4)))
+
+    def forward_steps(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body(self.encoder(image))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.forward_steps(image).mean(dim=0)
+
+    def populations(self) -> dict[str, LIF]:
+        """The LIF populations by graph name (the encoder's LIF is ``encoder.lif``)."""
+        pops = {"encoder.lif": self.encoder.lif}
+        for i, block in enumerate(self.blocks, start=1):
+            pops[f"block{i}.lif1"] = block.lif1
+            pops[f"block{i}.lif2"] = block.lif2
+        pops["head.lif"] = self.head_lif
+        return pops
+
+    def encoder_output_shape(self) -> tuple[int, int, int]:
+        c = self.config
+        size = (c.image_size + 2 * (c.stem_kernel // 2) - c.stem_kernel) // c.stem_stride + 1
+        return (c.stem_channels, size, size)
+
+    def export_graph(self) -> Graph:
+        """The body as a float graph (BatchNorm folded; eval-mode statistics)."""
+        shape = self.encoder_output_shape()
+        graph = Graph(input_shape=shape, time_steps=self.config.time_steps)
+        identity = np.eye(shape[0])[:, :, None, None]
+        stream = [StreamTerm("input", INPUT, "conv", identity)]
+        for i, block in enumerate(self.blocks, start=1):
+            stream = block.export_graph(graph, f"block{i}", stream, self.config.lif)
+        head = _add_population(graph, "head.lif", stream, self.config.lif)
+        c, h, w = graph.shape_of(head)
+        # Global average pooling folded into the classifier: each spatial position
+        # of channel c reaches class k with weight fc[k, c] / (H * W).
+        fc = self.fc.weight.detach().double().numpy()
+        dense = np.repeat(fc[:, :, None], h * w, axis=2).reshape(fc.shape[0], c * h * w) / (h * w)
+        classes = self.config.num_classes
+        graph.populations.append(
+            Population("readout", (classes,), "readout", float("inf"), 0.0, np.zeros(classes))
+        )
+        graph.edges.append(
+            Edge("head.fc", head, "readout", "dense", dense,
+                 bias=self.fc.bias.detach().double().numpy())
+        )
+        return graph
