@@ -14,17 +14,24 @@ applied at import time, from here only. Call :func:`import_lava` (or
    OpenCV and torchvision (torchvision does not import beside our torch). We
    register an empty placeholder module under that name; the rest of slayer
    (neurons, synapses, blocks) and netx never use it.
+3. Lava's multiprocessing message infrastructure calls
+   ``multiprocessing.set_start_method('fork')`` when it is imported, without
+   ``force``; if anything set a start method before (torch.onnx's exporter
+   does), the import raises "context has already been set". We import that
+   module with the call forced, so Lava gets the 'fork' method it requires.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import multiprocessing
 import sys
 import types
 from types import ModuleType
 
 VAR_MODEL = "lava.magma.compiler.var_model"
+MESSAGE_INFRASTRUCTURE = "lava.magma.runtime.message_infrastructure.multiprocessing"
 OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
 
 
@@ -57,10 +64,27 @@ def _skip_object_detection() -> None:
         sys.modules[OBJECT_DETECTION] = placeholder
 
 
+def _forced_fork_start_method() -> None:
+    """Import Lava's multiprocessing backend even if a start method was set (workaround 3)."""
+    if MESSAGE_INFRASTRUCTURE in sys.modules:
+        return
+    original = multiprocessing.set_start_method
+
+    def set_start_method(method, force=False):
+        original(method, force=True)
+
+    multiprocessing.set_start_method = set_start_method
+    try:
+        importlib.import_module(MESSAGE_INFRASTRUCTURE)
+    finally:
+        multiprocessing.set_start_method = original
+
+
 def apply() -> None:
     """Apply every workaround. Safe to call many times."""
     _hashable_byte_encoder()
     _skip_object_detection()
+    _forced_fork_start_method()
 
 
 def import_lava(module: str) -> ModuleType:

@@ -22,6 +22,7 @@ Lava step 1 + latency(p) + i*T + t.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,8 +150,17 @@ def _windows(record: np.ndarray, latency: int, n: int, t: int) -> np.ndarray:
     return window.transpose(1, 0, *spatial)
 
 
-def run_in_lava(graph: Graph, payload: np.ndarray, monitor_spikes: bool = True) -> LavaRun:
-    """Stream ``payload`` [T, N, C, H, W] (integers) through the graph in Lava, fixed point."""
+def run_in_lava(
+    graph: Graph,
+    payload: np.ndarray,
+    monitor_spikes: bool = True,
+    on_image: Callable[[int], None] | None = None,
+) -> LavaRun:
+    """Stream ``payload`` [T, N, C, H, W] (integers) through the graph in Lava, fixed point.
+
+    One network is built and compiled once; the run advances image by image
+    (``on_image(i)`` is called after image i's read-out window has closed).
+    """
     if not graph.quantized:
         raise ValueError("Lava runs quantised graphs only")
     source_mod = import_lava("lava.proc.io.source")
@@ -188,10 +198,12 @@ def run_in_lava(graph: Graph, payload: np.ndarray, monitor_spikes: bool = True) 
 
     started = time.perf_counter()
     anchor = builder.neurons[graph.populations[0].name]
-    anchor.run(
-        condition=run_cond.RunSteps(num_steps=steps),
-        run_cfg=run_cfg.Loihi2SimCfg(select_tag="fixed_pt"),
-    )
+    config = run_cfg.Loihi2SimCfg(select_tag="fixed_pt")
+    for i in range(n):
+        chunk = timing.total_latency + t if i == 0 else t
+        anchor.run(condition=run_cond.RunSteps(num_steps=chunk), run_cfg=config)
+        if on_image is not None:
+            on_image(i)
     records = {}
     for name, (monitor, neuron) in monitors.items():
         data = monitor.get_data()[neuron.name]

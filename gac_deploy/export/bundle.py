@@ -1,0 +1,149 @@
+"""The deployment bundle: encoder.onnx (host) + body.net (chip) + manifest.json.
+
+``export_bundle`` writes all three into a temporary directory and renames it
+into place, so an interrupted export leaves no half-written bundle.
+``load_bundle`` verifies every artifact's sha256 against the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gac_deploy import __version__
+from gac_deploy.checkpoint import load_checkpoint
+from gac_deploy.config import ModelConfig, model_config_from_dict, to_dict
+from gac_deploy.data import DataSpec
+from gac_deploy.errors import UserError
+from gac_deploy.export.graph import Graph
+from gac_deploy.export.netx_hdf5 import read_body, write_body
+from gac_deploy.export.onnx_encoder import OPSET, export_encoder_onnx, run_encoder_onnx
+from gac_deploy.export.quantize import quantize_graph
+from gac_deploy.fileio import atomic_directory, read_json, sha256_file, write_json
+from gac_deploy.hardware.energy import layer_specs
+from gac_deploy.hardware.timing import balance_delays
+
+FORMAT = "gac-deploy-bundle"
+FORMAT_VERSION = 1
+TARGETS = ("loihi2",)
+ENCODER_FILE = "encoder.onnx"
+BODY_FILE = "body.net"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    graph: Graph
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return model_config_from_dict(self.manifest["model"])
+
+    @property
+    def data_spec(self) -> DataSpec:
+        return DataSpec(**self.manifest["input"]["data"])
+
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Host stage by onnxruntime: images [N, C, H, W] -> (O, payload), each [T, N, C, H, W]."""
+        return run_encoder_onnx(self.path / ENCODER_FILE, images)
+
+
+def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2") -> Bundle:
+    if target not in TARGETS:
+        raise UserError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.build()
+    float_graph = model.export_graph()
+    try:
+        graph, report = quantize_graph(float_graph)
+    except ValueError as exc:
+        raise UserError(f"cannot quantise this model for Loihi 2: {exc}") from None
+    timing = balance_delays(graph)
+    graph = graph.with_delays(timing.delay)
+    config = ckpt.model_config
+    with atomic_directory(out) as tmp:
+        export_encoder_onnx(
+            model.encoder, graph.payload_bits,
+            (config.in_channels, config.image_size, config.image_size), tmp / ENCODER_FILE,
+        )
+        write_body(tmp / BODY_FILE, graph)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "gac_deploy_version": __version__,
+            "target": target,
+            "time_steps": graph.time_steps,
+            "model": to_dict(config),
+            "float_test_accuracy": ckpt.metrics.get("test_acc"),
+            "input": {
+                "shape": [config.in_channels, config.image_size, config.image_size],
+                "layout": "NCHW, float32, normalised: (pixel / 16 - mean) / std",
+                "normalization": {"mean": ckpt.data.mean, "std": ckpt.data.std},
+                "data": to_dict(ckpt.data),
+            },
+            "encoder": {
+                "file": ENCODER_FILE,
+                "runs_on": "host",
+                "opset": OPSET,
+                "outputs": {
+                    "encoded": "O [T, N, C, H, W], float in [0, 1)",
+                    "payload": "round(O * 2**payload_bits), clipped: graded spikes to the chip",
+                },
+            },
+            "body": {
+                "file": BODY_FILE,
+                "runs_on": "chip",
+                "schema": "lava-dl netx hdf5 + gac extension (see gac_deploy/export/netx_hdf5.py)",
+                "payload_bits": graph.payload_bits,
+                "latency_steps": timing.total_latency,
+                "populations": [
+                    {"name": p.name, "shape": list(p.shape), "role": p.role,
+                     "latency": timing.latency[p.name]}
+                    for p in graph.populations
+                ],
+                "edges": [
+                    {"layer": e.layer, "src": e.src, "dst": e.dst, "kind": e.kind,
+                     "delay": e.delay}
+                    for e in graph.edges
+                ],
+            },
+            "quantization": [
+                {"population": r.population, "scale_exp": r.scale_exp,
+                 "weight_max": r.weight_max, "clipped_weights": r.clipped_weights,
+                 "clipped_bias": r.clipped_bias}
+                for r in report
+            ],
+            "layers": [to_dict(spec) for spec in layer_specs(float_graph, config)],
+            "artifacts": {
+                ENCODER_FILE: sha256_file(tmp / ENCODER_FILE),
+                BODY_FILE: sha256_file(tmp / BODY_FILE),
+            },
+        }
+        write_json(tmp / MANIFEST_FILE, manifest)
+    return load_bundle(out)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Open a bundle directory, refusing it if any artifact's hash does not match."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"bundle not found: {path}; create it with 'gac-deploy export model.pt'")
+    manifest = read_json(path / MANIFEST_FILE, "bundle manifest")
+    if manifest.get("format") != FORMAT:
+        raise UserError(f"{path / MANIFEST_FILE} is not a gac-deploy bundle manifest; re-export")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"bundle format version {manifest.get('format_version')} is not supported; re-export"
+        )
+    for name, digest in manifest.get("artifacts", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise UserError(f"bundle is missing {name}; re-export it")
+        if sha256_file(file) != digest:
+            raise UserError(f"{file} does not match its sha256 in the manifest; re-export the bundle")
+    return Bundle(path, manifest, read_body(path / BODY_FILE))
