@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def export_encoder_onnx(
     host = HostEncoder(encoder, payload_bits).eval()
     example = torch.zeros(2, *image_shape)
     batch = torch.export.Dim("batch")
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # it warns about torchvision ops we do not use
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -57,6 +61,7 @@ def export_encoder_onnx(
             dynamic_shapes=({0: batch},),
             external_data=False,
         )
+    onnx_log.setLevel(level)
 
 
 def run_encoder_onnx(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

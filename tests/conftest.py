@@ -1,0 +1,55 @@
+"""Shared fixtures: a digits model trained briefly, its bundle, and small random models."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from gac_deploy.config import ModelConfig, StageConfig, TrainConfig
+from gac_deploy.export.bundle import export_bundle
+from gac_deploy.models import build_model
+from gac_deploy.training.trainer import train
+
+TRAIN_EPOCHS = 8
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory):
+    """A digits GAC-MS-ResNet trained for a few epochs (real data, seeded)."""
+    out = tmp_path_factory.mktemp("train")
+    train(ModelConfig(), TrainConfig(epochs=TRAIN_EPOCHS), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(trained_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "bundle"
+    export_bundle(trained_dir / "model.pt", out)
+    return out
+
+
+def small_config(**overrides) -> ModelConfig:
+    """A tiny body with a residual stream of three contributions and a stride-2 block."""
+    base = ModelConfig(
+        image_size=6,
+        stem_channels=4,
+        stages=(StageConfig(4, 2, 1), StageConfig(8, 1, 2)),
+        time_steps=4,
+    )
+    return replace(base, **overrides)
+
+
+def random_model(config: ModelConfig, seed: int = 0):
+    """Random weights with non-trivial BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    model = build_model(config)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.05, 0.3)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.1, 0.3)
+    return model.eval()

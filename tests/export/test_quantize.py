@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from gac_deploy.export.graph import INPUT
+from gac_deploy.export.quantize import (
+    SPIKING_THRESHOLD_MAX,
+    quantize_graph,
+    quantize_payload,
+    quantize_weight,
+    weight_exponent,
+)
+from gac_deploy.export.reference import run_float_graph, run_quantized_graph
+from tests.conftest import random_model, small_config
+
+
+def test_quantize_weight_even_8bit_mantissa():
+    w = np.array([0.5, -0.5, 0.01, 3.0, -3.0])
+    q, clipped = quantize_weight(w, 8)
+    assert q.tolist() == [128, -128, 2, 254, -256]
+    assert clipped == 2
+    assert all(v % 2 == 0 for v in q)
+
+
+def test_weight_exponent_is_largest_that_fits():
+    assert weight_exponent(0.9) == 8  # 0.9 * 256 = 230 <= 254; * 512 > 254
+    assert weight_exponent(1.0) == 7
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    model = random_model(small_config(), seed=1)
+    float_graph = model.export_graph()
+    q, report = quantize_graph(float_graph)
+    return model, float_graph, q, report
+
+
+def test_quantised_graph_fits_loihi(graphs):
+    _, _, q, report = graphs
+    assert 1 <= q.payload_bits <= 8
+    for pop in q.populations:
+        assert pop.bias.dtype == np.int32 and np.abs(pop.bias).max() <= 4096
+        assert pop.voltage_decay == (0 if pop.role == "readout" else 3072)
+        if pop.role == "lif":
+            assert pop.threshold == round(0.5 * 2**pop.scale_exp)
+            assert pop.threshold <= SPIKING_THRESHOLD_MAX
+    for edge in q.edges:
+        assert edge.weight.min() >= -256 and edge.weight.max() <= 254
+        assert (edge.weight % 2 == 0).all()
+        if edge.src == INPUT:
+            k = q.population(edge.dst).scale_exp
+            diag = np.einsum("ii->i", edge.weight[:, :, 0, 0])
+            assert (diag == 2 ** (k - q.payload_bits)).all()
+    assert sum(r.clipped_weights for r in report) == 0
+
+
+def test_quantised_reference_tracks_float_model(graphs):
+    model, float_graph, q, _ = graphs
+    torch.manual_seed(5)
+    x = torch.randn(32, 1, 6, 6) * 2
+    with torch.no_grad():
+        o = model.encoder(x)
+    float_run = run_float_graph(float_graph, o.double())
+    payload = torch.as_tensor(quantize_payload(o.numpy(), q.payload_bits))
+    q_run = run_quantized_graph(q, payload)
+    for name, spikes in float_run.spikes.items():
+        rate_f = float(spikes.mean())
+        rate_q = float(q_run.spikes[name].mean())
+        assert abs(rate_f - rate_q) < 0.05, name
+    # read-out voltage / (64 * 2**k) is the float read-out sum
+    k = q.readout.scale_exp
+    scores_q = q_run.scores / (64 * 2.0**k)
+    agree = (scores_q.argmax(1) == float_run.scores.argmax(1)).float().mean()
+    assert agree >= 0.8
+
+
+def test_payload_is_rounded_and_clipped():
+    o = np.array([0.0, 0.2, 0.5, 0.999])
+    assert quantize_payload(o, 4).tolist() == [0, 3, 8, 15]
