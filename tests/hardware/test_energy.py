@@ -1,0 +1,73 @@
+import re
+
+import pytest
+import torch
+
+from gac_deploy.hardware.energy import LayerSpec, firing_rate, layer_specs, paper_energy
+from gac_deploy.hardware.energy_report import energy_report, model_firing_rates
+from tests.conftest import random_model, small_config
+
+
+def test_eq11_by_hand():
+    specs = [
+        LayerSpec("stem", "host", "MAC", 1000, None),
+        LayerSpec("conv", "chip", "AC", 2000, "a"),
+        LayerSpec("fc", "chip", "AC", 50, "b"),
+    ]
+    rows = paper_energy(specs, {"a": 0.25, "b": 0.5}, time_steps=4)
+    assert [r.energy_pj for r in rows] == pytest.approx([4600.0, 0.9 * 2000 * 0.25 * 4,
+                                                        0.9 * 50 * 0.5 * 4])
+
+
+def test_firing_rate_is_eq12():
+    spikes = torch.zeros(4, 2, 3, 5)
+    spikes[0, 0, 0, 0] = 1
+    spikes[3, 1, 2, 4] = 1
+    assert firing_rate(spikes) == 2 / (15 * 4 * 2)
+
+
+def test_layer_flops_match_pytorch_shapes():
+    """FLOPs from the graph against a count from PyTorch's own conv/linear shapes (hooks)."""
+    model = random_model(small_config())
+    counted = {}
+
+    def hook(name):
+        def fn(module, _inputs, output):
+            if isinstance(module, torch.nn.Conv2d):
+                k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels
+                counted[name] = k * output.shape[1] * output.shape[2] * output.shape[3]
+            else:
+                counted[name] = module.in_features * module.out_features
+        return fn
+
+    for name, module in model.named_modules():
+        in_gau = name.startswith(("encoder.ta", "encoder.sca"))
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and not in_gau:
+            name = re.sub(r"^blocks\.(\d+)", lambda m: f"block{int(m[1]) + 1}", name)
+            module.register_forward_hook(hook(name.removesuffix(".conv")))
+    with torch.no_grad():
+        model(torch.randn(1, 1, 6, 6))
+    specs = {s.name: s.flops for s in layer_specs(model.export_graph(), model.config)}
+    counted["encoder.conv"] = counted.pop("encoder")
+    counted["head.fc"] = counted.pop("fc")
+    assert specs == counted
+
+
+def test_model_rates_cover_every_population():
+    model = random_model(small_config())
+    rates = model_firing_rates(model, torch.randn(8, 1, 6, 6) * 2)
+    assert set(rates) == set(model.populations())
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+
+
+def test_bundle_and_checkpoint_reports(trained_dir, bundle_dir):
+    from_bundle = energy_report(bundle_dir, samples=32)
+    from_model = energy_report(trained_dir / "model.pt", samples=32)
+    assert [r.name for r in from_bundle.layers] == [r.name for r in from_model.layers]
+    assert from_bundle.layers[0].op == "MAC" and from_bundle.layers[0].energy_pj == pytest.approx(
+        4.6 * 3 * 3 * 1 * 16 * 8 * 8)
+    assert from_bundle.total_pj == pytest.approx(sum(r.energy_pj for r in from_bundle.layers))
+    # the quantised network fires at rates close to the float one
+    for name, rate in from_model.firing_rates.items():
+        if name in from_bundle.firing_rates:
+            assert abs(rate - from_bundle.firing_rates[name]) < 0.1, name
