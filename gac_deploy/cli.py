@@ -6,7 +6,6 @@ Every user error prints one line (``gac-deploy: error: ...``) and exits with 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a GAC spiking network (default: digits)",
-                       description="Train a GAC-MS-ResNet. Writes OUT/model.pt and OUT/metrics.jsonl.")
+    p = sub.add_parser(
+        "train",
+        help="train a GAC spiking network (default: digits)",
+        description="Train a GAC-MS-ResNet. Writes OUT/model.pt and OUT/metrics.jsonl.",
+    )
     p.add_argument("--model", default="digits-gac-msresnet", help="registered model name")
     p.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
     p.add_argument("--epochs", type=int, help="training epochs (default 40)")
@@ -37,19 +39,25 @@ def _add_train(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export model.pt as a Loihi 2 bundle",
-                       description="Write encoder.onnx (host), body.net (NetX HDF5) and "
-                                   "manifest.json into a bundle directory.")
+    p = sub.add_parser(
+        "export",
+        help="export model.pt as a Loihi 2 bundle",
+        description="Write encoder.onnx (host), body.net (NetX HDF5) and "
+        "manifest.json into a bundle directory.",
+    )
     p.add_argument("checkpoint", help="model.pt written by 'gac-deploy train'")
     p.add_argument("--target", default="loihi2", help="hardware target (default: loihi2)")
     p.add_argument("--out", help="bundle directory (default: 'bundle' beside the checkpoint)")
 
 
 def _add_simulate(sub) -> None:
-    p = sub.add_parser("simulate", help="run a bundle in Lava's CPU simulation of Loihi 2",
-                       description="Run the host encoder (onnxruntime) and the body (Lava, "
-                                   "fixed point) on test images; compare with the quantised "
-                                   "reference spike by spike.")
+    p = sub.add_parser(
+        "simulate",
+        help="run a bundle in Lava's CPU simulation of Loihi 2",
+        description="Run the host encoder (onnxruntime) and the body (Lava, "
+        "fixed point) on test images; compare with the quantised "
+        "reference spike by spike.",
+    )
     p.add_argument("bundle", help="bundle directory written by 'gac-deploy export'")
     p.add_argument("--backend", default="lava", help="simulation backend (default: lava)")
     p.add_argument("--samples", type=int, default=16, help="test images to run (default 16)")
@@ -58,18 +66,28 @@ def _add_simulate(sub) -> None:
 
 
 def _add_energy(sub) -> None:
-    p = sub.add_parser("energy", help="per-layer AC/MAC energy report (paper Eq. 11)",
-                       description="Energy per inference of a bundle or a model.pt by the "
-                                   "paper's Eq. 11 (E_MAC 4.6 pJ, E_AC 0.9 pJ).")
+    p = sub.add_parser(
+        "energy",
+        help="per-layer AC/MAC energy report (paper Eq. 11)",
+        description="Energy per inference of a bundle or a model.pt by the "
+        "paper's Eq. 11 (E_MAC 4.6 pJ, E_AC 0.9 pJ).",
+    )
     p.add_argument("path", help="bundle directory or model.pt")
-    p.add_argument("--samples", type=int, default=64,
-                   help="test images used to measure firing rates (default 64)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=64,
+        help="test images used to measure firing rates (default 64)",
+    )
     p.add_argument("--json", help="also write the report to this JSON file")
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="train -> export -> simulate -> energy on digits",
-                       description="The whole pipeline on the embedded default dataset.")
+    p = sub.add_parser(
+        "demo",
+        help="train -> export -> simulate -> energy on digits",
+        description="The whole pipeline on the embedded default dataset.",
+    )
     p.add_argument("--out", default="runs/demo", help="working directory (default runs/demo)")
     p.add_argument("--samples", type=int, default=8, help="images simulated in Lava (default 8)")
     p.add_argument("--epochs", type=int, help="training epochs (default 40)")
@@ -77,9 +95,11 @@ def _add_demo(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gac-deploy",
-                     description="Gated Attention Coding SNNs: train, export to Loihi 2, "
-                                 "simulate in Lava, report energy.")
+    parser = _Parser(
+        prog="gac-deploy",
+        description="Gated Attention Coding SNNs: train, export to Loihi 2, "
+        "simulate in Lava, report energy.",
+    )
     parser.add_argument("--version", action="version", version=f"gac-deploy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_train, _add_export, _add_simulate, _add_energy, _add_demo):
@@ -105,18 +125,30 @@ def cmd_train(args) -> dict:
     config = default_config(args.model)
     if args.time_steps is not None:
         config = replace(config, time_steps=args.time_steps)
-    overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
-                                   "lr": args.lr, "seed": args.seed}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "seed": args.seed,
+        }.items()
+        if v is not None
+    }
     train_config = replace(TrainConfig(), **overrides)
     started = time.perf_counter()
-    ckpt = train(config, train_config, args.out, max_steps=args.max_steps,
-                 progress=not args.quiet)
+    ckpt = train(config, train_config, args.out, max_steps=args.max_steps, progress=not args.quiet)
     elapsed = time.perf_counter() - started
-    print(f"test accuracy {ckpt.metrics['test_acc']:.4f} after {ckpt.metrics['epochs']} epochs "
-          f"({elapsed:.0f} s)")
+    print(
+        f"test accuracy {ckpt.metrics['test_acc']:.4f} after {ckpt.metrics['epochs']} epochs "
+        f"({elapsed:.0f} s)"
+    )
     print(f"wrote {Path(args.out) / 'model.pt'} and {Path(args.out) / 'metrics.jsonl'}")
-    return {"test_acc": ckpt.metrics["test_acc"], "seconds": elapsed, "checkpoint":
-            str(Path(args.out) / "model.pt")}
+    return {
+        "test_acc": ckpt.metrics["test_acc"],
+        "seconds": elapsed,
+        "checkpoint": str(Path(args.out) / "model.pt"),
+    }
 
 
 def cmd_export(args) -> dict:
@@ -127,12 +159,21 @@ def cmd_export(args) -> dict:
     started = time.perf_counter()
     bundle = export_bundle(args.checkpoint, out, target=args.target)
     m = bundle.manifest
-    rows = [[q["population"], q["scale_exp"], q["clipped_weights"], q["clipped_bias"],
-             next(p["latency"] for p in m["body"]["populations"] if p["name"] == q["population"])]
-            for q in m["quantization"]]
+    rows = [
+        [
+            q["population"],
+            q["scale_exp"],
+            q["clipped_weights"],
+            q["clipped_bias"],
+            next(p["latency"] for p in m["body"]["populations"] if p["name"] == q["population"]),
+        ]
+        for q in m["quantization"]
+    ]
     print(format_table(["population", "scale exp", "clipped w", "clipped b", "latency"], rows))
-    print(f"payload {m['body']['payload_bits']} bits, latency {m['body']['latency_steps']} steps; "
-          f"exported in {time.perf_counter() - started:.1f} s")
+    print(
+        f"payload {m['body']['payload_bits']} bits, latency {m['body']['latency_steps']} steps; "
+        f"exported in {time.perf_counter() - started:.1f} s"
+    )
     print(f"wrote {out}/encoder.onnx, {out}/body.net, {out}/manifest.json")
     return {"bundle": out}
 
@@ -144,13 +185,19 @@ def cmd_simulate(args) -> dict:
 
     bundle = load_bundle(args.bundle)
     report = simulate_bundle(bundle, args.backend, args.samples, progress=not args.quiet)
-    rows = [[p.population, p.spikes, p.firing_rate, p.mismatched_spikes] for p in report.populations]
+    rows = [
+        [p.population, p.spikes, p.firing_rate, p.mismatched_spikes] for p in report.populations
+    ]
     print(format_table(["population", "spikes", "firing rate", "mismatched"], rows))
-    print(f"samples {report.samples}  accuracy {report.accuracy:.4f}  "
-          f"reference {report.reference_accuracy:.4f}  agreement {report.agreement:.4f}")
-    print(f"spike-exact: {'yes' if report.spike_exact else 'NO'} "
-          f"(read-out mismatches {report.readout_mismatches}); "
-          f"Lava {report.run_s / report.samples:.2f} s per image, {report.lava_steps} steps")
+    print(
+        f"samples {report.samples}  accuracy {report.accuracy:.4f}  "
+        f"reference {report.reference_accuracy:.4f}  agreement {report.agreement:.4f}"
+    )
+    print(
+        f"spike-exact: {'yes' if report.spike_exact else 'NO'} "
+        f"(read-out mismatches {report.readout_mismatches}); "
+        f"Lava {report.run_s / report.samples:.2f} s per image, {report.lava_steps} steps"
+    )
     data = report.to_dict()
     _write_json(args.json, data)
     return data
@@ -159,13 +206,29 @@ def cmd_simulate(args) -> dict:
 def _print_energy(report) -> None:
     from gac_deploy.table import format_table
 
-    rows = [[r.name, r.placement, r.op, r.flops, r.firing_rate, r.ops, r.energy_pj / 1000,
-             100 * r.energy_pj / report.total_pj] for r in report.layers]
-    print(format_table(["layer", "runs on", "op", "FLOPs", "in rate", "ops", "energy nJ",
-                        "share %"], rows))
-    print(f"total {report.total_pj / 1000:.3f} nJ per inference "
-          f"({report.convention}, {report.profile}; T={report.time_steps}; rates from "
-          f"{report.rates_from} on {report.samples} test images)")
+    rows = [
+        [
+            r.name,
+            r.placement,
+            r.op,
+            r.flops,
+            r.firing_rate,
+            r.ops,
+            r.energy_pj / 1000,
+            100 * r.energy_pj / report.total_pj,
+        ]
+        for r in report.layers
+    ]
+    print(
+        format_table(
+            ["layer", "runs on", "op", "FLOPs", "in rate", "ops", "energy nJ", "share %"], rows
+        )
+    )
+    print(
+        f"total {report.total_pj / 1000:.3f} nJ per inference "
+        f"({report.convention}, {report.profile}; T={report.time_steps}; rates from "
+        f"{report.rates_from} on {report.samples} test images)"
+    )
 
 
 def cmd_energy(args) -> dict:
@@ -182,33 +245,58 @@ def cmd_demo(args) -> dict:
     out = Path(args.out)
     started = time.perf_counter()
     print("== 1/4 train ==")
-    train_args = argparse.Namespace(model="digits-gac-msresnet", out=str(out / "train"),
-                                    epochs=args.epochs, batch_size=None, lr=None, seed=None,
-                                    time_steps=None, max_steps=None, quiet=args.quiet)
+    train_args = argparse.Namespace(
+        model="digits-gac-msresnet",
+        out=str(out / "train"),
+        epochs=args.epochs,
+        batch_size=None,
+        lr=None,
+        seed=None,
+        time_steps=None,
+        max_steps=None,
+        quiet=args.quiet,
+    )
     trained = cmd_train(train_args)
     print("== 2/4 export ==")
-    cmd_export(argparse.Namespace(checkpoint=trained["checkpoint"], target="loihi2",
-                                  out=str(out / "bundle")))
+    cmd_export(
+        argparse.Namespace(
+            checkpoint=trained["checkpoint"], target="loihi2", out=str(out / "bundle")
+        )
+    )
     print("== 3/4 simulate (Lava) ==")
-    sim = cmd_simulate(argparse.Namespace(bundle=str(out / "bundle"), backend="lava",
-                                          samples=args.samples, json=str(out / "simulate.json"),
-                                          quiet=args.quiet))
+    sim = cmd_simulate(
+        argparse.Namespace(
+            bundle=str(out / "bundle"),
+            backend="lava",
+            samples=args.samples,
+            json=str(out / "simulate.json"),
+            quiet=args.quiet,
+        )
+    )
     print("== 4/4 energy ==")
-    energy = cmd_energy(argparse.Namespace(path=str(out / "bundle"), samples=64,
-                                           json=str(out / "energy.json")))
+    energy = cmd_energy(
+        argparse.Namespace(path=str(out / "bundle"), samples=64, json=str(out / "energy.json"))
+    )
     print("== summary ==")
     print(f"float test accuracy        {trained['test_acc']:.4f} (360 test images)")
     print(f"Lava-simulated accuracy    {sim['accuracy']:.4f} ({sim['samples']} test images)")
     print(f"quantised reference        {sim['reference_accuracy']:.4f} (same images)")
-    print(f"agreement Lava/reference   {sim['agreement']:.4f}; spike-exact: "
-          f"{'yes' if sim['spike_exact'] else 'NO'}")
+    print(
+        f"agreement Lava/reference   {sim['agreement']:.4f}; spike-exact: "
+        f"{'yes' if sim['spike_exact'] else 'NO'}"
+    )
     print(f"energy per inference       {energy['total_pj'] / 1000:.3f} nJ (paper Eq. 11)")
     print(f"demo time                  {time.perf_counter() - started:.0f} s")
     return {}
 
 
-COMMANDS = {"train": cmd_train, "export": cmd_export, "simulate": cmd_simulate,
-            "energy": cmd_energy, "demo": cmd_demo}
+COMMANDS = {
+    "train": cmd_train,
+    "export": cmd_export,
+    "simulate": cmd_simulate,
+    "energy": cmd_energy,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,8 +68,10 @@ def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2
     config = ckpt.model_config
     with atomic_directory(out) as tmp:
         export_encoder_onnx(
-            model.encoder, graph.payload_bits,
-            (config.in_channels, config.image_size, config.image_size), tmp / ENCODER_FILE,
+            model.encoder,
+            graph.payload_bits,
+            (config.in_channels, config.image_size, config.image_size),
+            tmp / ENCODER_FILE,
         )
         write_body(tmp / BODY_FILE, graph)
         manifest = {
@@ -102,20 +104,27 @@ def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2
                 "payload_bits": graph.payload_bits,
                 "latency_steps": timing.total_latency,
                 "populations": [
-                    {"name": p.name, "shape": list(p.shape), "role": p.role,
-                     "latency": timing.latency[p.name]}
+                    {
+                        "name": p.name,
+                        "shape": list(p.shape),
+                        "role": p.role,
+                        "latency": timing.latency[p.name],
+                    }
                     for p in graph.populations
                 ],
                 "edges": [
-                    {"layer": e.layer, "src": e.src, "dst": e.dst, "kind": e.kind,
-                     "delay": e.delay}
+                    {"layer": e.layer, "src": e.src, "dst": e.dst, "kind": e.kind, "delay": e.delay}
                     for e in graph.edges
                 ],
             },
             "quantization": [
-                {"population": r.population, "scale_exp": r.scale_exp,
-                 "weight_max": r.weight_max, "clipped_weights": r.clipped_weights,
-                 "clipped_bias": r.clipped_bias}
+                {
+                    "population": r.population,
+                    "scale_exp": r.scale_exp,
+                    "weight_max": r.weight_max,
+                    "clipped_weights": r.clipped_weights,
+                    "clipped_bias": r.clipped_bias,
+                }
                 for r in report
             ],
             "layers": [to_dict(spec) for spec in layer_specs(float_graph, config)],
@@ -145,5 +154,7 @@ def load_bundle(path: str | Path) -> Bundle:
         if not file.is_file():
             raise UserError(f"bundle is missing {name}; re-export it")
         if sha256_file(file) != digest:
-            raise UserError(f"{file} does not match its sha256 in the manifest; re-export the bundle")
+            raise UserError(
+                f"{file} does not match its sha256 in the manifest; re-export the bundle"
+            )
     return Bundle(path, manifest, read_body(path / BODY_FILE))

@@ -145,17 +145,30 @@ def read_body(path: str | Path) -> Graph:
                 stride = int(layer["stride"][0]) if kind == "conv" else 1
                 padding = int(layer["padding"][0]) if kind == "conv" else 0
                 graph.edges.append(
-                    Edge(_read_str(ext.attrs["layer"]), previous, name, kind,
-                         layer["weight"][()].astype(np.int32), stride, padding,
-                         delay=int(ext.attrs["delay"]))
+                    Edge(
+                        _read_str(ext.attrs["layer"]),
+                        previous,
+                        name,
+                        kind,
+                        layer["weight"][()].astype(np.int32),
+                        stride,
+                        padding,
+                        delay=int(ext.attrs["delay"]),
+                    )
                 )
                 for j in range(len(ext["inputs"])):
                     g = ext[f"inputs/{j}"]
                     graph.edges.append(
-                        Edge(_read_str(g.attrs["layer"]), _read_str(g.attrs["src"]), name,
-                             _read_str(g.attrs["kind"]), g["weight"][()].astype(np.int32),
-                             int(g.attrs["stride"]), int(g.attrs["padding"]),
-                             delay=int(g.attrs["delay"]))
+                        Edge(
+                            _read_str(g.attrs["layer"]),
+                            _read_str(g.attrs["src"]),
+                            name,
+                            _read_str(g.attrs["kind"]),
+                            g["weight"][()].astype(np.int32),
+                            int(g.attrs["stride"]),
+                            int(g.attrs["padding"]),
+                            delay=int(g.attrs["delay"]),
+                        )
                     )
                 previous = name
     except UserError:

@@ -53,7 +53,9 @@ class LayerQuantReport:
 
 
 def quantize_weight(weight: np.ndarray, scale_exp: int) -> tuple[np.ndarray, int]:
-    """Float weights -> even integers in [-256, 254] at unit 2**-scale_exp; returns (ints, #clipped)."""
+    """Float weights -> even integers in [-256, 254] at unit 2**-scale_exp.
+
+    Returns (integers, number of weights clipped)."""
     scaled = 2 * np.round(weight * 2.0**scale_exp / 2)
     clipped = int(np.count_nonzero((scaled > WEIGHT_MAX) | (scaled < WEIGHT_MIN)))
     return np.clip(scaled, WEIGHT_MIN, WEIGHT_MAX).astype(np.int32), clipped
@@ -90,9 +92,9 @@ def _readout_exponent(graph: Graph, pop: Population, edges: list[Edge], bias: np
     return k
 
 
-def quantize_graph(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> tuple[
-    Graph, list[LayerQuantReport]
-]:
+def quantize_graph(
+    graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS
+) -> tuple[Graph, list[LayerQuantReport]]:
     """Quantise a float graph. Returns the integer graph and a per-population report."""
     if graph.quantized:
         raise ValueError("graph is already quantised")
@@ -111,9 +113,7 @@ def quantize_graph(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> tu
         exponents[pop.name] = k
 
     input_consumers = {e.dst for e in graph.edges if e.src == INPUT}
-    payload_bits = min(
-        [max_payload_bits] + [exponents[name] - 1 for name in input_consumers]
-    )
+    payload_bits = min([max_payload_bits] + [exponents[name] - 1 for name in input_consumers])
     if payload_bits < 1:
         raise ValueError(
             "weights into a population that reads the encoder output are too large "

@@ -40,7 +40,7 @@ class GraphRun:
 
 
 def edge_current(edge: Edge, signal: torch.Tensor) -> torch.Tensor:
-    """Synaptic input of ``edge`` for a source signal [T, N, ...] -> [T, N, *dst shape] (float64)."""
+    """Synaptic input of ``edge``: source signal [T, N, ...] -> [T, N, *dst shape], float64."""
     weight = torch.as_tensor(edge.weight, dtype=torch.float64)
     flat = signal.to(torch.float64).flatten(0, 1)
     if edge.kind == "conv":
@@ -86,7 +86,7 @@ SLAYER_SCALE = 1 << ACTIVATION_SHIFT
 
 
 def slayer_cuba_neuron(threshold: int, voltage_decay: int):
-    """lava-dl's CUBA neuron for a population with vThMant ``threshold`` and 12-bit ``voltage_decay``.
+    """lava-dl's CUBA neuron for vThMant ``threshold`` and 12-bit ``voltage_decay``.
 
     It takes a_in / 64 as input and keeps its state in integers of 1/4096, so it
     runs Loihi's arithmetic: u = a_in << 6, v = sign(v)(|v| (4096 - dv) >> 12) + u,

@@ -94,8 +94,9 @@ def paper_energy(
         else:
             rate = firing_rates[spec.input]
             ops, price = spec.flops * rate * time_steps, profile.ac_pj
-        rows.append(LayerEnergy(spec.name, spec.placement, spec.op, spec.flops, rate, ops,
-                                ops * price))
+        rows.append(
+            LayerEnergy(spec.name, spec.placement, spec.op, spec.flops, rate, ops, ops * price)
+        )
     return rows
 
 

@@ -55,7 +55,9 @@ def model_firing_rates(model: GACMSResNet, images: torch.Tensor) -> dict[str, fl
     """Eq. 12 rate of every LIF population of the float model on ``images``."""
     counts: dict[str, list[torch.Tensor]] = {}
     hooks = [
-        lif.register_forward_hook(lambda _m, _i, out, name=name: counts.setdefault(name, []).append(out))
+        lif.register_forward_hook(
+            lambda _m, _i, out, name=name: counts.setdefault(name, []).append(out)
+        )
         for name, lif in model.populations().items()
     ]
     try:

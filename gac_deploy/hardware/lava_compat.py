@@ -96,4 +96,3 @@ def import_lava(module: str) -> ModuleType:
 def import_slayer() -> ModuleType:
     """``lava.lib.dl.slayer`` with the workarounds applied."""
     return import_lava("lava.lib.dl.slayer")
-

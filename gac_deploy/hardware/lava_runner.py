@@ -135,7 +135,7 @@ class _Builder:
 
 
 def _play_back(payload: np.ndarray, delay: int, steps: int) -> np.ndarray:
-    """Payload [T, N, C, H, W] -> RingBuffer data [W, H, C, steps], starting ``delay`` steps late."""
+    """Payload [T, N, C, H, W] -> RingBuffer data [W, H, C, steps], ``delay`` steps late."""
     t, n = payload.shape[:2]
     stream = payload.transpose(1, 0, 4, 3, 2).reshape(n * t, *payload.shape[:1:-1])
     data = np.zeros((*stream.shape[1:], steps), dtype=np.int32)
@@ -177,9 +177,7 @@ def run_in_lava(
     for pop in graph.populations:
         builder.population(pop)
     input_delays = sorted({e.delay for e in graph.edges if e.src == INPUT})
-    sources = {
-        d: source_mod.RingBuffer(data=_play_back(payload, d, steps)) for d in input_delays
-    }
+    sources = {d: source_mod.RingBuffer(data=_play_back(payload, d, steps)) for d in input_delays}
     for edge in graph.edges:
         builder.edge(edge, sources)
 

@@ -92,8 +92,9 @@ def simulate_bundle(
     for name, spikes in lava.spikes.items():
         ref = reference.spikes[name].numpy().astype(np.int8)
         checks.append(
-            PopulationCheck(name, int(spikes.sum()), int((spikes != ref).sum()),
-                            firing_rate(spikes))
+            PopulationCheck(
+                name, int(spikes.sum()), int((spikes != ref).sum()), firing_rate(spikes)
+            )
         )
     ref_pred = reference.predictions.numpy()
     return SimulationReport(

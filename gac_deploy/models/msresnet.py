@@ -165,7 +165,13 @@ class GACMSResNet(nn.Module):
             Population("readout", (classes,), "readout", float("inf"), 0.0, np.zeros(classes))
         )
         graph.edges.append(
-            Edge("head.fc", head, "readout", "dense", dense,
-                 bias=self.fc.bias.detach().double().numpy())
+            Edge(
+                "head.fc",
+                head,
+                "readout",
+                "dense",
+                dense,
+                bias=self.fc.bias.detach().double().numpy(),
+            )
         )
         return graph

@@ -117,8 +117,12 @@ def train(
         model_config=model_config,
         data=split.spec,
         state_dict=model.state_dict(),
-        metrics={"test_acc": final["test_acc"], "train_acc": final["train_acc"],
-                 "epochs": final["epoch"], "steps": step},
+        metrics={
+            "test_acc": final["test_acc"],
+            "train_acc": final["train_acc"],
+            "epochs": final["epoch"],
+            "steps": step,
+        },
         train_config=to_dict(train_config),
     )
     save_checkpoint(out / "model.pt", ckpt)

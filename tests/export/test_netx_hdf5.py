@@ -23,12 +23,22 @@ def test_round_trip_preserves_graph(tmp_path):
     assert [p.name for p in back.populations] == [p.name for p in graph.populations]
     for a, b in zip(graph.populations, back.populations, strict=True):
         assert (a.shape, a.threshold, a.voltage_decay, a.scale_exp) == (
-            b.shape, b.threshold, b.voltage_decay, b.scale_exp)
+            b.shape,
+            b.threshold,
+            b.voltage_decay,
+            b.scale_exp,
+        )
         assert np.array_equal(a.bias, b.bias)
     key = lambda e: e.name  # noqa: E731
     for a, b in zip(sorted(graph.edges, key=key), sorted(back.edges, key=key), strict=True):
         assert (a.name, a.src, a.kind, a.stride, a.padding, a.delay) == (
-            b.name, b.src, b.kind, b.stride, b.padding, b.delay)
+            b.name,
+            b.src,
+            b.kind,
+            b.stride,
+            b.padding,
+            b.delay,
+        )
         assert np.array_equal(a.weight, b.weight)
 
 

@@ -15,8 +15,9 @@ def test_eq11_by_hand():
         LayerSpec("fc", "chip", "AC", 50, "b"),
     ]
     rows = paper_energy(specs, {"a": 0.25, "b": 0.5}, time_steps=4)
-    assert [r.energy_pj for r in rows] == pytest.approx([4600.0, 0.9 * 2000 * 0.25 * 4,
-                                                        0.9 * 50 * 0.5 * 4])
+    assert [r.energy_pj for r in rows] == pytest.approx(
+        [4600.0, 0.9 * 2000 * 0.25 * 4, 0.9 * 50 * 0.5 * 4]
+    )
 
 
 def test_firing_rate_is_eq12():
@@ -38,6 +39,7 @@ def test_layer_flops_match_pytorch_shapes():
                 counted[name] = k * output.shape[1] * output.shape[2] * output.shape[3]
             else:
                 counted[name] = module.in_features * module.out_features
+
         return fn
 
     for name, module in model.named_modules():
@@ -65,7 +67,8 @@ def test_bundle_and_checkpoint_reports(trained_dir, bundle_dir):
     from_model = energy_report(trained_dir / "model.pt", samples=32)
     assert [r.name for r in from_bundle.layers] == [r.name for r in from_model.layers]
     assert from_bundle.layers[0].op == "MAC" and from_bundle.layers[0].energy_pj == pytest.approx(
-        4.6 * 3 * 3 * 1 * 16 * 8 * 8)
+        4.6 * 3 * 3 * 1 * 16 * 8 * 8
+    )
     assert from_bundle.total_pj == pytest.approx(sum(r.energy_pj for r in from_bundle.layers))
     # the quantised network fires at rates close to the float one
     for name, rate in from_model.firing_rates.items():
