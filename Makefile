@@ -14,15 +14,18 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA_SPEC)
 	$(PIP) install -q -e ".[dev]"
+	# Lava's declared pins (Python <3.11, torch <2.4) cannot be met; what it
+	# needs at run time is in pyproject.toml, and the workarounds are in
+	# gac_deploy/hardware/lava_compat.py.
+	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA_SPEC)
 	touch $@
 
 demo: install
 	$(BIN)/gac-deploy demo --out runs/demo
 
 lint: install
-	$(BIN)/ruff check gac_deploy tests bench
+	$(BIN)/ruff check gac_deploy tests
 
 test: install lint
 	$(BIN)/python -m pytest -q tests
