@@ -71,6 +71,16 @@ def test_images(bundle: Bundle, samples: int) -> tuple[np.ndarray, np.ndarray]:
     return split.x_test[:samples].numpy(), split.y_test[:samples].numpy()
 
 
+def reference_accuracy(bundle: Bundle, samples: int | None = None) -> tuple[float, int]:
+    """Accuracy of the quantised reference (what the chip computes) on the test split,
+    and the number of images it was measured on."""
+    split = load_split(bundle.data_spec)
+    count = len(split.x_test) if samples is None else samples
+    _, payload = bundle.encode(split.x_test[:count].numpy())
+    run = run_quantized_graph(bundle.graph, torch.from_numpy(payload).double())
+    return float((run.predictions == split.y_test[:count]).double().mean()), count
+
+
 def simulate_bundle(
     bundle: Bundle, backend: str = "lava", samples: int = 16, progress: bool = True
 ) -> SimulationReport:
