@@ -289,7 +289,7 @@ def cmd_demo(args) -> dict:
     print(f"float test accuracy        {trained['test_acc']:.4f} (all test images)")
     print(f"quantised reference        {exported['reference_accuracy']:.4f} (all test images)")
     print(f"Lava-simulated accuracy    {sim['accuracy']:.4f} ({sim['samples']} test images)")
-    print(f"quantised reference        {sim['reference_accuracy']:.4f} (the same images)")
+    print(f"reference on those images  {sim['reference_accuracy']:.4f}")
     print(
         f"agreement Lava/reference   {sim['agreement']:.4f}; spike-exact: "
         f"{'yes' if sim['spike_exact'] else 'NO'}"
