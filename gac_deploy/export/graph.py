@@ -54,7 +54,9 @@ class Edge:
     several populations through the residual stream). ``bias`` is the folded
     BatchNorm shift per output channel, float graphs only (quantisation moves it
     into the destination's neuron bias). ``delay`` is the number of extra steps
-    the spikes wait before they arrive (set by delay balancing).
+    the spikes wait before they arrive (set by delay balancing). While a model
+    builds its graph, a residual-stream term is an Edge whose ``dst`` is not set
+    yet (``into`` attaches it).
     """
 
     layer: str
@@ -70,6 +72,9 @@ class Edge:
     @property
     def name(self) -> str:
         return f"{self.layer}->{self.dst}"
+
+    def into(self, dst: str) -> Edge:
+        return replace(self, dst=dst)
 
 
 @dataclass
@@ -109,31 +114,6 @@ class Graph:
         """A copy whose edges carry the given delays (keyed by edge name)."""
         edges = [replace(e, delay=delays[e.name]) for e in self.edges]
         return replace(self, edges=edges)
-
-
-@dataclass
-class StreamTerm:
-    """One contribution to a residual stream, not yet attached to a population."""
-
-    layer: str
-    src: str
-    kind: str
-    weight: np.ndarray
-    stride: int = 1
-    padding: int = 0
-    bias: np.ndarray | None = None
-
-    def into(self, dst: str) -> Edge:
-        return Edge(
-            layer=self.layer,
-            src=self.src,
-            dst=dst,
-            kind=self.kind,
-            weight=self.weight,
-            stride=self.stride,
-            padding=self.padding,
-            bias=self.bias,
-        )
 
 
 def conv_output_shape(

@@ -28,11 +28,24 @@ import importlib
 import multiprocessing
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 VAR_MODEL = "lava.magma.compiler.var_model"
 MESSAGE_INFRASTRUCTURE = "lava.magma.runtime.message_infrastructure.multiprocessing"
 OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
+
+
+@contextmanager
+def _patched(owner: object, name: str, replacement: object) -> Iterator[None]:
+    """Replace ``owner.name`` for the duration of one import."""
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 def _hashable_byte_encoder() -> None:
@@ -49,11 +62,8 @@ def _hashable_byte_encoder() -> None:
 
         return wrap if cls is None else wrap(cls)
 
-    dataclasses.dataclass = dataclass
-    try:
+    with _patched(dataclasses, "dataclass", dataclass):
         importlib.import_module(VAR_MODEL)
-    finally:
-        dataclasses.dataclass = original
 
 
 def _skip_object_detection() -> None:
@@ -73,11 +83,8 @@ def _forced_fork_start_method() -> None:
     def set_start_method(method, force=False):
         original(method, force=True)
 
-    multiprocessing.set_start_method = set_start_method
-    try:
+    with _patched(multiprocessing, "set_start_method", set_start_method):
         importlib.import_module(MESSAGE_INFRASTRUCTURE)
-    finally:
-        multiprocessing.set_start_method = original
 
 
 def apply() -> None:

@@ -22,7 +22,6 @@ from gac_deploy.export.graph import (
     Edge,
     Graph,
     Population,
-    StreamTerm,
     conv_output_shape,
 )
 from gac_deploy.models.encoder import GACEncoder
@@ -49,11 +48,9 @@ class ConvBN(nn.Module):
         y = self.bn(self.conv(x.flatten(0, 1)))
         return y.view(x.shape[0], x.shape[1], *y.shape[1:])
 
-    def stream_term(self, layer: str, src: str) -> StreamTerm:
+    def stream_term(self, layer: str, src: str) -> Edge:
         weight, bias = fold_batchnorm(self.conv, self.bn)
-        return StreamTerm(
-            layer, src, "conv", weight, self.conv.stride[0], self.conv.padding[0], bias
-        )
+        return Edge(layer, src, "", "conv", weight, self.conv.stride[0], self.conv.padding[0], bias)
 
 
 class MSBlock(nn.Module):
@@ -78,8 +75,8 @@ class MSBlock(nn.Module):
         return out + shortcut
 
     def export_graph(
-        self, graph: Graph, name: str, stream: list[StreamTerm], lif: LIFConfig
-    ) -> list[StreamTerm]:
+        self, graph: Graph, name: str, stream: list[Edge], lif: LIFConfig
+    ) -> list[Edge]:
         """Add this block's two populations; return the stream that leaves the block."""
         pop1 = _add_population(graph, f"{name}.lif1", stream, lif)
         mid = self.conv1.stream_term(f"{name}.conv1", pop1)
@@ -90,7 +87,7 @@ class MSBlock(nn.Module):
         return [self.downsample.stream_term(f"{name}.downsample", pop1), out]
 
 
-def _add_population(graph: Graph, name: str, stream: list[StreamTerm], lif: LIFConfig) -> str:
+def _add_population(graph: Graph, name: str, stream: list[Edge], lif: LIFConfig) -> str:
     edges = [term.into(name) for term in stream]
     first = edges[0]
     shape = conv_output_shape(graph.shape_of(first.src), first.weight, first.stride, first.padding)
@@ -151,7 +148,7 @@ class GACMSResNet(nn.Module):
         shape = self.encoder_output_shape()
         graph = Graph(input_shape=shape, time_steps=self.config.time_steps)
         identity = np.eye(shape[0])[:, :, None, None]
-        stream = [StreamTerm("input", INPUT, "conv", identity)]
+        stream = [Edge("input", INPUT, "", "conv", identity)]
         for i, block in enumerate(self.blocks, start=1):
             stream = block.export_graph(graph, f"block{i}", stream, self.config.lif)
         head = _add_population(graph, "head.lif", stream, self.config.lif)
