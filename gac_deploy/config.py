@@ -18,15 +18,35 @@ class LIFConfig:
     """Leaky integrate-and-fire neuron (paper Eq. 1, Table 4 defaults).
 
     ``tau`` is the fraction of membrane potential kept per step; a neuron spikes
-    when its potential exceeds ``threshold`` (strictly, as Loihi does) and is
-    then reset to ``reset``. ``surrogate_width`` is the window ``a`` of the
-    rectangle surrogate gradient (Eq. 22).
+    when its potential exceeds ``threshold`` (``strict``: v > Vth, as Loihi and
+    the authors' code do; otherwise v >= Vth) and is then reset to ``reset``.
+    ``surrogate`` is ``"rectangle"`` (Eq. 22, window ``surrogate_width`` = a) or
+    ``"triangle"`` (the authors' CIFAR code, gamma = ``surrogate_width``).
     """
 
     threshold: float = 0.5
     tau: float = 0.25
     reset: float = 0.0
     surrogate_width: float = 1.0
+    strict: bool = True
+    surrogate: str = "rectangle"
+
+    def __post_init__(self) -> None:
+        if self.surrogate not in SURROGATES:
+            raise UserError(
+                f"unknown surrogate {self.surrogate!r}; choose one of: {', '.join(SURROGATES)}"
+            )
+        if not 0.0 <= self.tau <= 1.0:
+            raise UserError(f"tau must be in [0, 1] (the kept fraction), got {self.tau}")
+
+
+SURROGATES = ("rectangle", "triangle")
+ENCODERS = ("gac", "lif", "direct")
+GAU_MODES = ("full", "ta", "sca")
+SHORTCUTS = ("spike", "membrane")
+
+AUTHORS_CIFAR_LIF = LIFConfig(threshold=1.0, tau=0.5, strict=True, surrogate="triangle")
+"""The LIF of the authors' CIFAR code, which produced their released CIFAR weights."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +60,15 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A GAC-MS-ResNet. Image input is [N, C, H, W]; time steps ``time_steps``."""
+    """A GAC-MS-ResNet. Image input is [N, C, H, W]; time steps ``time_steps``.
+
+    ``encoder``: ``"gac"`` (Eq. 5), ``"lif"`` (the stem's LIF spikes, no GAU) or
+    ``"direct"`` (the stem's real output repeated over T). ``gau``: which
+    attention the GAC gate uses, ``"full"`` (TA and SCA, Eq. 4), ``"ta"`` or
+    ``"sca"`` (the ablations of Fig. 4a). ``shortcut``: ``"spike"`` (the
+    downsampling 1x1 conv reads the block's LIF spikes) or ``"membrane"`` (it
+    reads the real-valued stream, as the authors' code does: a MAC layer).
+    """
 
     arch: str = "digits-gac-msresnet"
     in_channels: int = 1
@@ -52,18 +80,17 @@ class ModelConfig:
     stem_stride: int = 1
     stages: tuple[StageConfig, ...] = (StageConfig(16, 1, 1), StageConfig(32, 1, 2))
     encoder: str = "gac"
+    gau: str = "full"
     sca_kernel: int = 4
     ta_reduction: int = 2
     shortcut: str = "spike"
     lif: LIFConfig = field(default_factory=LIFConfig)
 
     def __post_init__(self) -> None:
-        if self.encoder != "gac":
-            raise UserError(f"unknown encoder {self.encoder!r}; this version supports 'gac'")
-        if self.shortcut != "spike":
-            raise UserError(
-                f"unknown shortcut mode {self.shortcut!r}; this version supports 'spike'"
-            )
+        for key, allowed in (("encoder", ENCODERS), ("gau", GAU_MODES), ("shortcut", SHORTCUTS)):
+            value = getattr(self, key)
+            if value not in allowed:
+                raise UserError(f"unknown {key} {value!r}; choose one of: {', '.join(allowed)}")
         if self.time_steps < 1:
             raise UserError(f"time_steps must be at least 1, got {self.time_steps}")
         if self.time_steps // self.ta_reduction < 1:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gac_deploy.models.encoder import GACEncoder
+from gac_deploy.models.encoder import StemEncoder
 
 OPSET = 18
 
@@ -26,7 +26,7 @@ OPSET = 18
 class HostEncoder(nn.Module):
     """The encoder plus the payload quantisation, as exported."""
 
-    def __init__(self, encoder: GACEncoder, payload_bits: int) -> None:
+    def __init__(self, encoder: StemEncoder, payload_bits: int) -> None:
         super().__init__()
         self.encoder = encoder
         self.scale = float(2**payload_bits)
@@ -39,7 +39,7 @@ class HostEncoder(nn.Module):
 
 
 def export_encoder_onnx(
-    encoder: GACEncoder, payload_bits: int, image_shape: tuple[int, int, int], path: Path
+    encoder: StemEncoder, payload_bits: int, image_shape: tuple[int, int, int], path: Path
 ) -> None:
     """Export with a dynamic batch dimension (torch.onnx, dynamo exporter, opset 18)."""
     host = HostEncoder(encoder, payload_bits).eval()

@@ -1,7 +1,8 @@
-"""The Gated Attention Coding encoder (paper Eq. 2-5): the host-side MAC stage.
+"""Encoders: the host-side MAC stage that turns a static image into T steps.
 
-Input: a static image [N, C_in, H, W]. Output: O [T, N, C, H', W'], real values
-in [0, 1) that are zero wherever the stem's LIF did not spike.
+Input: a static image [N, C_in, H, W]. Output: O [T, N, C, H', W']. For Gated
+Attention Coding (paper Eq. 2-5), O is real in [0, 1) and zero wherever the
+stem's LIF did not spike. The coding baselines have the same interface.
 
 Static-input factoring: the image is the same at every step, so the stem conv
 f(X), the temporal attention's pooled inputs and the spatial-channel attention
@@ -63,8 +64,8 @@ class SpatialChannelAttention(nn.Module):
         return self.conv2(F.pad(hidden, self.pad))
 
 
-class GACEncoder(nn.Module):
-    """O = sigmoid(F_T(f(X)) * F_SC(f(X))) * SN(f(X))   (Eq. 4-5)."""
+class StemEncoder(nn.Module):
+    """The shared stem f(X): a bias-free conv + BatchNorm, once per image."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -79,18 +80,65 @@ class GACEncoder(nn.Module):
             bias=False,
         )
         self.bn = nn.BatchNorm2d(c)
-        self.lif = LIF(config.lif)
-        self.ta = TemporalAttention(config.time_steps, config.ta_reduction)
-        self.sca = SpatialChannelAttention(c, config.sca_kernel)
 
     def stem(self, image: torch.Tensor) -> torch.Tensor:
-        """f(X): [N, C_in, H, W] -> [N, C, H', W'], once per image."""
+        """f(X): [N, C_in, H, W] -> [N, C, H', W']."""
         return self.bn(self.conv(image))
+
+    def repeat(self, features: torch.Tensor) -> torch.Tensor:
+        """[N, ...] -> [T, N, ...] (a view; the input is the same at every step)."""
+        return features.unsqueeze(0).expand(self.time_steps, *features.shape)
+
+
+class DirectEncoder(StemEncoder):
+    """Direct coding (Wu et al. 2019): O = f(X) at every step, real-valued."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.repeat(self.stem(image))
+
+
+class LIFEncoder(StemEncoder):
+    """The stem's LIF spikes, O = SN(f(X)): GAC without its gated attention unit."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.lif = LIF(config.lif)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.lif(self.repeat(self.stem(image)))
+
+
+class GACEncoder(LIFEncoder):
+    """O = sigmoid(F_T(f(X)) * F_SC(f(X))) * SN(f(X))   (Eq. 4-5).
+
+    ``config.gau`` selects the gate: ``"full"`` as above, ``"ta"`` sigmoid(M)
+    or ``"sca"`` sigmoid(N) (the ablations of Fig. 4a).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.gau = config.gau
+        if config.gau in ("full", "ta"):
+            self.ta = TemporalAttention(config.time_steps, config.ta_reduction)
+        if config.gau in ("full", "sca"):
+            self.sca = SpatialChannelAttention(config.stem_channels, config.sca_kernel)
+
+    def gate(self, features: torch.Tensor) -> torch.Tensor:
+        """sigmoid(M * N) broadcast to [T, N, C, H, W] (or [1, ...] for the SCA-only gate)."""
+        if self.gau == "sca":
+            return torch.sigmoid(self.sca(features)).unsqueeze(0)
+        m = self.ta(features).transpose(0, 1)[:, :, None, None, None]  # [T, N, 1, 1, 1]
+        if self.gau == "ta":
+            return torch.sigmoid(m)
+        return torch.sigmoid(m * self.sca(features).unsqueeze(0))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.stem(image)
-        repeated = features.unsqueeze(0).expand(self.time_steps, *features.shape)
-        spikes = self.lif(repeated)
-        m = self.ta(features).transpose(0, 1)[:, :, None, None, None]  # [T, N, 1, 1, 1]
-        n = self.sca(features).unsqueeze(0)  # [1, N, C, H, W]
-        return torch.sigmoid(m * n) * spikes
+        return self.gate(features) * self.lif(self.repeat(features))
+
+
+ENCODER_CLASSES = {"gac": GACEncoder, "lif": LIFEncoder, "direct": DirectEncoder}
+
+
+def build_encoder(config: ModelConfig) -> StemEncoder:
+    return ENCODER_CLASSES[config.encoder](config)

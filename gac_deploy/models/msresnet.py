@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gac_deploy.config import LIFConfig, ModelConfig
+from gac_deploy.errors import UserError
 from gac_deploy.export.graph import (
     INPUT,
     Edge,
@@ -24,7 +25,7 @@ from gac_deploy.export.graph import (
     Population,
     conv_output_shape,
 )
-from gac_deploy.models.encoder import GACEncoder
+from gac_deploy.models.encoder import build_encoder
 from gac_deploy.models.lif import LIF
 
 
@@ -57,11 +58,16 @@ class MSBlock(nn.Module):
     """Membrane-shortcut block: stream x -> LIF -> conv1 -> LIF -> conv2, plus shortcut.
 
     The shortcut is x itself, or (when the shape changes) a 1x1 conv+BN of the
-    first LIF's spikes. Input and output are the real-valued stream [T, N, C, H, W].
+    first LIF's spikes (``shortcut="spike"``) or of x itself (``"membrane"``,
+    the authors' code; a MAC layer). Input and output are the real-valued
+    stream [T, N, C, H, W].
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int, lif: LIFConfig) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, lif: LIFConfig, shortcut: str = "spike"
+    ) -> None:
         super().__init__()
+        self.shortcut = shortcut
         self.lif1 = LIF(lif)
         self.conv1 = ConvBN(c_in, c_out, 3, stride)
         self.lif2 = LIF(lif)
@@ -71,8 +77,9 @@ class MSBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.lif1(x)
         out = self.conv2(self.lif2(self.conv1(a)))
-        shortcut = x if self.downsample is None else self.downsample(a)
-        return out + shortcut
+        if self.downsample is None:
+            return out + x
+        return out + self.downsample(a if self.shortcut == "spike" else x)
 
     def export_graph(
         self, graph: Graph, name: str, stream: list[Edge], lif: LIFConfig
@@ -84,6 +91,11 @@ class MSBlock(nn.Module):
         out = self.conv2.stream_term(f"{name}.conv2", pop2)
         if self.downsample is None:
             return [*stream, out]
+        if self.shortcut != "spike":
+            raise UserError(
+                f"{name}.downsample reads the real-valued stream (membrane shortcut), a MAC "
+                "layer that cannot run on Loihi; retrain with shortcut 'spike'"
+            )
         return [self.downsample.stream_term(f"{name}.downsample", pop1), out]
 
 
@@ -104,13 +116,13 @@ class GACMSResNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = GACEncoder(config)
+        self.encoder = build_encoder(config)
         blocks = []
         c_in = config.stem_channels
         for stage in config.stages:
             for i in range(stage.blocks):
                 stride = stage.stride if i == 0 else 1
-                blocks.append(MSBlock(c_in, stage.channels, stride, config.lif))
+                blocks.append(MSBlock(c_in, stage.channels, stride, config.lif, config.shortcut))
                 c_in = stage.channels
         self.blocks = nn.ModuleList(blocks)
         self.head_lif = LIF(config.lif)
@@ -131,12 +143,28 @@ class GACMSResNet(nn.Module):
 
     def populations(self) -> dict[str, LIF]:
         """The LIF populations by graph name (the encoder's LIF is ``encoder.lif``)."""
-        pops = {"encoder.lif": self.encoder.lif}
+        pops = {"encoder.lif": self.encoder.lif} if hasattr(self.encoder, "lif") else {}
         for i, block in enumerate(self.blocks, start=1):
             pops[f"block{i}.lif1"] = block.lif1
             pops[f"block{i}.lif2"] = block.lif2
         pops["head.lif"] = self.head_lif
         return pops
+
+    def layer_ops(self) -> dict[str, str]:
+        """Every conv/linear layer and what it does per input: "MAC" (reads real values)
+        or "AC" (reads binary spikes, so each synaptic event is an addition)."""
+        ops = {
+            name: "MAC"
+            for name, m in self.encoder.named_modules()
+            if isinstance(m, nn.Conv2d | nn.Linear)
+        }
+        ops = {f"encoder.{name}": op for name, op in ops.items()}
+        for i, block in enumerate(self.blocks, start=1):
+            ops[f"block{i}.conv1"] = ops[f"block{i}.conv2"] = "AC"
+            if block.downsample is not None:
+                ops[f"block{i}.downsample"] = "AC" if block.shortcut == "spike" else "MAC"
+        ops["head.fc"] = "AC"
+        return ops
 
     def encoder_output_shape(self) -> tuple[int, int, int]:
         c = self.config
@@ -144,7 +172,10 @@ class GACMSResNet(nn.Module):
         return (c.stem_channels, size, size)
 
     def export_graph(self) -> Graph:
-        """The body as a float graph (BatchNorm folded; eval-mode statistics)."""
+        """The body as a float graph (BatchNorm folded; eval-mode statistics).
+
+        Raises UserError if a body layer is a MAC layer (membrane shortcuts).
+        """
         shape = self.encoder_output_shape()
         graph = Graph(input_shape=shape, time_steps=self.config.time_steps)
         identity = np.eye(shape[0])[:, :, None, None]

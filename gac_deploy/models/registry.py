@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
-from gac_deploy.config import ModelConfig
+from gac_deploy.config import ModelConfig, StageConfig
 from gac_deploy.errors import UserError
 from gac_deploy.models.msresnet import GACMSResNet
 
@@ -25,14 +27,61 @@ def digits_gac_msresnet() -> ModelConfig:
     return ModelConfig()
 
 
+@register_model("msresnet18-cifar")
+def msresnet18_cifar() -> ModelConfig:
+    """GAC-MS-ResNet-18 for 32x32 CIFAR: 3x3 stem, stages 128x3, 256x3 (s2), 512x2 (s2); T=6."""
+    return ModelConfig(
+        arch="msresnet18-cifar",
+        in_channels=3,
+        image_size=32,
+        num_classes=10,
+        time_steps=6,
+        stem_channels=64,
+        stages=(StageConfig(128, 3, 1), StageConfig(256, 3, 2), StageConfig(512, 2, 2)),
+    )
+
+
+def _imagenet(arch: str, blocks: tuple[int, int, int, int]) -> ModelConfig:
+    channels = (64, 128, 256, 512)
+    return ModelConfig(
+        arch=arch,
+        in_channels=3,
+        image_size=224,
+        num_classes=1000,
+        time_steps=4,
+        stem_channels=64,
+        stem_kernel=7,
+        stem_stride=2,
+        stages=tuple(StageConfig(c, b, 2) for c, b in zip(channels, blocks, strict=True)),
+    )
+
+
+@register_model("msresnet18-imagenet")
+def msresnet18_imagenet() -> ModelConfig:
+    """GAC-MS-ResNet-18 for 224x224 ImageNet: 7x7 s2 stem, no max-pool, [2, 2, 2, 2], T=4."""
+    return _imagenet("msresnet18-imagenet", (2, 2, 2, 2))
+
+
+@register_model("msresnet34-imagenet")
+def msresnet34_imagenet() -> ModelConfig:
+    """GAC-MS-ResNet-34 for 224x224 ImageNet: 7x7 s2 stem, no max-pool, [3, 4, 6, 3], T=4."""
+    return _imagenet("msresnet34-imagenet", (3, 4, 6, 3))
+
+
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def default_config(name: str) -> ModelConfig:
+def default_config(name: str, **overrides: Any) -> ModelConfig:
+    """The registered configuration, with any field replaced (e.g. num_classes, time_steps)."""
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    return _REGISTRY[name]()
+    return replace(_REGISTRY[name](), **overrides)
+
+
+def count_parameters(config: ModelConfig) -> int:
+    """All parameters, BatchNorm affine included (the authors' count)."""
+    return sum(p.numel() for p in build_model(config).parameters())
 
 
 def build_model(config: ModelConfig) -> GACMSResNet:

@@ -4,7 +4,7 @@ from gac_deploy.config import LIFConfig
 from gac_deploy.export.graph import INPUT, check_graph
 from gac_deploy.export.reference import run_float_graph
 from gac_deploy.models import build_model, default_config
-from gac_deploy.models.lif import RectangleSpike, lif_forward
+from gac_deploy.models.lif import SurrogateSpike, lif_forward
 from tests.conftest import random_model, small_config
 
 
@@ -40,7 +40,7 @@ def test_lif_dynamics_match_paper_equation():
 
 def test_rectangle_surrogate_window():
     x = torch.tensor([-0.6, -0.4, 0.0, 0.4, 0.6], requires_grad=True)
-    RectangleSpike.apply(x, 1.0).sum().backward()
+    SurrogateSpike.apply(x, True, "rectangle", 1.0).sum().backward()
     assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
 
 
