@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from gac_deploy.config import AUTHORS_CIFAR_LIF, LIFConfig
+from gac_deploy.errors import UserError
+from gac_deploy.models.lif import SurrogateSpike, lif_forward
+
+
+def test_lif_dynamics_match_paper_equation():
+    cfg = LIFConfig(threshold=0.5, tau=0.25)
+    x = torch.tensor([[0.3], [0.3], [0.3], [0.6], [0.0]])
+    # v: 0.3, 0.375, 0.39375, 0.698 -> spike, reset to 0 -> 0.0
+    assert lif_forward(x, cfg).flatten().tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_strict_and_non_strict_threshold():
+    x = torch.tensor([[0.5], [0.5]])
+    assert lif_forward(x, LIFConfig()).flatten().tolist() == [0.0, 1.0]
+    assert lif_forward(x, LIFConfig(strict=False)).flatten().tolist() == [1.0, 1.0]
+
+
+def test_reset_value():
+    x = torch.tensor([[0.6], [0.0]])
+    spikes = lif_forward(x, LIFConfig(reset=0.4, tau=0.5))
+    # after the spike v = 0.4 (reset), not decayed; next step 0.4 + 0 = 0.4 -> no spike
+    assert spikes.flatten().tolist() == [1.0, 0.0]
+
+
+def test_rectangle_surrogate_window():
+    x = torch.tensor([-0.6, -0.4, 0.0, 0.4, 0.6], requires_grad=True)
+    SurrogateSpike.apply(x, True, "rectangle", 1.0).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_triangle_surrogate_of_authors_cifar_code():
+    x = torch.tensor([-1.5, -0.5, 0.0, 0.25, 1.0], requires_grad=True)
+    SurrogateSpike.apply(x, True, "triangle", 1.0).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.5, 1.0, 0.75, 0.0]
+
+
+def test_authors_cifar_setting():
+    assert (AUTHORS_CIFAR_LIF.threshold, AUTHORS_CIFAR_LIF.tau) == (1.0, 0.5)
+    x = torch.tensor([[0.6], [0.6], [0.6]])
+    # v: 0.6, 0.9, 1.05 -> spike at the third step
+    assert lif_forward(x, AUTHORS_CIFAR_LIF).flatten().tolist() == [0.0, 0.0, 1.0]
+
+
+def test_bad_surrogate_is_a_user_error():
+    with pytest.raises(UserError, match="surrogate"):
+        LIFConfig(surrogate="sigmoid")
