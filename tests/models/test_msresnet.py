@@ -1,6 +1,5 @@
 import torch
 
-from gac_deploy.config import LIFConfig
 from gac_deploy.export.graph import INPUT, check_graph
 from gac_deploy.export.reference import run_float_graph
 from gac_deploy.models import build_model, default_config
