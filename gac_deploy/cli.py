@@ -94,6 +94,33 @@ def _add_demo(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_import_official(sub) -> None:
+    p = sub.add_parser(
+        "import-official",
+        help="convert the authors' released GAC checkpoint into a model.pt",
+        description="Read the authors' state dict (either key alias set, optional 'module.' "
+        "prefix; loaded with weights_only=True) and write a gac-deploy checkpoint built as "
+        "their code builds it (membrane shortcuts; their CIFAR LIF for CIFAR).",
+    )
+    p.add_argument("file", help="the authors' .pth file")
+    p.add_argument("--arch", required=True, help="msresnet18-cifar, msresnet18-imagenet, ...")
+    p.add_argument("--num-classes", type=int, required=True, help="10, 100 or 1000")
+    p.add_argument("-T", "--time-steps", type=int, required=True, help="time steps it used")
+    p.add_argument("--out", default="model.pt", help="checkpoint to write (default model.pt)")
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list the registered models",
+        description="List registered models; with --params, count parameters "
+        "with and without GAC as the authors count them.",
+    )
+    p.add_argument("--params", action="store_true", help="count parameters")
+    p.add_argument("--num-classes", type=int, help="override the class count")
+    p.add_argument("-T", "--time-steps", type=int, help="override T")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gac-deploy",
@@ -102,7 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gac-deploy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_train, _add_export, _add_simulate, _add_energy, _add_demo):
+    for add in (
+        _add_train,
+        _add_export,
+        _add_simulate,
+        _add_energy,
+        _add_demo,
+        _add_import_official,
+        _add_models,
+    ):
         add(sub)
     return parser
 
@@ -299,12 +334,78 @@ def cmd_demo(args) -> dict:
     return {}
 
 
+def cmd_import_official(args) -> dict:
+    import torch
+
+    from gac_deploy.checkpoint import Checkpoint, save_checkpoint
+    from gac_deploy.data import DataSpec
+    from gac_deploy.models.official import import_official, official_config
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}; pass the authors' .pth file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"{path} cannot be read safely ({type(exc).__name__}); "
+            "pass the authors' state dict file"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"{path} does not hold a state dict; pass the authors' .pth file")
+    config = official_config(args.arch, args.num_classes, args.time_steps)
+    model = import_official(state, config)
+    dataset = "imagenet" if "imagenet" in args.arch else f"cifar{args.num_classes}"
+    save_checkpoint(
+        args.out,
+        Checkpoint(
+            config, DataSpec(dataset=dataset), model.state_dict(), {"imported_from": str(path)}, {}
+        ),
+    )
+    print(
+        f"imported {len(state)} tensors from {path} as {config.arch} "
+        f"({config.num_classes} classes, T={config.time_steps}, membrane shortcuts); "
+        f"wrote {args.out}"
+    )
+    return {"checkpoint": args.out}
+
+
+def cmd_models(args) -> dict:
+    from dataclasses import replace
+
+    from gac_deploy.models.registry import count_parameters, default_config, list_models
+    from gac_deploy.table import format_table
+
+    rows = []
+    for name in list_models():
+        config = default_config(name)
+        overrides = {
+            k: v
+            for k, v in (("num_classes", args.num_classes), ("time_steps", args.time_steps))
+            if v is not None
+        }
+        config = replace(config, **overrides)
+        row = [name, config.num_classes, config.time_steps, config.image_size]
+        if args.params:
+            row += [count_parameters(config), count_parameters(replace(config, encoder="direct"))]
+        rows.append(row)
+    headers = ["model", "classes", "T", "input"]
+    if args.params:
+        headers += ["params (GAC)", "params (no GAC)"]
+    print(format_table(headers, rows))
+    return {}
+
+
 COMMANDS = {
     "train": cmd_train,
     "export": cmd_export,
     "simulate": cmd_simulate,
     "energy": cmd_energy,
     "demo": cmd_demo,
+    "import-official": cmd_import_official,
+    "models": cmd_models,
 }
 
 

@@ -107,3 +107,59 @@ def test_simulate_json(bundle_dir, tmp_path):
     assert data["samples"] == 3 and data["spike_exact"] is True
     assert {p["population"] for p in data["populations"]} >= {"block1.lif1", "head.lif"}
     assert "spike-exact: yes" in result.stdout
+
+
+def test_models_params_prints_authors_counts():
+    result = run_cli("models", "--params", "--num-classes", "100", "-T", "6")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    line = next(row for row in lines if row.startswith("msresnet18-cifar"))
+    assert "12,679,368" in line and "12,548,260" in line
+
+
+def test_import_official_writes_checkpoint_that_export_refuses(tmp_path):
+    import torch
+
+    from gac_deploy.checkpoint import load_checkpoint
+    from gac_deploy.models import build_model
+    from gac_deploy.models.official import official_config
+    from tests.models.test_official import authors_state_dict
+
+    torch.manual_seed(0)
+    source = build_model(official_config("msresnet18-cifar", 10, 6)).eval()
+    torch.save(authors_state_dict(source, prefix="module."), tmp_path / "CIFAR10_T=6.pth")
+    out = tmp_path / "model.pt"
+    result = run_cli(
+        "import-official",
+        str(tmp_path / "CIFAR10_T=6.pth"),
+        "--arch",
+        "msresnet18-cifar",
+        "--num-classes",
+        "10",
+        "-T",
+        "6",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    model = load_checkpoint(out).build()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        assert (model(x) - source(x)).abs().max() < 1e-4
+    # the authors' downsample shortcuts are MAC layers: the Loihi export says so
+    assert_user_error(
+        run_cli("export", str(out), "--out", str(tmp_path / "b")), "block1.downsample", "MAC"
+    )
+    wrong = run_cli(
+        "import-official",
+        str(tmp_path / "CIFAR10_T=6.pth"),
+        "--arch",
+        "msresnet18-cifar",
+        "--num-classes",
+        "100",
+        "-T",
+        "6",
+        "--out",
+        str(out),
+    )
+    assert_user_error(wrong, "misshapen", "fc1.weight")

@@ -53,10 +53,25 @@ class Bundle:
         return run_encoder_onnx(self.path / ENCODER_FILE, images)
 
 
+def check_deployable(config: ModelConfig) -> None:
+    """Refuse, with the fix, what the Loihi 2 body cannot represent."""
+    if config.encoder == "direct":
+        raise UserError(
+            "direct coding sends signed real values into the body, which this export does not "
+            "encode as graded spikes yet; use encoder 'gac' or 'lif'"
+        )
+    if not config.lif.strict or config.lif.reset != 0.0:
+        raise UserError(
+            "Loihi's CUBA neuron spikes when v > threshold and resets to 0; retrain with a "
+            "strict threshold and reset 0"
+        )
+
+
 def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2") -> Bundle:
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
     ckpt = load_checkpoint(checkpoint)
+    check_deployable(ckpt.model_config)
     model = ckpt.build()
     float_graph = model.export_graph()
     try:
