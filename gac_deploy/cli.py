@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from gac_deploy import __version__
+from gac_deploy.config import ENCODERS, GAU_MODES, SHORTCUTS
 from gac_deploy.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -35,6 +36,15 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, help="seed for initialisation, split and order (default 0)")
     p.add_argument("-T", "--time-steps", type=int, help="time steps T (default 4)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--encoder", choices=ENCODERS, help="gac (default), lif, direct or rate coding")
+    p.add_argument("--gau", choices=GAU_MODES, help="GAC gate: full (default), ta or sca")
+    p.add_argument("--sca-kernel", type=int, help="spatial-channel attention kernel K (4)")
+    p.add_argument(
+        "--shortcut",
+        choices=SHORTCUTS,
+        help="downsample reads spikes (spike, "
+        "default; Loihi-ready) or the real stream (membrane, the authors' code)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -157,9 +167,16 @@ def cmd_train(args) -> dict:
     from gac_deploy.models import default_config
     from gac_deploy.training.trainer import train
 
-    config = default_config(args.model)
-    if args.time_steps is not None:
-        config = replace(config, time_steps=args.time_steps)
+    model_overrides = {
+        "time_steps": args.time_steps,
+        "encoder": args.encoder,
+        "gau": args.gau,
+        "sca_kernel": args.sca_kernel,
+        "shortcut": args.shortcut,
+    }
+    config = default_config(
+        args.model, **{k: v for k, v in model_overrides.items() if v is not None}
+    )
     overrides = {
         k: v
         for k, v in {
@@ -289,6 +306,10 @@ def cmd_demo(args) -> dict:
     started = time.perf_counter()
     print("== 1/4 train ==")
     train_args = argparse.Namespace(
+        encoder=None,
+        gau=None,
+        sca_kernel=None,
+        shortcut=None,
         model="digits-gac-msresnet",
         out=str(out / "train"),
         epochs=args.epochs,

@@ -41,7 +41,7 @@ class LIFConfig:
 
 
 SURROGATES = ("rectangle", "triangle")
-ENCODERS = ("gac", "lif", "direct")
+ENCODERS = ("gac", "lif", "direct", "rate")
 GAU_MODES = ("full", "ta", "sca")
 SHORTCUTS = ("spike", "membrane")
 
@@ -62,8 +62,9 @@ class StageConfig:
 class ModelConfig:
     """A GAC-MS-ResNet. Image input is [N, C, H, W]; time steps ``time_steps``.
 
-    ``encoder``: ``"gac"`` (Eq. 5), ``"lif"`` (the stem's LIF spikes, no GAU) or
-    ``"direct"`` (the stem's real output repeated over T). ``gau``: which
+    ``encoder``: ``"gac"`` (Eq. 5), ``"lif"`` (the stem's LIF spikes, no GAU),
+    ``"direct"`` (the stem's real output repeated over T) or ``"rate"``
+    (Bernoulli spikes of the input through the stem at every step). ``gau``: which
     attention the GAC gate uses, ``"full"`` (TA and SCA, Eq. 4), ``"ta"`` or
     ``"sca"`` (the ablations of Fig. 4a). ``shortcut``: ``"spike"`` (the
     downsampling 1x1 conv reads the block's LIF spikes) or ``"membrane"`` (it
@@ -91,8 +92,10 @@ class ModelConfig:
             value = getattr(self, key)
             if value not in allowed:
                 raise UserError(f"unknown {key} {value!r}; choose one of: {', '.join(allowed)}")
-        if self.time_steps < 1:
-            raise UserError(f"time_steps must be at least 1, got {self.time_steps}")
+        for key in ("in_channels", "image_size", "num_classes", "time_steps", "stem_channels",
+                    "stem_kernel", "stem_stride", "sca_kernel", "ta_reduction"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.time_steps // self.ta_reduction < 1:
             raise UserError(
                 f"time_steps {self.time_steps} is smaller than ta_reduction "

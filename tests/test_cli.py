@@ -163,3 +163,12 @@ def test_import_official_writes_checkpoint_that_export_refuses(tmp_path):
         str(out),
     )
     assert_user_error(wrong, "misshapen", "fc1.weight")
+
+
+def test_bad_training_settings(tmp_path):
+    out = str(tmp_path / "t")
+    assert_user_error(run_cli("train", "--sca-kernel", "0", "--out", out), "sca_kernel")
+    assert_user_error(run_cli("train", "--epochs", "0", "--out", out), "--epochs")
+    assert_user_error(run_cli("train", "--lr", "-1", "--out", out), "--lr")
+    assert_user_error(run_cli("train", "--encoder", "phase", "--out", out), "invalid choice")
+    assert not (tmp_path / "t" / "model.pt").exists()

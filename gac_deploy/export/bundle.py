@@ -55,10 +55,10 @@ class Bundle:
 
 def check_deployable(config: ModelConfig) -> None:
     """Refuse, with the fix, what the Loihi 2 body cannot represent."""
-    if config.encoder == "direct":
+    if config.encoder in ("direct", "rate"):
         raise UserError(
-            "direct coding sends signed real values into the body, which this export does not "
-            "encode as graded spikes yet; use encoder 'gac' or 'lif'"
+            f"{config.encoder} coding sends signed real values into the body, which this export "
+            "does not encode as graded spikes yet; use encoder 'gac' or 'lif'"
         )
     if not config.lif.strict or config.lif.reset != 0.0:
         raise UserError(

@@ -137,7 +137,34 @@ class GACEncoder(LIFEncoder):
         return self.gate(features) * self.lif(self.repeat(features))
 
 
-ENCODER_CLASSES = {"gac": GACEncoder, "lif": LIFEncoder, "direct": DirectEncoder}
+class RateEncoder(StemEncoder):
+    """Rate coding: Bernoulli spikes with probability clamp(x, 0, 1) of the normalised
+    input pixel x at every step, then the stem conv + BN per step (real output).
+
+    In training the draws come from torch's global generator (seeded by the run);
+    in eval mode from a generator seeded with ``RATE_SEED`` at every call, so that
+    evaluation and export see the same spikes for the same image.
+    """
+
+    RATE_SEED = 0
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        p = image.clamp(0.0, 1.0).unsqueeze(0).expand(self.time_steps, *image.shape)
+        if self.training:
+            spikes = torch.bernoulli(p)
+        else:
+            generator = torch.Generator(device=image.device).manual_seed(self.RATE_SEED)
+            spikes = torch.bernoulli(p, generator=generator)
+        out = self.stem(spikes.flatten(0, 1))
+        return out.view(self.time_steps, image.shape[0], *out.shape[1:])
+
+
+ENCODER_CLASSES = {
+    "gac": GACEncoder,
+    "lif": LIFEncoder,
+    "direct": DirectEncoder,
+    "rate": RateEncoder,
+}
 
 
 def build_encoder(config: ModelConfig) -> StemEncoder:

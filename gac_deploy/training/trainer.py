@@ -46,7 +46,11 @@ def train(
     if train_config.dataset != "digits":
         raise UserError(f"unknown dataset {train_config.dataset!r}; this version supports 'digits'")
     if train_config.epochs < 1 or train_config.batch_size < 1:
-        raise UserError("epochs and batch size must be at least 1")
+        raise UserError("--epochs and --batch-size must be at least 1")
+    if train_config.lr <= 0:
+        raise UserError(f"--lr must be positive, got {train_config.lr}")
+    if max_steps is not None and max_steps < 1:
+        raise UserError(f"--max-steps must be at least 1, got {max_steps}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(train_config.seed)

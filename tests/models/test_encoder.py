@@ -99,9 +99,30 @@ def test_coding_baselines_share_the_interface():
     image = torch.randn(2, 1, 8, 8)
     direct = make_encoder(encoder="direct").eval()
     lif = make_encoder(encoder="lif").eval()
+    rate = make_encoder(encoder="rate").eval()
     with torch.no_grad():
         o_direct = direct(image)
         o_lif = lif(image)
-    assert o_direct.shape == o_lif.shape == (6, 2, 6, 8, 8)
+        o_rate = rate(image)
+    assert o_direct.shape == o_lif.shape == o_rate.shape == (6, 2, 6, 8, 8)
     assert torch.equal(o_direct[0], o_direct[5])  # direct coding repeats f(X)
     assert set(o_lif.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_rate_coding_is_bernoulli_and_seeded():
+    rate = make_encoder(encoder="rate").eval()
+    with torch.no_grad():
+        rate.conv.weight.zero_()
+        rate.conv.weight[:, 0, 1, 1] = 1.0  # centre tap: the stem passes the spike through
+        rate.bn.running_mean.zero_()
+        rate.bn.running_var.fill_(1.0 - rate.bn.eps)
+    image = torch.zeros(1, 1, 8, 8)
+    image[0, 0, :4] = 1.0  # always spikes
+    image[0, 0, 4:6] = 0.5  # spikes half the time
+    with torch.no_grad():
+        spikes = rate(image)[:, 0, 0]  # [T, H, W]; identity stem
+        again = rate(image)[:, 0, 0]
+    assert torch.equal(spikes, again)
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert spikes[:, :4].min() == 1.0 and spikes[:, 6:].max() == 0.0
+    assert 0.2 < float(spikes[:, 4:6].mean()) < 0.8
