@@ -59,14 +59,63 @@ def lif_forward(x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
     return torch.stack(spikes)
 
 
+class _RoundSTE(torch.autograd.Function):
+    """round() forward, identity backward (straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def loihi_lif_forward(x: torch.Tensor, config: LIFConfig, scale_exp: int) -> torch.Tensor:
+    """The same population in Loihi fixed point, run by lava-dl's CUBA neuron.
+
+    ``x`` [T, ...] in model units is rounded to the population's integer unit
+    2**-scale_exp (straight-through); the threshold becomes vThMant =
+    round(Vth * 2**scale_exp) and the voltage decay round(4096 * (1 - tau)). The
+    voltage follows slayer's integer dynamics (decay rounded toward zero, as on
+    Loihi); spikes are v > vThMant with this package's surrogate gradient.
+    Needs a strict threshold and reset 0 (what Loihi does).
+    """
+    from gac_deploy.hardware.lava_compat import import_slayer
+
+    if not config.strict or config.reset != 0.0:
+        raise ValueError("Loihi fixed point needs a strict threshold and reset 0")
+    scale = 2.0**scale_exp
+    vth = round(config.threshold * scale)
+    neuron = import_slayer().neuron.cuba.Neuron(
+        threshold=vth / 64,
+        current_decay=1.0,
+        voltage_decay=round(4096 * (1 - config.tau)) / 4096,
+        scale=64,
+    )
+    a_in = (_RoundSTE.apply(x * scale) / 64).movedim(0, -1).float()  # [N, ..., T]
+    shape = a_in.shape
+    _, voltage = neuron.dynamics(a_in.reshape(shape[0], -1, shape[-1]))  # slayer: [N, n, T]
+    width = config.surrogate_width * scale / 64
+    spikes = SurrogateSpike.apply(voltage - vth / 64, True, config.surrogate, width)
+    return spikes.reshape(shape).movedim(-1, 0).to(x.dtype)
+
+
 class LIF(nn.Module):
-    """A population of LIF neurons. Input current and output spikes are [T, N, ...]."""
+    """A population of LIF neurons. Input current and output spikes are [T, N, ...].
+
+    ``scale_exp`` None: float dynamics. An integer: Loihi fixed point at unit
+    2**-scale_exp (:func:`loihi_lif_forward`), as the exported population runs.
+    """
 
     def __init__(self, config: LIFConfig) -> None:
         super().__init__()
         self.config = config
+        self.scale_exp: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale_exp is not None:
+            return loihi_lif_forward(x, self.config, self.scale_exp)
         return lif_forward(x, self.config)
 
     def extra_repr(self) -> str:
