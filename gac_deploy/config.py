@@ -92,8 +92,17 @@ class ModelConfig:
             value = getattr(self, key)
             if value not in allowed:
                 raise UserError(f"unknown {key} {value!r}; choose one of: {', '.join(allowed)}")
-        for key in ("in_channels", "image_size", "num_classes", "time_steps", "stem_channels",
-                    "stem_kernel", "stem_stride", "sca_kernel", "ta_reduction"):
+        for key in (
+            "in_channels",
+            "image_size",
+            "num_classes",
+            "time_steps",
+            "stem_channels",
+            "stem_kernel",
+            "stem_stride",
+            "sca_kernel",
+            "ta_reduction",
+        ):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.time_steps // self.ta_reduction < 1:

@@ -172,3 +172,22 @@ def test_bad_training_settings(tmp_path):
     assert_user_error(run_cli("train", "--lr", "-1", "--out", out), "--lr")
     assert_user_error(run_cli("train", "--encoder", "phase", "--out", out), "invalid choice")
     assert not (tmp_path / "t" / "model.pt").exists()
+
+
+def test_analyze_prints_sweep_and_proposition(trained_dir, tmp_path):
+    out = tmp_path / "an.json"
+    result = run_cli(
+        "analyze",
+        str(trained_dir / "model.pt"),
+        "--samples",
+        "8",
+        "--plot",
+        str(tmp_path / "fig3.png"),
+        "--json",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Proposition 1 (T_g >= T_d) holds for every neuron" in result.stdout
+    data = json.loads(out.read_text())
+    assert all(r["formula"] == r["observed"] for r in data["period_sweep"])
+    assert (tmp_path / "fig3.png").exists()
