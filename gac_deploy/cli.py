@@ -434,6 +434,10 @@ def cmd_models(args) -> dict:
     return {}
 
 
+def _finite(value: float) -> float | None:
+    return None if value == float("inf") else value
+
+
 def cmd_analyze(args) -> dict:
     from gac_deploy.analysis import encoder_dynamics, period_sweep, plot_encoding, sweep_inputs
     from gac_deploy.checkpoint import load_checkpoint
@@ -474,7 +478,10 @@ def cmd_analyze(args) -> dict:
         plot_encoding(model, images[0], args.plot)
         print(f"wrote {args.plot}")
     data = {
-        "period_sweep": [{"x": r.x, "formula": r.formula, "observed": r.observed} for r in rows],
+        "period_sweep": [  # null: never fires
+            {"x": r.x, "formula": _finite(r.formula), "observed": _finite(r.observed)}
+            for r in rows
+        ],
         "direct_mean_duration": float(t_d.float().mean()),
         "gac_mean_duration": float(t_g.float().mean()),
         "proposition_1_holds": holds,

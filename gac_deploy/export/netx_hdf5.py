@@ -48,7 +48,7 @@ def _write_population(layer: h5py.Group, graph: Graph, pop: Population, previous
     primary = _primary_edge(graph, pop, previous)
     _string(layer, "type", primary.kind)
     layer.create_dataset("shape", data=np.array(pop.shape, dtype=np.int64))
-    layer.create_dataset("weight", data=np.asarray(primary.weight, dtype=np.int32))
+    layer.create_dataset("weight", data=np.asarray(primary.weight, dtype=np.int16))
     layer.create_dataset("bias", data=np.asarray(pop.bias, dtype=np.int32))
     if primary.kind == "conv":
         layer.create_dataset("stride", data=np.array([primary.stride] * 2))
@@ -78,7 +78,7 @@ def _write_population(layer: h5py.Group, graph: Graph, pop: Population, previous
         g.attrs["stride"] = int(edge.stride)
         g.attrs["padding"] = int(edge.padding)
         g.attrs["delay"] = int(edge.delay)
-        g.create_dataset("weight", data=np.asarray(edge.weight, dtype=np.int32))
+        g.create_dataset("weight", data=np.asarray(edge.weight, dtype=np.int16))
 
 
 def write_body(path: str | Path, graph: Graph) -> None:
