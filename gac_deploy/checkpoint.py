@@ -25,6 +25,8 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     metrics: dict[str, Any]
     train_config: dict[str, Any]
+    quantization: dict[str, Any] | None = None
+    """Fixed-point format fixed by quantisation-aware training (QuantSpec.to_dict)."""
 
     def build(self) -> GACMSResNet:
         """The model with these weights, in eval mode."""
@@ -41,6 +43,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "data": to_dict(ckpt.data),
         "train_config": ckpt.train_config,
         "metrics": ckpt.metrics,
+        "quantization": ckpt.quantization,
         "state_dict": {k: v.detach().cpu() for k, v in ckpt.state_dict.items()},
     }
     with atomic_path(path, ".pt") as tmp:
@@ -74,6 +77,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         state_dict=payload["state_dict"],
         metrics=payload.get("metrics", {}),
         train_config=payload.get("train_config", {}),
+        quantization=payload.get("quantization"),
     )
     try:
         ckpt.build()

@@ -15,6 +15,8 @@ from gac_deploy.config import ENCODERS, GAU_MODES, SHORTCUTS
 from gac_deploy.errors import UserError
 
 EXIT_USER_ERROR = 2
+QAT_EPOCHS = 10
+QAT_LR = 0.01
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +46,13 @@ def _add_train(sub) -> None:
         choices=SHORTCUTS,
         help="downsample reads spikes (spike, "
         "default; Loihi-ready) or the real stream (membrane, the authors' code)",
+    )
+    p.add_argument("--init", help="start from this model.pt (its architecture and weights)")
+    p.add_argument(
+        "--qat",
+        action="store_true",
+        help=f"quantisation-aware fine-tuning of --init with the body in Loihi fixed "
+        f"point (defaults: {QAT_EPOCHS} epochs, lr {QAT_LR})",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -189,9 +198,25 @@ def cmd_train(args) -> dict:
         "sca_kernel": args.sca_kernel,
         "shortcut": args.shortcut,
     }
-    config = default_config(
-        args.model, **{k: v for k, v in model_overrides.items() if v is not None}
-    )
+    given = {k: v for k, v in model_overrides.items() if v is not None}
+    init = None
+    if args.init:
+        from gac_deploy.checkpoint import load_checkpoint
+
+        if given:
+            raise UserError(
+                f"--init takes the architecture from the checkpoint; drop "
+                f"{', '.join('--' + k.replace('_', '-') for k in given)}"
+            )
+        init = load_checkpoint(args.init)
+        config = init.model_config
+    elif args.qat:
+        raise UserError("--qat fine-tunes a trained model; pass it with --init model.pt")
+    else:
+        config = default_config(args.model, **given)
+    if args.qat:  # fine-tuning defaults
+        args.epochs = args.epochs if args.epochs is not None else QAT_EPOCHS
+        args.lr = args.lr if args.lr is not None else QAT_LR
     overrides = {
         k: v
         for k, v in {
@@ -204,12 +229,26 @@ def cmd_train(args) -> dict:
     }
     train_config = replace(TrainConfig(), **overrides)
     started = time.perf_counter()
-    ckpt = train(config, train_config, args.out, max_steps=args.max_steps, progress=not args.quiet)
+    ckpt = train(
+        config,
+        train_config,
+        args.out,
+        max_steps=args.max_steps,
+        progress=not args.quiet,
+        init=init,
+        qat=args.qat,
+    )
     elapsed = time.perf_counter() - started
     print(
         f"test accuracy {ckpt.metrics['test_acc']:.4f} after {ckpt.metrics['epochs']} epochs "
         f"({elapsed:.0f} s)"
     )
+    if args.qat:
+        print(
+            f"fixed-point test accuracy: before QAT "
+            f"{ckpt.metrics['quantized_test_acc_before_qat']:.4f}, after "
+            f"{ckpt.metrics['test_acc']:.4f} (float model {ckpt.metrics['float_test_acc']:.4f})"
+        )
     print(f"wrote {Path(args.out) / 'model.pt'} and {Path(args.out) / 'metrics.jsonl'}")
     return {
         "test_acc": ckpt.metrics["test_acc"],
@@ -325,6 +364,8 @@ def cmd_demo(args) -> dict:
         gau=None,
         sca_kernel=None,
         shortcut=None,
+        init=None,
+        qat=False,
         model="digits-gac-msresnet",
         out=str(out / "train"),
         epochs=args.epochs,
@@ -479,8 +520,7 @@ def cmd_analyze(args) -> dict:
         print(f"wrote {args.plot}")
     data = {
         "period_sweep": [  # null: never fires
-            {"x": r.x, "formula": _finite(r.formula), "observed": _finite(r.observed)}
-            for r in rows
+            {"x": r.x, "formula": _finite(r.formula), "observed": _finite(r.observed)} for r in rows
         ],
         "direct_mean_duration": float(t_d.float().mean()),
         "gac_mean_duration": float(t_g.float().mean()),

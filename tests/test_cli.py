@@ -191,3 +191,11 @@ def test_analyze_prints_sweep_and_proposition(trained_dir, tmp_path):
     data = json.loads(out.read_text())
     assert all(r["formula"] == r["observed"] for r in data["period_sweep"])
     assert (tmp_path / "fig3.png").exists()
+
+
+def test_qat_needs_init(tmp_path, trained_dir):
+    assert_user_error(run_cli("train", "--qat", "--out", str(tmp_path)), "--init")
+    result = run_cli(
+        "train", "--init", str(trained_dir / "model.pt"), "--encoder", "lif", "--out", str(tmp_path)
+    )
+    assert_user_error(result, "--init", "--encoder")

@@ -21,7 +21,7 @@ from gac_deploy.errors import UserError
 from gac_deploy.export.graph import Graph
 from gac_deploy.export.netx_hdf5 import read_body, write_body
 from gac_deploy.export.onnx_encoder import OPSET, export_encoder_onnx, run_encoder_onnx
-from gac_deploy.export.quantize import quantize_graph
+from gac_deploy.export.quantize import QuantSpec, quantize_graph
 from gac_deploy.fileio import atomic_directory, read_json, sha256_file, write_json
 from gac_deploy.hardware.energy import layer_specs
 from gac_deploy.hardware.timing import balance_delays
@@ -74,8 +74,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2
     check_deployable(ckpt.model_config)
     model = ckpt.build()
     float_graph = model.export_graph()
+    spec = QuantSpec.from_dict(ckpt.quantization) if ckpt.quantization else None
     try:
-        graph, report = quantize_graph(float_graph)
+        graph, report = quantize_graph(float_graph, spec)
     except ValueError as exc:
         raise UserError(f"cannot quantise this model for Loihi 2: {exc}") from None
     timing = balance_delays(graph)
@@ -96,7 +97,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2
             "target": target,
             "time_steps": graph.time_steps,
             "model": to_dict(config),
-            "float_test_accuracy": ckpt.metrics.get("test_acc"),
+            "float_test_accuracy": ckpt.metrics.get("float_test_acc", ckpt.metrics.get("test_acc")),
+            "quantization_aware": ckpt.quantization is not None,
             "input": {
                 "shape": [config.in_channels, config.image_size, config.image_size],
                 "layout": "NCHW, float32, normalised: (pixel / 16 - mean) / std",

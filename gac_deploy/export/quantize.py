@@ -92,12 +92,26 @@ def _readout_exponent(graph: Graph, pop: Population, edges: list[Edge], bias: np
     return k
 
 
-def quantize_graph(
-    graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS
-) -> tuple[Graph, list[LayerQuantReport]]:
-    """Quantise a float graph. Returns the integer graph and a per-population report."""
-    if graph.quantized:
-        raise ValueError("graph is already quantised")
+@dataclass(frozen=True)
+class QuantSpec:
+    """The fixed-point format of a body: each population's exponent k (its integer
+    unit is 2**-k model units) and the graded payload's bits."""
+
+    scale_exp: dict[str, int]
+    payload_bits: int
+
+    def to_dict(self) -> dict:
+        return {"scale_exp": dict(self.scale_exp), "payload_bits": self.payload_bits}
+
+    @staticmethod
+    def from_dict(data: dict) -> QuantSpec:
+        return QuantSpec(
+            {k: int(v) for k, v in data["scale_exp"].items()}, int(data["payload_bits"])
+        )
+
+
+def choose_format(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> QuantSpec:
+    """The largest exponents at which every weight, bias and threshold fits."""
     exponents: dict[str, int] = {}
     for pop in graph.populations:
         edges = [e for e in graph.incoming(pop.name) if e.src != INPUT]
@@ -122,7 +136,20 @@ def quantize_graph(
     for name in input_consumers:
         # identity weight 2**(k - b) must stay a representable even weight (<= 128)
         exponents[name] = min(exponents[name], payload_bits + 7)
+    return QuantSpec(exponents, payload_bits)
 
+
+def quantize_graph(
+    graph: Graph, spec: QuantSpec | None = None
+) -> tuple[Graph, list[LayerQuantReport]]:
+    """Quantise a float graph in ``spec``'s format (chosen by :func:`choose_format` if None).
+    Returns the integer graph and a per-population report."""
+    if graph.quantized:
+        raise ValueError("graph is already quantised")
+    spec = spec or choose_format(graph)
+    exponents, payload_bits = spec.scale_exp, spec.payload_bits
+    if set(exponents) != {p.name for p in graph.populations}:
+        raise ValueError("the quantisation format does not name this graph's populations")
     populations, edges, report = [], [], []
     for pop in graph.populations:
         k = exponents[pop.name]

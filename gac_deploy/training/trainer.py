@@ -16,11 +16,13 @@ from gac_deploy.config import ModelConfig, TrainConfig, to_dict
 from gac_deploy.data import Split, load_digits_split
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
-from gac_deploy.models import GACMSResNet, build_model
+from gac_deploy.models import build_model
 
 
 @torch.no_grad()
-def evaluate(model: GACMSResNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+def evaluate(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256
+) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on images x [N, C, H, W], labels y [N]."""
     model.eval()
     correct = 0
@@ -41,8 +43,14 @@ def train(
     split: Split | None = None,
     max_steps: int | None = None,
     progress: bool = True,
+    init: Checkpoint | None = None,
+    qat: bool = False,
 ) -> Checkpoint:
-    """Train from scratch; returns the final checkpoint (also written to OUT/model.pt)."""
+    """Train; returns the final checkpoint (also written to OUT/model.pt).
+
+    ``init``: start from these weights (otherwise from scratch). ``qat``: fine-tune
+    with the body in Loihi fixed point (:mod:`gac_deploy.training.qat`); needs ``init``.
+    """
     if train_config.dataset != "digits":
         raise UserError(f"unknown dataset {train_config.dataset!r}; this version supports 'digits'")
     if train_config.epochs < 1 or train_config.batch_size < 1:
@@ -55,9 +63,39 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(train_config.seed)
     split = split or load_digits_split(train_config.seed, train_config.test_fraction)
-    model = build_model(model_config)
+    if init is not None:
+        model = init.build()
+        model_config = init.model_config
+    else:
+        model = build_model(model_config)
+    net: torch.nn.Module = model
+    spec = None
+    extra: dict = {}
+    if qat:
+        if init is None:
+            raise UserError("--qat fine-tunes a trained model; pass it with --init model.pt")
+        from gac_deploy.export.bundle import check_deployable
+        from gac_deploy.export.quantize import QuantSpec, choose_format
+        from gac_deploy.training.qat import QATModel
+
+        check_deployable(model_config)
+        spec = (
+            QuantSpec.from_dict(init.quantization)
+            if init.quantization
+            else choose_format(model.export_graph())
+        )
+        net = QATModel(model, spec)
+        extra["float_test_acc"] = init.metrics.get(
+            "float_test_acc", evaluate(model, split.x_test, split.y_test)
+        )
+        extra["quantized_test_acc_before_qat"] = evaluate(net, split.x_test, split.y_test)
+        if progress:
+            print(
+                f"before QAT: float {extra['float_test_acc']:.4f}, fixed point "
+                f"{extra['quantized_test_acc_before_qat']:.4f}"
+            )
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        net.parameters(),
         lr=train_config.lr,
         momentum=train_config.momentum,
         weight_decay=train_config.weight_decay,
@@ -74,7 +112,7 @@ def train(
     step = 0
     bar = tqdm(total=total, desc="train", unit="batch", disable=not progress, leave=False)
     for epoch in range(1, train_config.epochs + 1):
-        model.train()
+        net.train()
         started = time.perf_counter()
         order = torch.randperm(n, generator=generator)
         loss_sum, correct, seen = 0.0, 0, 0
@@ -83,7 +121,7 @@ def train(
                 break
             idx = order[i : i + train_config.batch_size]
             x, y = split.x_train[idx], split.y_train[idx]
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 raise UserError(f"loss became {loss.item()} at step {step}; lower --lr")
@@ -103,7 +141,7 @@ def train(
             "step": step,
             "loss": loss_sum / max(seen, 1),
             "train_acc": correct / max(seen, 1),
-            "test_acc": evaluate(model, split.x_test, split.y_test),
+            "test_acc": evaluate(net, split.x_test, split.y_test),
             "lr": scheduler.get_last_lr()[0],
             "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
         }
@@ -117,6 +155,10 @@ def train(
             break
     bar.close()
     final = rows[-1]
+    if qat:
+        from gac_deploy.training.qat import write_back
+
+        write_back(model, net.body)
     ckpt = Checkpoint(
         model_config=model_config,
         data=split.spec,
@@ -126,8 +168,10 @@ def train(
             "train_acc": final["train_acc"],
             "epochs": final["epoch"],
             "steps": step,
+            **extra,
         },
         train_config=to_dict(train_config),
+        quantization=spec.to_dict() if spec else None,
     )
     save_checkpoint(out / "model.pt", ckpt)
     return ckpt

@@ -1,0 +1,162 @@
+"""Quantisation-aware fine-tuning: the body trained as Loihi 2 will run it.
+
+The body is taken in its deployed form (BatchNorm folded, the residual graph of
+:mod:`gac_deploy.export.graph`) and run in fixed point: every weight is the
+8-bit mantissa it will be exported as (even integers at the destination
+population's unit 2**-k, straight-through gradients), biases are 13-bit, the
+encoder output reaches the body as its b-bit graded payload, and every
+population runs lava-dl's CUBA neuron in Loihi arithmetic
+(:func:`gac_deploy.models.lif.loihi_lif_forward`). The format (each k, b) is
+fixed at the start and stored with the checkpoint, so the export uses it.
+The encoder stays float (it runs on the host).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gac_deploy.export.graph import INPUT, Graph
+from gac_deploy.export.quantize import BIAS_LIMIT, WEIGHT_MAX, WEIGHT_MIN, QuantSpec
+from gac_deploy.models.lif import loihi_lif_forward
+from gac_deploy.models.msresnet import ConvBN, GACMSResNet
+
+
+def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Value of q, gradient of x."""
+    return x + (q - x).detach()
+
+
+def fake_quant_weight(w: torch.Tensor, k: int) -> torch.Tensor:
+    """Weights as exported at unit 2**-k: even integers in [-256, 254]."""
+    scale = 2.0**k
+    q = torch.clamp(2 * torch.round(w * scale / 2), WEIGHT_MIN, WEIGHT_MAX) / scale
+    return _ste(w, q)
+
+
+def fake_quant_bias(b: torch.Tensor, k: int) -> torch.Tensor:
+    scale = 2.0**k
+    return _ste(b, torch.clamp(torch.round(b * scale), -BIAS_LIMIT - 1, BIAS_LIMIT) / scale)
+
+
+def _key(layer: str) -> str:
+    return layer.replace(".", "__")
+
+
+class QATBody(nn.Module):
+    """The body graph with trainable float weights, run in Loihi fixed point.
+
+    Input: encoder output O [T, N, C, H, W]. Output: class scores [N, classes]
+    (the read-out's accumulated input / T, in model units).
+    """
+
+    def __init__(self, model: GACMSResNet, spec: QuantSpec) -> None:
+        super().__init__()
+        self.graph: Graph = model.export_graph()
+        self.spec = spec
+        self.lif = model.config.lif
+        self.weight = nn.ParameterDict()
+        self.bias = nn.ParameterDict()
+        for edge in self.graph.edges:
+            if edge.src == INPUT or _key(edge.layer) in self.weight:
+                continue
+            if edge.layer == "head.fc":
+                self.weight[_key(edge.layer)] = nn.Parameter(model.fc.weight.detach().clone())
+            else:
+                self.weight[_key(edge.layer)] = nn.Parameter(
+                    torch.as_tensor(edge.weight, dtype=torch.float32)
+                )
+            self.bias[_key(edge.layer)] = nn.Parameter(
+                torch.as_tensor(edge.bias, dtype=torch.float32)
+            )
+
+    def _dense_weight(self, layer: str, src_shape: tuple[int, ...]) -> torch.Tensor:
+        """The classifier with global average pooling folded in: [classes, C*H*W]."""
+        fc = self.weight[_key(layer)]
+        hw = src_shape[1] * src_shape[2]
+        return fc[:, :, None].expand(-1, -1, hw).reshape(fc.shape[0], -1) / hw
+
+    def forward(self, encoded: torch.Tensor) -> torch.Tensor:
+        b = self.spec.payload_bits
+        payload = torch.clamp(torch.round(encoded * 2.0**b), 0, 2.0**b - 1) / 2.0**b
+        signals = {INPUT: _ste(encoded, payload)}
+        t, n = encoded.shape[:2]
+        for pop in self.graph.populations:
+            k = self.spec.scale_exp[pop.name]
+            current, bias = 0.0, encoded.new_zeros(pop.shape[0])
+            for edge in self.graph.incoming(pop.name):
+                src = signals[edge.src]
+                if edge.src == INPUT:  # identity edge: exact at any k >= b
+                    current = current + src
+                    continue
+                bias = bias + self.bias[_key(edge.layer)]
+                flat = src.flatten(0, 1)
+                if edge.kind == "conv":
+                    w = fake_quant_weight(self.weight[_key(edge.layer)], k)
+                    out = F.conv2d(flat, w, stride=edge.stride, padding=edge.padding)
+                else:
+                    w = fake_quant_weight(self._dense_weight(edge.layer, src.shape[2:]), k)
+                    out = flat.flatten(1) @ w.T
+                current = current + out.view(t, n, *out.shape[1:])
+            bias = fake_quant_bias(bias, k)
+            current = current + bias.view(-1, *([1] * (len(pop.shape) - 1)))
+            if pop.role == "readout":
+                return current.mean(dim=0)
+            signals[pop.name] = loihi_lif_forward(current, self.lif, k)
+        raise ValueError("the body graph has no read-out")
+
+
+class QATModel(nn.Module):
+    """Float host encoder + fixed-point body: image [N, C, H, W] -> scores [N, classes]."""
+
+    def __init__(self, model: GACMSResNet, spec: QuantSpec) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+        self.body = QATBody(model, spec)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body(self.encoder(image))
+
+
+def layer_modules(model: GACMSResNet) -> dict[str, nn.Module]:
+    """The model's body layers by graph layer name."""
+    modules: dict[str, nn.Module] = {"head.fc": model.fc}
+    for i, block in enumerate(model.blocks, start=1):
+        modules[f"block{i}.conv1"] = block.conv1
+        modules[f"block{i}.conv2"] = block.conv2
+        if block.downsample is not None:
+            modules[f"block{i}.downsample"] = block.downsample
+    return modules
+
+
+@torch.no_grad()
+def write_back(model: GACMSResNet, body: QATBody) -> None:
+    """Store the fine-tuned body in ``model``: each conv holds the folded weights and its
+    BatchNorm becomes the identity plus the folded shift (what folding gives back)."""
+    for layer, module in layer_modules(model).items():
+        weight = body.weight[_key(layer)].detach()
+        bias = body.bias[_key(layer)].detach()
+        if isinstance(module, ConvBN):
+            module.conv.weight.copy_(weight)
+            bn = module.bn
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(bias)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        else:
+            module.weight.copy_(weight)
+            module.bias.copy_(bias)
+
+
+def check_round_trip(model: GACMSResNet, body: QATBody) -> float:
+    """Largest difference between the body's weights and the model's folded ones."""
+    graph = model.export_graph()
+    worst = 0.0
+    for edge in graph.edges:
+        if edge.src == INPUT or edge.layer == "head.fc":
+            continue
+        diff = np.abs(edge.weight - body.weight[_key(edge.layer)].detach().double().numpy())
+        worst = max(worst, float(diff.max()))
+    return worst
