@@ -67,6 +67,7 @@ def _add_export(sub) -> None:
     p.add_argument("checkpoint", help="model.pt written by 'gac-deploy train'")
     p.add_argument("--target", default="loihi2", help="hardware target (default: loihi2)")
     p.add_argument("--out", help="bundle directory (default: 'bundle' beside the checkpoint)")
+    p.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
 
 
 def _add_simulate(sub) -> None:
@@ -263,7 +264,7 @@ def cmd_export(args) -> dict:
 
     out = args.out or str(Path(args.checkpoint).parent / "bundle")
     started = time.perf_counter()
-    bundle = export_bundle(args.checkpoint, out, target=args.target)
+    bundle = export_bundle(args.checkpoint, out, target=args.target, chips=args.chips)
     m = bundle.manifest
     rows = [
         [
@@ -276,6 +277,11 @@ def cmd_export(args) -> dict:
         for q in m["quantization"]
     ]
     print(format_table(["population", "scale exp", "clipped w", "clipped b", "latency"], rows))
+    res = m["resources"]
+    print(
+        f"Loihi 2 estimate: {res['neurons']:,} neurons, {res['synapses']:,} synapses "
+        f"(unrolled), {res['cores']} cores on {res['chips_needed']} of {res['chips']} chip(s)"
+    )
     print(
         f"payload {m['body']['payload_bits']} bits, latency {m['body']['latency_steps']} steps; "
         f"exported in {time.perf_counter() - started:.1f} s"
@@ -283,10 +289,14 @@ def cmd_export(args) -> dict:
     print(f"wrote {out}/encoder.onnx, {out}/body.net, {out}/manifest.json")
     from gac_deploy.hardware.simulate import reference_accuracy
 
+    if bundle.data_spec.dataset != "digits":
+        print(f"({bundle.data_spec.dataset} is not available here: accuracy not measured)")
+        return {"bundle": out, "reference_accuracy": None}
     accuracy, count = reference_accuracy(bundle)
+    float_acc = m["float_test_accuracy"]
     print(
-        f"test accuracy on all {count} test images: float {m['float_test_accuracy']:.4f}, "
-        f"quantised reference {accuracy:.4f}"
+        f"test accuracy on all {count} test images: float "
+        f"{'-' if float_acc is None else f'{float_acc:.4f}'}, quantised reference {accuracy:.4f}"
     )
     return {"bundle": out, "reference_accuracy": accuracy}
 
@@ -380,7 +390,7 @@ def cmd_demo(args) -> dict:
     print("== 2/4 export ==")
     exported = cmd_export(
         argparse.Namespace(
-            checkpoint=trained["checkpoint"], target="loihi2", out=str(out / "bundle")
+            checkpoint=trained["checkpoint"], target="loihi2", out=str(out / "bundle"), chips=1
         )
     )
     print("== 3/4 simulate (Lava) ==")

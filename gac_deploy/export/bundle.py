@@ -24,6 +24,7 @@ from gac_deploy.export.onnx_encoder import OPSET, export_encoder_onnx, run_encod
 from gac_deploy.export.quantize import QuantSpec, quantize_graph
 from gac_deploy.fileio import atomic_directory, read_json, sha256_file, write_json
 from gac_deploy.hardware.energy import layer_specs
+from gac_deploy.hardware.loihi2 import check_fits
 from gac_deploy.hardware.timing import balance_delays
 
 FORMAT = "gac-deploy-bundle"
@@ -67,7 +68,9 @@ def check_deployable(config: ModelConfig) -> None:
         )
 
 
-def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2") -> Bundle:
+def export_bundle(
+    checkpoint: str | Path, out: str | Path, target: str = "loihi2", chips: int = 1
+) -> Bundle:
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
     ckpt = load_checkpoint(checkpoint)
@@ -79,6 +82,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2
         graph, report = quantize_graph(float_graph, spec)
     except ValueError as exc:
         raise UserError(f"cannot quantise this model for Loihi 2: {exc}") from None
+    mapping = check_fits(graph, chips)
     timing = balance_delays(graph)
     graph = graph.with_delays(timing.delay)
     config = ckpt.model_config
@@ -145,6 +149,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, target: str = "loihi2
                 for r in report
             ],
             "layers": [to_dict(spec) for spec in layer_specs(float_graph, config)],
+            "resources": mapping.to_dict(),
             "artifacts": {
                 ENCODER_FILE: sha256_file(tmp / ENCODER_FILE),
                 BODY_FILE: sha256_file(tmp / BODY_FILE),

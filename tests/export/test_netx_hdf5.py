@@ -95,3 +95,45 @@ def test_corrupt_file_is_a_user_error(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(UserError, match="corrupt"):
         read_body(bad)
+
+
+@pytest.mark.lava
+def test_plain_chain_runs_in_netx_as_the_reference_says(tmp_path):
+    """lava-dl's own netx.hdf5.Network runs our body.net spike for spike (one hop per layer)."""
+    import torch
+
+    from gac_deploy.export.reference import run_quantized_graph
+    from gac_deploy.hardware.lava_compat import import_lava
+
+    netx = import_lava("lava.lib.dl.netx")
+    source = import_lava("lava.proc.io.source")
+    monitor = import_lava("lava.proc.monitor.process")
+    run_cfg = import_lava("lava.magma.core.run_configs")
+    run_cond = import_lava("lava.magma.core.run_conditions")
+    graph = chain_graph()
+    write_body(tmp_path / "chain.net", graph)
+    payload = np.random.default_rng(0).integers(0, 16, size=(4, 1, 2, 6, 6))
+    reference = run_quantized_graph(graph, torch.as_tensor(payload).double())
+
+    net = netx.hdf5.Network(net_config=str(tmp_path / "chain.net"), input_message_bits=4)
+    steps = 8
+    data = np.zeros((6, 6, 2, steps), dtype=np.int32)
+    data[..., :4] = payload[:, 0].transpose(3, 2, 1, 0)  # [T, C, H, W] -> x-y-f, time last
+    src = source.RingBuffer(data=data)
+    src.s_out.connect(net.inp)
+    probes = []
+    for layer in net.layers[:2]:
+        probe = monitor.Monitor()
+        probe.probe(layer.neuron.s_out, steps)
+        probes.append((probe, layer))
+    net.run(
+        condition=run_cond.RunSteps(num_steps=steps),
+        run_cfg=run_cfg.Loihi2SimCfg(select_tag="fixed_pt"),
+    )
+    records = [probe.get_data()[layer.neuron.name]["s_out"] for probe, layer in probes]
+    net.stop()
+    for hop, (name, record) in enumerate(zip(["a", "b"], records, strict=True), start=1):
+        expected = reference.spikes[name].numpy()[:, 0]
+        lava = record[hop : hop + 4].transpose(0, 3, 2, 1)
+        assert expected.sum() > 0
+        assert np.array_equal(lava, expected), name

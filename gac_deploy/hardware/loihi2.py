@@ -1,0 +1,147 @@
+"""What a Loihi 2 chip holds, and whether a quantised body fits. Pure functions.
+
+Each figure carries its public source. Chip-level figures are Intel's published
+maxima (Intel Labs, "Taking Neuromorphic Computing to the Next Level with Loihi 2",
+technology brief, 2021); number formats are those of Lava's bit-accurate process
+models (lava-nc 0.10, ``lava/proc/lif/models.py``, ``lava/proc/dense/models.py``).
+
+The mapping estimate counts synapses unrolled (every connection stored once),
+so it is conservative for convolutions, whose weights a compiler may share.
+Cores per population = max(neurons / neurons per core, synapses / the chip's
+synapse budget per core); a population never shares a core with another.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gac_deploy.errors import UserError
+from gac_deploy.export.graph import INPUT, Graph
+
+
+@dataclass(frozen=True)
+class Limit:
+    value: int
+    source: str
+
+
+BRIEF = "Intel Labs, Loihi 2 technology brief (2021)"
+LAVA_LIF = "Lava 0.10 PyLifModelBitAcc"
+
+LOIHI2 = {
+    "cores_per_chip": Limit(128, f"{BRIEF}: 128 neuromorphic cores per chip"),
+    "neurons_per_core": Limit(8192, f"{BRIEF}: up to 8,192 neurons per core"),
+    "neurons_per_chip": Limit(1_048_576, f"{BRIEF}: up to 1M neurons per chip"),
+    "synapses_per_chip": Limit(120_000_000, f"{BRIEF}: up to 120M synapses per chip"),
+    "weight_bits": Limit(8, "Lava Dense/Conv bit-accurate models: 8-bit weights (+ exponent)"),
+    "state_bits": Limit(24, f"{LAVA_LIF}: current u and voltage v are 24-bit"),
+    "threshold_bits": Limit(17, f"{LAVA_LIF}: vth is unsigned 17-bit (applied << 6)"),
+    "bias_bits": Limit(13, f"{LAVA_LIF}: bias_mant is signed 13-bit"),
+    "decay_bits": Limit(12, f"{LAVA_LIF}: du and dv are unsigned 12-bit"),
+    "payload_bits": Limit(24, "Lava Conv/Dense fixed-point ports: 24-bit graded payloads"),
+}
+
+
+def _limit(name: str) -> int:
+    return LOIHI2[name].value
+
+
+@dataclass(frozen=True)
+class PopulationMapping:
+    population: str
+    neurons: int
+    synapses: int
+    weight_bytes: int
+    cores: int
+
+
+@dataclass(frozen=True)
+class Mapping:
+    rows: list[PopulationMapping]
+    chips: int
+
+    @property
+    def cores(self) -> int:
+        return sum(r.cores for r in self.rows)
+
+    @property
+    def chips_needed(self) -> int:
+        return max(1, math.ceil(self.cores / _limit("cores_per_chip")))
+
+    def to_dict(self) -> dict:
+        return {
+            "chips": self.chips,
+            "chips_needed": self.chips_needed,
+            "cores": self.cores,
+            "neurons": sum(r.neurons for r in self.rows),
+            "synapses": sum(r.synapses for r in self.rows),
+            "weight_bytes": sum(r.weight_bytes for r in self.rows),
+            "populations": [r.__dict__ for r in self.rows],
+            "limits": {k: {"value": v.value, "source": v.source} for k, v in LOIHI2.items()},
+            "note": "synapses unrolled (conv weights not shared): a conservative estimate",
+        }
+
+
+def _fan_in(edge) -> int:
+    return int(np.prod(edge.weight.shape[1:]))
+
+
+def estimate_mapping(graph: Graph, chips: int = 1) -> Mapping:
+    """Neurons, synapses, weight bytes and cores per population."""
+    per_core = _limit("synapses_per_chip") // _limit("cores_per_chip")
+    rows = []
+    for pop in graph.populations:
+        edges = graph.incoming(pop.name)
+        synapses = sum(_unrolled_synapses(e, pop.shape) for e in edges)
+        weight_bytes = sum(int(e.weight.size) for e in edges)
+        cores = max(
+            math.ceil(pop.size / _limit("neurons_per_core")), math.ceil(synapses / per_core)
+        )
+        rows.append(PopulationMapping(pop.name, pop.size, synapses, weight_bytes, cores))
+    return Mapping(rows, chips)
+
+
+def _unrolled_synapses(edge, dst_shape: tuple[int, ...]) -> int:
+    """Connections into dst: each output neuron reads its kernel window (borders ignored)."""
+    if edge.kind == "dense":
+        return int(edge.weight.size)
+    c_out, h, w = dst_shape
+    return c_out * h * w * _fan_in(edge)
+
+
+def check_fits(graph: Graph, chips: int = 1) -> Mapping:
+    """Refuse, naming the population and the limit, what Loihi 2 cannot hold or represent."""
+    if chips < 1:
+        raise UserError(f"--chips must be at least 1, got {chips}")
+    state_max = 2 ** (_limit("state_bits") - 1) - 1
+    for pop in graph.populations:
+        if pop.role == "lif" and int(pop.threshold) >= 2 ** _limit("threshold_bits"):
+            raise UserError(f"{pop.name}: threshold {pop.threshold} exceeds Loihi's 17-bit vThMant")
+        if np.abs(pop.bias).max(initial=0) >= 2 ** (_limit("bias_bits") - 1):
+            raise UserError(f"{pop.name}: bias beyond Loihi's 13-bit bias mantissa")
+        worst = float(np.abs(pop.bias).max(initial=0))
+        for edge in graph.incoming(pop.name):
+            w = np.abs(edge.weight).reshape(edge.weight.shape[0], -1).sum(axis=1).max()
+            payload = 2**graph.payload_bits - 1 if edge.src == INPUT else 1
+            worst += float(w) * payload
+        if pop.role == "lif":
+            decay = max(int(pop.voltage_decay), 1)
+            bound = worst * 64 * 4096 / decay  # |v| cannot pass u_max / (1 - tau)
+            if bound > state_max:
+                raise UserError(
+                    f"{pop.name}: its voltage could reach {bound:.3g}, beyond Loihi's 24-bit state "
+                    f"({state_max}); retrain with weight decay or fewer inputs per neuron"
+                )
+    mapping = estimate_mapping(graph, chips)
+    if mapping.chips_needed > chips:
+        big = max(mapping.rows, key=lambda r: r.cores)
+        raise UserError(
+            f"the body needs {mapping.cores} cores ({mapping.chips_needed} chips of "
+            f"{_limit('cores_per_chip')}; largest: {big.population} with {big.cores} cores for "
+            f"{big.neurons:,} neurons and {big.synapses:,} synapses); pass --chips "
+            f"{mapping.chips_needed}"
+        )
+    return mapping

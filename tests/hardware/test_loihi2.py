@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from gac_deploy.errors import UserError
+from gac_deploy.export.graph import INPUT, Edge, Graph, Population
+from gac_deploy.export.quantize import quantize_graph
+from gac_deploy.hardware.loihi2 import LOIHI2, check_fits, estimate_mapping
+from tests.conftest import random_model, small_config
+
+
+def test_every_limit_names_its_source():
+    assert all(limit.source for limit in LOIHI2.values())
+    assert LOIHI2["cores_per_chip"].value == 128 and LOIHI2["neurons_per_core"].value == 8192
+
+
+def test_mapping_counts_neurons_and_synapses():
+    graph, _ = quantize_graph(random_model(small_config()).export_graph())
+    mapping = check_fits(graph)
+    rows = {r.population: r for r in mapping.rows}
+    assert rows["block1.lif1"].neurons == 4 * 6 * 6
+    # block1.lif2 reads block1.lif1 through a 3x3 conv, 4 -> 4 channels: 36 inputs each
+    assert rows["block1.lif2"].synapses == 4 * 6 * 6 * 4 * 9
+    assert rows["readout"].synapses == 10 * 8 * 3 * 3
+    assert mapping.cores == len(graph.populations) and mapping.chips_needed == 1
+
+
+def big_population_graph(neurons_per_channel: int) -> Graph:
+    side = int(np.sqrt(neurons_per_channel))
+    g = Graph(input_shape=(64, side, side), time_steps=2, payload_bits=4)
+    g.populations = [
+        Population("wide", (64, side, side), "lif", 40, 3072, np.zeros(64, np.int32), 6)
+    ]
+    g.edges = [Edge("conv", INPUT, "wide", "conv", 2 * np.ones((64, 64, 3, 3), np.int32), 1, 1)]
+    return g
+
+
+def test_too_many_cores_is_refused_with_the_fix():
+    graph = big_population_graph(256 * 256)  # 4.2M neurons, 2.4G synapses
+    mapping = estimate_mapping(graph)
+    assert mapping.chips_needed > 1
+    with pytest.raises(UserError, match=rf"wide.*pass --chips {mapping.chips_needed}"):
+        check_fits(graph, chips=1)
+    check_fits(graph, chips=mapping.chips_needed)
+
+
+def test_state_overflow_is_refused():
+    g = Graph(input_shape=(64, 4, 4), time_steps=2, payload_bits=8)
+    g.populations = [Population("hot", (8, 4, 4), "lif", 40, 3072, np.zeros(8, np.int32), 6)]
+    g.edges = [Edge("conv", INPUT, "hot", "conv", np.full((8, 64, 3, 3), 254, np.int32), 1, 1)]
+    with pytest.raises(UserError, match="hot.*24-bit state"):
+        check_fits(g)
+
+
+def test_threshold_beyond_17_bits_is_refused():
+    graph = big_population_graph(16)
+    graph.populations[0].threshold = 1 << 17
+    with pytest.raises(UserError, match="wide.*17-bit"):
+        check_fits(graph)
