@@ -79,10 +79,34 @@ def _add_simulate(sub) -> None:
         "reference spike by spike.",
     )
     p.add_argument("bundle", help="bundle directory written by 'gac-deploy export'")
-    p.add_argument("--backend", default="lava", help="simulation backend (default: lava)")
-    p.add_argument("--samples", type=int, default=16, help="test images to run (default 16)")
+    p.add_argument(
+        "--backend",
+        default="emulator",
+        help="emulator (default: bit-exact integer emulation, whole test sets) or "
+        "lava (Lava's Loihi2SimCfg, a handful of images)",
+    )
+    p.add_argument(
+        "--samples",
+        type=_samples,
+        help="test images to run, or 'all' (default: all for the emulator, 16 for lava)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="images per emulator batch (bounds memory; default 256)",
+    )
     p.add_argument("--json", help="also write the report to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _samples(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
 def _add_energy(sub) -> None:
@@ -307,7 +331,16 @@ def cmd_simulate(args) -> dict:
     from gac_deploy.table import format_table
 
     bundle = load_bundle(args.bundle)
-    report = simulate_bundle(bundle, args.backend, args.samples, progress=not args.quiet)
+    samples = (
+        args.samples if args.samples is not None else (16 if args.backend == "lava" else "all")
+    )
+    report = simulate_bundle(
+        bundle,
+        args.backend,
+        None if samples == "all" else samples,
+        args.batch_size,
+        progress=not args.quiet,
+    )
     rows = [
         [p.population, p.spikes, p.firing_rate, p.mismatched_spikes] for p in report.populations
     ]
@@ -316,12 +349,18 @@ def cmd_simulate(args) -> dict:
         f"samples {report.samples}  accuracy {report.accuracy:.4f}  "
         f"reference {report.reference_accuracy:.4f}  agreement {report.agreement:.4f}"
     )
-    print(
-        f"spike-exact: {'yes' if report.spike_exact else 'NO'} "
-        f"(read-out mismatches {report.readout_mismatches}); "
-        f"Lava {report.run_s / report.samples:.2f} s per image (compile included), "
-        f"{report.lava_steps} steps"
+    timing = (
+        f"{report.run_s / report.samples:.2f} s per image (compile included)"
+        if report.backend == "lava"
+        else f"{report.images_per_s:,.0f} images/s"
     )
+    print(
+        f"spike-exact against the reference: {'yes' if report.spike_exact else 'NO'} "
+        f"(read-out mismatches {report.readout_mismatches}); {report.backend} {timing}"
+    )
+    if report.synaptic_ops:
+        total = sum(report.synaptic_ops.values())
+        print(f"synaptic events: {total / report.samples:,.0f} per image (exact, from spikes)")
     data = report.to_dict()
     _write_json(args.json, data)
     return data
@@ -399,7 +438,19 @@ def cmd_demo(args) -> dict:
             bundle=str(out / "bundle"),
             backend="lava",
             samples=args.samples,
+            batch_size=256,
             json=str(out / "simulate.json"),
+            quiet=args.quiet,
+        )
+    )
+    print("== 3/4 simulate (emulator, whole test split) ==")
+    emu = cmd_simulate(
+        argparse.Namespace(
+            bundle=str(out / "bundle"),
+            backend="emulator",
+            samples="all",
+            batch_size=256,
+            json=str(out / "emulate.json"),
             quiet=args.quiet,
         )
     )
@@ -412,6 +463,10 @@ def cmd_demo(args) -> dict:
     print(f"quantised reference        {exported['reference_accuracy']:.4f} (all test images)")
     print(f"Lava-simulated accuracy    {sim['accuracy']:.4f} ({sim['samples']} test images)")
     print(f"reference on those images  {sim['reference_accuracy']:.4f}")
+    print(
+        f"emulated chip accuracy     {emu['accuracy']:.4f} (all {emu['samples']} test images; "
+        f"spike-exact: {'yes' if emu['spike_exact'] else 'NO'})"
+    )
     print(
         f"agreement Lava/reference   {sim['agreement']:.4f}; spike-exact: "
         f"{'yes' if sim['spike_exact'] else 'NO'}"

@@ -73,7 +73,7 @@ def test_unknown_target(trained_dir, tmp_path):
 
 def test_unknown_command_and_bad_numbers(bundle_dir):
     assert_user_error(run_cli("fly"), "invalid choice")
-    assert_user_error(run_cli("simulate", str(bundle_dir), "--samples", "many"), "invalid int")
+    assert_user_error(run_cli("simulate", str(bundle_dir), "--samples", "many"), "number or .all.")
     assert_user_error(run_cli("simulate", str(bundle_dir), "--samples", "0"), "--samples")
     assert_user_error(run_cli("simulate", str(bundle_dir), "--backend", "gpu"), "unknown backend")
 
@@ -99,14 +99,33 @@ def test_energy_json(bundle_dir, tmp_path):
 
 
 @pytest.mark.lava
-def test_simulate_json(bundle_dir, tmp_path):
+def test_simulate_lava_json(bundle_dir, tmp_path):
     out = tmp_path / "sim.json"
-    result = run_cli("simulate", str(bundle_dir), "--samples", "3", "--json", str(out), "--quiet")
+    result = run_cli(
+        "simulate",
+        str(bundle_dir),
+        "--backend",
+        "lava",
+        "--samples",
+        "3",
+        "--json",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
-    assert data["samples"] == 3 and data["spike_exact"] is True
+    assert data["backend"] == "lava" and data["samples"] == 3 and data["spike_exact"] is True
     assert {p["population"] for p in data["populations"]} >= {"block1.lif1", "head.lif"}
-    assert "spike-exact: yes" in result.stdout
+    assert "spike-exact against the reference: yes" in result.stdout
+
+
+def test_simulate_emulator_whole_split(bundle_dir, tmp_path):
+    out = tmp_path / "emu.json"
+    result = run_cli("simulate", str(bundle_dir), "--json", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["backend"] == "emulator" and data["samples"] == 360 and data["spike_exact"]
+    assert sum(data["synaptic_ops"].values()) > 0 and data["images_per_s"] > 0
 
 
 def test_models_params_prints_authors_counts():

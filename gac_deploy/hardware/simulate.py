@@ -1,16 +1,17 @@
-"""``gac-deploy simulate``: run a bundle's host encoder and its body, compare with the reference.
+"""``gac-deploy simulate``: run a bundle's host encoder and its body; compare with the reference.
 
-The host stage runs in onnxruntime; the body runs in Lava (``backend='lava'``,
-Loihi2SimCfg fixed point). The quantised PyTorch reference (lava-dl's CUBA
-neurons, layer-synchronous) runs on the same payload; Lava's spikes are
-compared with it population by population after the latency shift, and its
-read-out voltage integer by integer.
+The host stage runs in onnxruntime. The body runs in the emulator
+(``backend='emulator'``, the default: integer arithmetic, whole test sets in
+seconds) or in Lava (``backend='lava'``: Loihi2SimCfg fixed point, a handful of
+images). The quantised PyTorch reference (lava-dl's CUBA neurons, layer by
+layer) runs on the same payload; every population's spikes are compared with it
+after the latency shift, and the read-out voltage integer by integer.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -19,10 +20,9 @@ from tqdm import tqdm
 from gac_deploy.data import load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import Bundle
-from gac_deploy.export.reference import run_quantized_graph
-from gac_deploy.hardware.energy import firing_rate
+from gac_deploy.export.reference import GraphRun, run_quantized_graph
 
-BACKENDS = ("lava",)
+BACKENDS = ("emulator", "lava")
 
 
 @dataclass
@@ -43,10 +43,9 @@ class SimulationReport:
     readout_mismatches: int
     populations: list[PopulationCheck]
     latency_steps: int
-    lava_steps: int
-    build_s: float
     run_s: float
     wall_s: float
+    synaptic_ops: dict[str, int] = field(default_factory=dict)
 
     @property
     def spike_exact(self) -> bool:
@@ -54,11 +53,59 @@ class SimulationReport:
             p.mismatched_spikes == 0 for p in self.populations
         )
 
+    @property
+    def images_per_s(self) -> float:
+        return self.samples / self.run_s if self.run_s > 0 else float("inf")
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["spike_exact"] = self.spike_exact
         data["seconds_per_sample"] = self.run_s / max(self.samples, 1)
+        data["images_per_s"] = self.images_per_s
         return data
+
+
+class _Tally:
+    """Running comparison of a backend with the reference, batch after batch."""
+
+    def __init__(self) -> None:
+        self.samples = self.correct = self.ref_correct = self.agree = self.readout_bad = 0
+        self.spikes: dict[str, int] = {}
+        self.bad: dict[str, int] = {}
+        self.slots: dict[str, int] = {}
+        self.ops: dict[str, int] = {}
+
+    def add(self, spikes: dict, readout: np.ndarray, ref: GraphRun, labels: np.ndarray) -> None:
+        pred = readout[-1].argmax(axis=1)
+        ref_pred = ref.predictions.numpy()
+        self.samples += len(labels)
+        self.correct += int((pred == labels).sum())
+        self.ref_correct += int((ref_pred == labels).sum())
+        self.agree += int((pred == ref_pred).sum())
+        self.readout_bad += int((readout != ref.readout.numpy()).sum())
+        for name, s in spikes.items():
+            s = np.asarray(s)
+            self.spikes[name] = self.spikes.get(name, 0) + int(s.sum())
+            self.bad[name] = self.bad.get(name, 0) + int((s != ref.spikes[name].numpy()).sum())
+            self.slots[name] = self.slots.get(name, 0) + s.size
+
+    def report(self, backend: str, bundle: Bundle, run_s: float, started: float):
+        return SimulationReport(
+            backend=backend,
+            samples=self.samples,
+            accuracy=self.correct / self.samples,
+            reference_accuracy=self.ref_correct / self.samples,
+            agreement=self.agree / self.samples,
+            readout_mismatches=self.readout_bad,
+            populations=[
+                PopulationCheck(n, self.spikes[n], self.bad[n], self.spikes[n] / self.slots[n])
+                for n in self.spikes
+            ],
+            latency_steps=int(bundle.manifest["body"]["latency_steps"]),
+            run_s=run_s,
+            wall_s=time.perf_counter() - started,
+            synaptic_ops=self.ops,
+        )
 
 
 def test_images(bundle: Bundle, samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,42 +129,48 @@ def reference_accuracy(bundle: Bundle, samples: int | None = None) -> tuple[floa
 
 
 def simulate_bundle(
-    bundle: Bundle, backend: str = "lava", samples: int = 16, progress: bool = True
+    bundle: Bundle,
+    backend: str = "emulator",
+    samples: int | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
 ) -> SimulationReport:
+    """Run ``samples`` test images (None: the whole test split) through ``backend``."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
-    from gac_deploy.hardware.lava_runner import run_in_lava
-
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     started = time.perf_counter()
-    images, labels = test_images(bundle, samples)
-    _, payload = bundle.encode(images)
-    payload_int = np.rint(payload).astype(np.int32)
-    reference = run_quantized_graph(bundle.graph, torch.from_numpy(payload_int).double())
+    split = load_split(bundle.data_spec)
+    count = len(split.x_test) if samples is None else samples
+    images, labels = test_images(bundle, count)
+    tally = _Tally()
+    run_s = 0.0
+    bar = tqdm(total=count, desc=backend, unit="image", disable=not progress, leave=False)
+    if backend == "lava":
+        from gac_deploy.hardware.lava_runner import run_in_lava
 
-    bar = tqdm(total=samples, desc="lava", unit="image", disable=not progress, leave=False)
-    lava = run_in_lava(bundle.graph, payload_int, on_image=lambda i: bar.update(1))
+        _, payload = bundle.encode(images)
+        payload = np.rint(payload).astype(np.int32)
+        reference = run_quantized_graph(bundle.graph, torch.from_numpy(payload).double())
+        lava = run_in_lava(bundle.graph, payload, on_image=lambda i: bar.update(1))
+        run_s = lava.run_s
+        tally.add(lava.spikes, lava.readout, reference, labels)
+    else:
+        from gac_deploy.hardware.emulator import emulate, prepare
+
+        synapses = prepare(bundle.graph)
+        for lo in range(0, count, batch_size):
+            _, payload = bundle.encode(images[lo : lo + batch_size])
+            payload = torch.from_numpy(np.rint(payload))
+            tick = time.perf_counter()
+            run = emulate(bundle.graph, payload, synapses)
+            run_s += time.perf_counter() - tick
+            reference = run_quantized_graph(bundle.graph, payload.double())
+            spikes = {k: v.numpy() for k, v in run.spikes.items()}
+            tally.add(spikes, run.readout.numpy(), reference, labels[lo : lo + batch_size])
+            for name, ops in run.synaptic_ops.items():
+                tally.ops[name] = tally.ops.get(name, 0) + ops
+            bar.update(len(payload[0]))
     bar.close()
-
-    checks = []
-    for name, spikes in lava.spikes.items():
-        ref = reference.spikes[name].numpy().astype(np.int8)
-        checks.append(
-            PopulationCheck(
-                name, int(spikes.sum()), int((spikes != ref).sum()), firing_rate(spikes)
-            )
-        )
-    ref_pred = reference.predictions.numpy()
-    return SimulationReport(
-        backend=backend,
-        samples=samples,
-        accuracy=float((lava.predictions == labels).mean()),
-        reference_accuracy=float((ref_pred == labels).mean()),
-        agreement=float((lava.predictions == ref_pred).mean()),
-        readout_mismatches=int((lava.readout != reference.readout.numpy()).sum()),
-        populations=checks,
-        latency_steps=int(bundle.manifest["body"]["latency_steps"]),
-        lava_steps=lava.steps,
-        build_s=lava.build_s,
-        run_s=lava.run_s,
-        wall_s=time.perf_counter() - started,
-    )
+    return tally.report(backend, bundle, run_s, started)

@@ -7,20 +7,27 @@ import torch
 from gac_deploy.export.bundle import load_bundle
 from gac_deploy.export.quantize import quantize_graph, quantize_payload
 from gac_deploy.export.reference import run_quantized_graph
+from gac_deploy.hardware.emulator import emulate
 from gac_deploy.hardware.lava_runner import run_in_lava
 from gac_deploy.hardware.simulate import simulate_bundle
+from gac_deploy.hardware.timing import balance_delays
 from tests.conftest import random_model, small_config
 
 pytestmark = pytest.mark.lava
 
 
 def assert_identical(graph, payload):
+    """Lava, the quantised reference and the emulator: the same spikes and read-out."""
     reference = run_quantized_graph(graph, torch.as_tensor(payload).double())
+    timed = graph.with_delays(balance_delays(graph).delay)
+    emulated = emulate(timed, torch.as_tensor(payload))
     lava = run_in_lava(graph, payload.astype(np.int32))
     for name, ref in reference.spikes.items():
         assert lava.spikes[name].shape == tuple(ref.shape)
         assert np.array_equal(lava.spikes[name], ref.numpy()), name
+        assert np.array_equal(lava.spikes[name], emulated.spikes[name].numpy()), name
     assert np.array_equal(lava.readout, reference.readout.numpy())
+    assert np.array_equal(lava.readout, emulated.readout.numpy())
     return reference, lava
 
 

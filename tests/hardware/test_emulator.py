@@ -1,0 +1,69 @@
+"""The emulator: the reference's spikes on whole batches, exact synaptic event counts.
+(Spike-for-spike agreement with Lava is asserted in test_lava_runner.py.)"""
+
+import numpy as np
+import pytest
+import torch
+
+from gac_deploy.export.bundle import load_bundle
+from gac_deploy.export.quantize import quantize_graph, quantize_payload
+from gac_deploy.export.reference import edge_current, run_quantized_graph
+from gac_deploy.hardware.emulator import emulate
+from gac_deploy.hardware.simulate import simulate_bundle
+from gac_deploy.hardware.timing import balance_delays
+from tests.conftest import random_model, small_config
+
+
+def timed_graph(seed):
+    graph, _ = quantize_graph(random_model(small_config(), seed=seed).export_graph())
+    return graph.with_delays(balance_delays(graph).delay)
+
+
+def payload_for(seed, graph, n=5):
+    model = random_model(small_config(), seed=seed)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        o = model.encoder(torch.randn(n, 1, 6, 6) * 2)
+    return torch.as_tensor(quantize_payload(o.numpy(), graph.payload_bits))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_emulator_equals_reference_on_random_bodies(seed):
+    graph = timed_graph(seed)
+    payload = payload_for(seed, graph)
+    run = emulate(graph, payload)
+    reference = run_quantized_graph(graph, payload.double())
+    for name, spikes in reference.spikes.items():
+        assert torch.equal(run.spikes[name], spikes), name
+    assert torch.equal(run.readout.double(), reference.readout)
+
+
+def test_synaptic_events_are_counted_exactly():
+    graph = timed_graph(4)
+    payload = payload_for(4, graph)
+    run = emulate(graph, payload)
+    signals = {"input": payload.double(), **{k: v.double() for k, v in run.spikes.items()}}
+    for edge in graph.edges:
+        active = (signals[edge.src] != 0).double()
+        ones = edge.__class__(**{**edge.__dict__, "weight": np.ones_like(edge.weight)})
+        brute = int(edge_current(ones, active).sum().item())  # each event x synapses reached
+        assert run.synaptic_ops[edge.name] == brute, edge.name
+    assert sum(run.synaptic_ops.values()) > 0
+
+
+def test_unbalanced_delays_are_refused():
+    graph = timed_graph(0)
+    graph.edges[0].delay += 1
+    with pytest.raises(ValueError, match="delay"):
+        emulate(graph, payload_for(0, graph))
+
+
+def test_whole_test_split_in_batches(bundle_dir):
+    bundle = load_bundle(bundle_dir)
+    small = simulate_bundle(bundle, "emulator", None, batch_size=37, progress=False)
+    large = simulate_bundle(bundle, "emulator", None, batch_size=512, progress=False)
+    assert small.samples == large.samples == 360
+    assert small.spike_exact and large.spike_exact
+    assert small.accuracy == large.accuracy == small.reference_accuracy
+    assert small.synaptic_ops == large.synaptic_ops
+    assert [p.spikes for p in small.populations] == [p.spikes for p in large.populations]
