@@ -11,14 +11,17 @@ at once, for a whole batch of images, in Loihi's integer arithmetic:
     v = sign(v) * (|v| * (4096 - dv) >> 12) + u + (bias << 6),   |v| < 2**23
     spike = v > vth << 6;  v = 0 where it spiked
 
-State is int64; synaptic input is a convolution of integers in float32 when
-its worst case stays below 2**24 (exact), else float64. Unlike the quantised
+All values are integers held in floating point where that is exact: synaptic
+input is a convolution in float32 when its worst case stays below 2**24 (else
+float64); the voltage is float64, where |v| (4096 - dv) < 2**35 and the shift
+by 12 (a division by 4096, then truncation toward zero) are exact. Unlike the quantised
 reference (lava-dl's CUBA neuron), this is a separate implementation of the
 chip's arithmetic, checked against Lava spike for spike in the tests.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,8 +56,10 @@ class _Synapses:
         self, edge: Edge, max_input: int, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
     ) -> None:
         self.edge = edge
+        self.binary = max_input == 1
         worst = float(np.abs(edge.weight).reshape(edge.weight.shape[0], -1).sum(axis=1).max())
-        self.dtype = torch.float32 if worst * max_input < FLOAT32_EXACT else torch.float64
+        self.worst = worst * max_input  # largest |synaptic input| this edge can give
+        self.dtype = torch.float32 if self.worst < FLOAT32_EXACT else torch.float64
         self.weight = torch.as_tensor(edge.weight, dtype=self.dtype)
         if edge.kind == "conv":
             k = edge.weight.shape[2:]
@@ -72,23 +77,24 @@ class _Synapses:
             )[0, 0]
 
     def current(self, signal: torch.Tensor) -> torch.Tensor:
-        """signal [T, N, ...] -> integer synaptic input [T, N, *dst]."""
-        flat = signal.flatten(0, 1).to(self.dtype)
+        """signal [T, N, ...] (integer values) -> synaptic input [T, N, *dst]."""
+        flat = signal.flatten(0, 1)
+        if flat.dtype != self.dtype:
+            flat = flat.to(self.dtype)
         if self.edge.kind == "conv":
             out = F.conv2d(flat, self.weight, stride=self.edge.stride, padding=self.edge.padding)
         else:
             out = flat.flatten(1) @ self.weight.T
-        out = out.round().to(torch.int64)
         return out.view(*signal.shape[:2], *out.shape[1:])
 
     def events(self, signal: torch.Tensor) -> int:
         """Every nonzero input times the synapses it reaches."""
-        active = (signal != 0).to(torch.float64)
         fan_out = self.edge.weight.shape[0]
+        active = signal if self.binary else signal.ne(0).to(torch.float32)
         if self.edge.kind == "conv":
-            per_position = active.sum(dim=(0, 1, 2))
-            return int((per_position * self.reach).sum().item()) * fan_out
-        return int(active.sum().item()) * fan_out
+            per_position = active.reshape(-1, self.reach.numel()).sum(dim=0, dtype=torch.float64)
+            return int((per_position @ self.reach.flatten()).item()) * fan_out
+        return int(active.sum(dtype=torch.float64).item()) * fan_out
 
 
 def prepare(graph: Graph) -> dict[str, _Synapses]:
@@ -113,13 +119,34 @@ def check_balanced(graph: Graph) -> None:
             )
 
 
+def _state_dtype(graph: Graph, name: str, keep: float, synapses: dict) -> torch.dtype:
+    """float32 when every value of the population is an exact float32 integer: the
+    decay factor keep = (4096 - dv) / 4096 is a power of two (or 0), so v * keep
+    only shifts, and the worst-case input a_in << 6 stays below 2**24."""
+    power_of_two = keep == 0 or math.frexp(keep)[0] == 0.5
+    worst = sum(syn.worst for e in graph.incoming(name) for syn in [synapses[e.name]])
+    bias = float(np.abs(graph.population(name).bias).max(initial=0))
+    return torch.float32 if power_of_two and (worst + bias) * 64 < FLOAT32_EXACT else torch.float64
+
+
+def _accumulate(drive: torch.Tensor) -> torch.Tensor:
+    """A non-leaky read-out (dv = 0): v[t] = sum of drive up to t, saturating at 24 bits."""
+    v = torch.cumsum(drive.to(torch.float64), dim=0)
+    if v.abs().max() > STATE_MAX:  # saturation is sequential: replay step by step
+        state = torch.zeros_like(v[0])
+        for t in range(len(v)):
+            state = (state + drive[t]).clamp(-STATE_MAX, STATE_MAX)
+            v[t] = state
+    return v.to(torch.int64)
+
+
 def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -> EmulatorRun:
     """Emulate the body on graded payload integers [T, N, C, H, W]."""
     if not graph.quantized:
         raise ValueError("the emulator runs quantised graphs only")
     check_balanced(graph)
     synapses = synapses or prepare(graph)
-    signals: dict[str, torch.Tensor] = {INPUT: payload.to(torch.int64)}
+    signals: dict[str, torch.Tensor] = {INPUT: payload.to(torch.float32)}
     ops = {}
     readout = None
     for pop in graph.populations:
@@ -130,23 +157,29 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             current = syn.current(source)
             a_in = current if a_in is None else a_in + current
             ops[edge.name] = syn.events(source)
-        bias = torch.as_tensor(pop.bias, dtype=torch.int64)
-        drive = (a_in + bias.view(-1, *([1] * (len(pop.shape) - 1)))) << 6
-        keep = 4096 - int(pop.voltage_decay)
-        threshold = int(pop.threshold) << 6
+        keep = (4096 - int(pop.voltage_decay)) / 4096
+        dtype = _state_dtype(graph, pop.name, keep, synapses)
+        bias = torch.as_tensor(pop.bias, dtype=dtype)
+        drive = (a_in.to(dtype) + bias.view(-1, *([1] * (len(pop.shape) - 1)))) * 64  # << 6
+        if pop.role == "readout" and keep == 1.0:
+            readout = _accumulate(drive)
+            continue
+        threshold = float(int(pop.threshold) << 6)
+        # |v| <= max|drive| / (1 - keep): clamping to the 24-bit state can only matter beyond
+        worst = float(drive.abs().max()) / (1 - keep) if keep < 1 else float("inf")
+        clamp = worst > STATE_MAX
         v = torch.zeros_like(drive[0])
         out = []
         for t in range(drive.shape[0]):
-            decayed = v * keep
-            v = (torch.sign(decayed) * (decayed.abs() >> 12) + drive[t]).clamp(
-                -STATE_MAX, STATE_MAX
-            )
+            v = v.mul_(keep).trunc_().add_(drive[t]) if keep else drive[t].clone()
+            if clamp:
+                v.clamp_(-STATE_MAX, STATE_MAX)
             spikes = v > threshold
-            out.append(v.clone() if pop.role == "readout" else spikes.to(torch.int8))
-            v = torch.where(spikes, torch.zeros_like(v), v)
+            out.append(v.clone() if pop.role == "readout" else spikes)
+            v.masked_fill_(spikes, 0.0)
         if pop.role == "readout":
-            readout = torch.stack(out)
+            readout = torch.stack(out).to(torch.int64)
         else:
-            signals[pop.name] = torch.stack(out)
-    spikes = {k: v.to(torch.float32) for k, v in signals.items() if k != INPUT}
+            signals[pop.name] = torch.stack(out).to(torch.float32)
+    spikes = {k: v for k, v in signals.items() if k != INPUT}
     return EmulatorRun(spikes, readout, ops)

@@ -1,8 +1,8 @@
 """``gac-deploy energy``: measure firing rates, then apply Eq. 11 layer by layer.
 
-For a bundle, rates come from the quantised reference on the bundle's test
-images (the network Lava reproduces spike for spike); for a checkpoint, from
-the float PyTorch model on its test images.
+For a bundle, rates come from the emulator on the bundle's test images (the
+network Lava runs, spike for spike); for a checkpoint, from the float PyTorch
+model on its test images.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.data import load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import MANIFEST_FILE, load_bundle
-from gac_deploy.export.reference import run_quantized_graph
+from gac_deploy.hardware.emulator import emulate
 from gac_deploy.hardware.energy import (
     HOROWITZ45_FP32,
     LayerEnergy,
@@ -78,10 +78,10 @@ def energy_report(path: str | Path, samples: int = 64) -> EnergyReport:
         split = load_split(bundle.data_spec)
         images = split.x_test[:samples].numpy()
         _, payload = bundle.encode(images)
-        run = run_quantized_graph(bundle.graph, torch.from_numpy(payload).double())
+        run = emulate(bundle.graph, torch.from_numpy(payload))
         rates = {name: firing_rate(s) for name, s in run.spikes.items()}
         specs = [LayerSpec(**spec) for spec in bundle.manifest["layers"]]
-        time_steps, rates_from = bundle.graph.time_steps, "quantised reference (= Lava)"
+        time_steps, rates_from = bundle.graph.time_steps, "the emulator (= Lava, spike for spike)"
     else:
         ckpt = load_checkpoint(path)
         model = ckpt.build()
