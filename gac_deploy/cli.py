@@ -93,8 +93,7 @@ def _add_simulate(sub) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=256,
-        help="images per emulator batch (bounds memory; default 256)",
+        help="images per emulator batch (default: as many as fit 256 MB of spikes)",
     )
     p.add_argument("--json", help="also write the report to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -438,7 +437,7 @@ def cmd_demo(args) -> dict:
             bundle=str(out / "bundle"),
             backend="lava",
             samples=args.samples,
-            batch_size=256,
+            batch_size=None,
             json=str(out / "simulate.json"),
             quiet=args.quiet,
         )
@@ -449,7 +448,7 @@ def cmd_demo(args) -> dict:
             bundle=str(out / "bundle"),
             backend="emulator",
             samples="all",
-            batch_size=256,
+            batch_size=None,
             json=str(out / "emulate.json"),
             quiet=args.quiet,
         )

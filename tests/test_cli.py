@@ -73,7 +73,9 @@ def test_unknown_target(trained_dir, tmp_path):
 
 def test_unknown_command_and_bad_numbers(bundle_dir):
     assert_user_error(run_cli("fly"), "invalid choice")
-    assert_user_error(run_cli("simulate", str(bundle_dir), "--samples", "many"), "a number or 'all'")
+    assert_user_error(
+        run_cli("simulate", str(bundle_dir), "--samples", "many"), "a number or 'all'"
+    )
     assert_user_error(run_cli("simulate", str(bundle_dir), "--samples", "0"), "--samples")
     assert_user_error(run_cli("simulate", str(bundle_dir), "--backend", "gpu"), "unknown backend")
 

@@ -37,8 +37,9 @@ FLOAT32_EXACT = 1 << 24
 
 @dataclass
 class EmulatorRun:
-    """Spikes [T, N, *shape] per spiking population (its own window), the read-out voltage
-    [T, N, classes] (Lava's integer), and exact synaptic events per edge, summed over images."""
+    """Spikes [T, N, *shape] (uint8) per spiking population (its own window), the read-out
+    voltage [T, N, classes] (Lava's integer), and exact synaptic events per edge, summed
+    over images."""
 
     spikes: dict[str, torch.Tensor]
     readout: torch.Tensor
@@ -90,7 +91,7 @@ class _Synapses:
     def events(self, signal: torch.Tensor) -> int:
         """Every nonzero input times the synapses it reaches."""
         fan_out = self.edge.weight.shape[0]
-        active = signal if self.binary else signal.ne(0).to(torch.float32)
+        active = signal if self.binary else signal.ne(0)
         if self.edge.kind == "conv":
             per_position = active.reshape(-1, self.reach.numel()).sum(dim=0, dtype=torch.float64)
             return int((per_position @ self.reach.flatten()).item()) * fan_out
@@ -180,6 +181,6 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         if pop.role == "readout":
             readout = torch.stack(out).to(torch.int64)
         else:
-            signals[pop.name] = torch.stack(out).to(torch.float32)
+            signals[pop.name] = torch.stack(out).to(torch.uint8)  # 1 byte per spike
     spikes = {k: v for k, v in signals.items() if k != INPUT}
     return EmulatorRun(spikes, readout, ops)

@@ -23,6 +23,7 @@ from gac_deploy.export.bundle import Bundle
 from gac_deploy.export.reference import GraphRun, run_quantized_graph
 
 BACKENDS = ("emulator", "lava")
+BATCH_SPIKE_BUDGET = 1 << 28  # bytes of uint8 spikes per emulator batch
 
 
 @dataclass
@@ -132,12 +133,19 @@ def simulate_bundle(
     bundle: Bundle,
     backend: str = "emulator",
     samples: int | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: bool = True,
 ) -> SimulationReport:
-    """Run ``samples`` test images (None: the whole test split) through ``backend``."""
+    """Run ``samples`` test images (None: the whole test split) through ``backend``.
+
+    ``batch_size`` None: as many images per emulator batch as keep every spike of a
+    batch under ``BATCH_SPIKE_BUDGET`` bytes (memory stays bounded for large bodies).
+    """
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
+    if batch_size is None:
+        per_image = bundle.graph.time_steps * sum(p.size for p in bundle.graph.populations)
+        batch_size = max(1, min(1024, BATCH_SPIKE_BUDGET // per_image))
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     started = time.perf_counter()
@@ -167,7 +175,7 @@ def simulate_bundle(
             run = emulate(bundle.graph, payload, synapses)
             run_s += time.perf_counter() - tick
             reference = run_quantized_graph(bundle.graph, payload.double())
-            spikes = {k: v.numpy() for k, v in run.spikes.items()}
+            spikes = {k: v.numpy().astype(np.float32) for k, v in run.spikes.items()}
             tally.add(spikes, run.readout.numpy(), reference, labels[lo : lo + batch_size])
             for name, ops in run.synaptic_ops.items():
                 tally.ops[name] = tally.ops.get(name, 0) + ops

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from gac_deploy.data import load_split
 from gac_deploy.export.bundle import load_bundle
 from gac_deploy.export.quantize import quantize_graph, quantize_payload
 from gac_deploy.export.reference import run_quantized_graph
@@ -56,7 +57,11 @@ def test_all_zero_layer_runs():
 
 
 def test_trained_digits_bundle_in_lava(bundle_dir):
-    report = simulate_bundle(load_bundle(bundle_dir), "lava", samples=6, progress=False)
+    bundle = load_bundle(bundle_dir)
+    images = load_split(bundle.data_spec).x_test[:4].numpy()
+    _, payload = bundle.encode(images)
+    assert_identical(bundle.graph, np.rint(payload))
+    report = simulate_bundle(bundle, "lava", samples=6, progress=False)
     assert report.spike_exact
     assert all(p.mismatched_spikes == 0 for p in report.populations)
     assert report.agreement == 1.0
