@@ -111,17 +111,33 @@ def _samples(text: str) -> int | str:
 def _add_energy(sub) -> None:
     p = sub.add_parser(
         "energy",
-        help="per-layer AC/MAC energy report (paper Eq. 11)",
-        description="Energy per inference of a bundle or a model.pt by the "
-        "paper's Eq. 11 (E_MAC 4.6 pJ, E_AC 0.9 pJ).",
+        help="per-layer energy report: the paper's Eq. 11 and the complete count",
+        description="Energy per inference of a bundle, a model.pt, or an architecture with "
+        "assumed firing rates (--arch). Both conventions are computed: 'paper' (Eq. 11) "
+        "and 'complete' (every host op, synaptic event, neuron update and spike).",
     )
-    p.add_argument("path", help="bundle directory or model.pt")
+    p.add_argument("path", nargs="?", help="bundle directory or model.pt")
     p.add_argument(
-        "--samples",
-        type=int,
-        default=64,
-        help="test images used to measure firing rates (default 64)",
+        "--samples", type=int, default=64, help="test images used to measure activity (default 64)"
     )
+    p.add_argument(
+        "--convention",
+        choices=("paper", "complete"),
+        default="paper",
+        help="which table to print (both totals are always printed)",
+    )
+    p.add_argument(
+        "--profile",
+        default="horowitz45-fp32",
+        help="horowitz45-fp32 (default, the paper's), horowitz45-int8 or loihi",
+    )
+    p.add_argument("--arch", help="what-if: a registered architecture instead of a path")
+    p.add_argument("-T", "--time-steps", type=int, help="what-if: time steps")
+    p.add_argument("--encoder", choices=ENCODERS, help="what-if: encoder (gac; direct = no GAC)")
+    p.add_argument("--firing-rate", type=float, help="what-if: one rate for every population")
+    p.add_argument("--rates", help="what-if: JSON file {population: rate}")
+    p.add_argument("--plot", help="write a per-layer bar chart (PNG) here")
+    p.add_argument("--compare", help="a second bundle or model.pt to put side by side")
     p.add_argument("--json", help="also write the report to this JSON file")
 
 
@@ -365,42 +381,36 @@ def cmd_simulate(args) -> dict:
     return data
 
 
-def _print_energy(report) -> None:
-    from gac_deploy.table import format_table
-
-    rows = [
-        [
-            r.name,
-            r.placement,
-            r.op,
-            r.flops,
-            r.firing_rate,
-            r.ops,
-            r.energy_pj / 1000,
-            100 * r.energy_pj / report.total_pj,
-        ]
-        for r in report.layers
-    ]
-    print(
-        format_table(
-            ["layer", "runs on", "op", "FLOPs", "in rate", "ops", "energy nJ", "share %"], rows
-        )
-    )
-    print(
-        f"total {report.total_pj / 1000:.3f} nJ per inference "
-        f"({report.convention}, {report.profile}; T={report.time_steps}; rates from "
-        f"{report.rates_from} on {report.samples} test images)"
-    )
-
-
 def cmd_energy(args) -> dict:
-    from gac_deploy.hardware.energy_report import energy_report
+    from gac_deploy.hardware.energy_report import energy_report, format_comparison, format_report
 
-    report = energy_report(args.path, args.samples)
-    _print_energy(report)
+    def measure(path):
+        return energy_report(
+            path,
+            args.samples,
+            args.profile,
+            args.arch,
+            args.time_steps,
+            args.firing_rate,
+            args.rates,
+            args.encoder,
+        )
+
+    report = measure(args.path)
+    print(format_report(report, args.convention))
     data = report.to_dict()
+    if args.compare:
+        other = energy_report(args.compare, args.samples, args.profile)
+        print()
+        print(format_comparison(report, other))
+        data = {"a": data, "b": other.to_dict()}
+    if args.plot:
+        from gac_deploy.hardware.energy_plot import plot_energy
+
+        plot_energy(report, args.convention, args.plot)
+        print(f"wrote {args.plot}")
     _write_json(args.json, data)
-    return data
+    return data if not args.compare else data["a"]
 
 
 def cmd_demo(args) -> dict:
@@ -455,7 +465,20 @@ def cmd_demo(args) -> dict:
     )
     print("== 4/4 energy ==")
     energy = cmd_energy(
-        argparse.Namespace(path=str(out / "bundle"), samples=64, json=str(out / "energy.json"))
+        argparse.Namespace(
+            path=str(out / "bundle"),
+            samples=64,
+            json=str(out / "energy.json"),
+            convention="paper",
+            profile="horowitz45-fp32",
+            arch=None,
+            time_steps=None,
+            encoder=None,
+            firing_rate=None,
+            rates=None,
+            plot=None,
+            compare=None,
+        )
     )
     print("== summary ==")
     print(f"float test accuracy        {trained['test_acc']:.4f} (all test images)")
@@ -470,7 +493,10 @@ def cmd_demo(args) -> dict:
         f"agreement Lava/reference   {sim['agreement']:.4f}; spike-exact: "
         f"{'yes' if sim['spike_exact'] else 'NO'}"
     )
-    print(f"energy per inference       {energy['total_pj'] / 1000:.3f} nJ (paper Eq. 11)")
+    print(
+        f"energy per inference       {energy['paper_pj'] / 1000:.3f} nJ (paper Eq. 11); "
+        f"{energy['complete_pj'] / 1000:.3f} nJ counting everything"
+    )
     print(f"demo time                  {time.perf_counter() - started:.0f} s")
     return {}
 

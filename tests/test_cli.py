@@ -96,8 +96,10 @@ def test_energy_json(bundle_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "encoder.conv" in result.stdout and "total" in result.stdout
     data = json.loads(out.read_text())
-    assert data["convention"] == "paper (Eq. 11)" and data["profile"] == "horowitz45-fp32"
-    assert data["total_pj"] == pytest.approx(sum(r["energy_pj"] for r in data["layers"]))
+    assert set(data["conventions"]) == {"paper", "complete"}
+    assert data["profile"] == "horowitz45-fp32"
+    assert data["paper_pj"] == pytest.approx(sum(r["energy_pj"] for r in data["paper"]))
+    assert data["complete_pj"] == pytest.approx(sum(r["energy_pj"] for r in data["complete"]))
 
 
 @pytest.mark.lava
@@ -220,3 +222,45 @@ def test_qat_needs_init(tmp_path, trained_dir):
         "train", "--init", str(trained_dir / "model.pt"), "--encoder", "lif", "--out", str(tmp_path)
     )
     assert_user_error(result, "--init", "--encoder")
+
+
+def test_energy_compare_gac_and_direct(tmp_path):
+    for encoder in ("gac", "direct"):
+        result = run_cli(
+            "train",
+            "--encoder",
+            encoder,
+            "--max-steps",
+            "5",
+            "--out",
+            str(tmp_path / encoder),
+            "--quiet",
+        )
+        assert result.returncode == 0, result.stderr
+    result = run_cli(
+        "energy",
+        str(tmp_path / "gac" / "model.pt"),
+        "--compare",
+        str(tmp_path / "direct" / "model.pt"),
+        "--samples",
+        "16",
+        "--plot",
+        str(tmp_path / "e.png"),
+        "--convention",
+        "complete",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ANN equivalent nJ" in result.stdout and "mean firing rate" in result.stdout
+    assert "encoder.sca" in result.stdout
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_energy_what_if_and_errors():
+    result = run_cli("energy", "--arch", "msresnet18-imagenet", "-T", "6", "--firing-rate", "0.154")
+    assert result.returncode == 0, result.stderr
+    assert "118,013,952" in result.stdout or "1.18" in result.stdout
+    assert_user_error(run_cli("energy", "--arch", "msresnet18-imagenet"), "--firing-rate")
+    assert_user_error(
+        run_cli("energy", "--arch", "msresnet18-imagenet", "--firing-rate", "2"), "between 0 and 1"
+    )
+    assert_user_error(run_cli("energy"), "give a bundle")

@@ -1,13 +1,24 @@
-"""Per-layer energy by the paper's Eq. 11. Pure functions over layer specs and firing rates.
+"""Energy per inference, layer by layer, in two conventions. Pure functions.
 
-E = E_MAC * FL_conv1 + E_AC * T * (sum_n FL_conv^n * fr^n + sum_m FL_fc^m * fr^m)
+``paper`` is exactly Eq. 11:
 
-FL is a layer's FLOPs counted as in an ANN (multiply-accumulates); fr is the
-firing rate of the layer's INPUT spikes (Eq. 12: spikes / (neurons x T)). The
-stem conv counts once, at MAC price; body convs and the classifier at AC price.
-Nothing else is counted in this convention: not the GAU, not neuron updates, not
-the identity route of O into the first block. Profile ``horowitz45-fp32``:
-E_MAC 4.6 pJ, E_AC 0.9 pJ (45 nm, 32-bit float; Horowitz, ISSCC 2014).
+    E = E_MAC * FL_conv1 + E_AC * T * (sum_n FL_conv^n * fr^n + sum_m FL_fc^m * fr^m)
+
+FL is a layer's FLOPs counted as in an ANN (multiply-accumulates); fr the Eq. 12
+firing rate of the layer's INPUT spikes (spikes / (neurons x T)). The stem conv
+counts once at MAC price; body convs and the classifier at AC price; nothing else.
+
+``complete`` counts everything that runs, per inference:
+* host: the stem conv (once: the input is static), the encoder LIF's updates, the
+  temporal attention (pooling and its tiny MLP), the spatial-channel attention (two
+  KxK convs, once per image thanks to static-input factoring; ``naive_ops`` gives
+  the per-step form's count), the sigmoid and the two gating products;
+* chip: every synaptic event (each nonzero input times the synapses it reaches,
+  borders included: exact when counted from spikes), including the graded adds of
+  O into the body; every neuron update (each neuron, each step, read-out too); and
+  every spike sent.
+
+A profile is a named set of per-operation energies with its source.
 """
 
 from __future__ import annotations
@@ -19,27 +30,77 @@ import numpy as np
 from gac_deploy.config import ModelConfig
 from gac_deploy.export.graph import INPUT, Graph
 
+HOROWITZ = "Horowitz, ISSCC 2014, 45 nm"
+
 
 @dataclass(frozen=True)
 class EnergyProfile:
+    """Energy in pJ per operation. Host operations (MAC, mul, add, host neuron update) run
+    on a conventional processor; chip operations are synaptic events, neuron updates and
+    spikes on the neuromorphic core."""
+
     name: str
-    mac_pj: float
-    ac_pj: float
+    mac: float
+    mul: float
+    add: float
+    synop: float
+    neuron: float
+    spike: float
     source: str
 
+    def price(self, op: str) -> float:
+        return {
+            "MAC": self.mac,
+            "mul": self.mul,
+            "add": self.add,
+            "host neuron update": self.mac,
+            "AC": self.synop,
+            "graded AC": self.synop,
+            "neuron update": self.neuron,
+            "spike": self.spike,
+        }[op]
 
-HOROWITZ45_FP32 = EnergyProfile(
-    "horowitz45-fp32", 4.6, 0.9, "Horowitz, ISSCC 2014, 45 nm 32-bit float (paper Eq. 11)"
-)
+
+PROFILES = {
+    "horowitz45-fp32": EnergyProfile(
+        "horowitz45-fp32",
+        4.6,
+        3.7,
+        0.9,
+        0.9,
+        4.6,
+        0.0,
+        f"{HOROWITZ}, 32-bit float: multiply 3.7, add 0.9 pJ (the paper's E_MAC 4.6, "
+        "E_AC 0.9); a neuron update is priced as one MAC (decay multiply + add); spikes free",
+    ),
+    "horowitz45-int8": EnergyProfile(
+        "horowitz45-int8",
+        0.23,
+        0.2,
+        0.03,
+        0.03,
+        0.23,
+        0.0,
+        f"{HOROWITZ}, 8-bit integer: multiply 0.2, add 0.03 pJ; a neuron update as one MAC",
+    ),
+    "loihi": EnergyProfile(
+        "loihi",
+        4.6,
+        3.7,
+        0.9,
+        23.6,
+        52.0,
+        1.7,
+        "chip: Davies et al., IEEE Micro 2018 (Loihi): 23.6 pJ per synaptic op, 52 pJ per "
+        "neuron update, 1.7 pJ per spike within a tile; host: horowitz45-fp32",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer of the network as Eq. 11 sees it.
-
-    ``input`` is the population whose spikes the layer reads (None for the stem,
-    which reads the image). ``flops``: ANN multiply-accumulates per time step.
-    """
+    """One layer as Eq. 11 sees it: ``input`` is the population whose spikes it reads
+    (None for the stem, which reads the image); ``flops``: ANN MACs per time step."""
 
     name: str
     placement: str
@@ -50,54 +111,184 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class LayerEnergy:
+    """One row of a report: ``ops`` operations of kind ``op`` per inference."""
+
     name: str
     placement: str
     op: str
-    flops: int
+    flops: int | None
     firing_rate: float | None
     ops: float
     energy_pj: float
+    naive_ops: float | None = None
+
+
+@dataclass
+class Activity:
+    """What one inference does, averaged over the images measured.
+
+    ``rates``: Eq. 12 firing rate per population (``encoder.lif`` included where the
+    encoder spikes). ``events``: synaptic events per edge name; ``exact`` when they
+    were counted from spikes, else estimated as FLOPs x input rate x T.
+    """
+
+    time_steps: int
+    rates: dict[str, float]
+    events: dict[str, float]
+    exact: bool
+    source: str
 
 
 def layer_specs(graph: Graph, config: ModelConfig) -> list[LayerSpec]:
     """Stem conv (host, MAC) plus every body conv/fc layer (chip, AC), from a body graph."""
-    c, h, w = graph.input_shape
-    stem = config.stem_kernel**2 * config.in_channels * c * h * w
-    specs = [LayerSpec("encoder.conv", "host", "MAC", stem, None)]
+    specs = [LayerSpec("encoder.conv", "host", "MAC", stem_flops(graph, config), None)]
     seen = set()
     for edge in graph.edges:
         if edge.src == INPUT or edge.layer in seen:
             continue
         seen.add(edge.layer)
         src_shape = graph.shape_of(edge.src)
-        dst_shape = graph.shape_of(edge.dst)
         if edge.kind == "conv":
-            flops = int(np.prod(edge.weight.shape)) * dst_shape[1] * dst_shape[2]
+            flops = edge_flops(graph, edge)
         else:
             # average pooling folded into the classifier: the ANN layer is C -> classes
-            flops = int(dst_shape[0] * src_shape[0])
+            flops = int(graph.shape_of(edge.dst)[0] * src_shape[0])
         specs.append(LayerSpec(edge.layer, "chip", "AC", flops, edge.src))
     return specs
+
+
+def stem_flops(graph: Graph, config: ModelConfig) -> int:
+    c, h, w = graph.input_shape
+    return config.stem_kernel**2 * config.in_channels * c * h * w
+
+
+def edge_flops(graph: Graph, edge) -> int:
+    """Dense-equivalent MACs of one edge per step (every synapse used once)."""
+    if edge.kind == "conv":
+        _, h, w = graph.shape_of(edge.dst)
+        return int(np.prod(edge.weight.shape)) * h * w
+    return int(edge.weight.size)
 
 
 def paper_energy(
     specs: list[LayerSpec],
     firing_rates: dict[str, float],
     time_steps: int,
-    profile: EnergyProfile = HOROWITZ45_FP32,
+    profile: EnergyProfile = PROFILES["horowitz45-fp32"],
 ) -> list[LayerEnergy]:
     """Eq. 11 per layer. ``firing_rates``: population name -> Eq. 12 rate."""
     rows = []
     for spec in specs:
         if spec.op == "MAC":
-            rate, ops, price = None, float(spec.flops), profile.mac_pj
+            rate, ops, price = None, float(spec.flops), profile.mac
         else:
             rate = firing_rates[spec.input]
-            ops, price = spec.flops * rate * time_steps, profile.ac_pj
+            ops, price = spec.flops * rate * time_steps, profile.synop
         rows.append(
             LayerEnergy(spec.name, spec.placement, spec.op, spec.flops, rate, ops, ops * price)
         )
     return rows
+
+
+def estimated_events(graph: Graph, rates: dict[str, float], time_steps: int) -> dict[str, float]:
+    """Synaptic events per edge if every input fires at its rate: FLOPs x rate x T."""
+    input_rate = rates.get("encoder.lif", 1.0)
+    return {
+        e.name: edge_flops(graph, e) * (input_rate if e.src == INPUT else rates[e.src]) * time_steps
+        for e in graph.edges
+    }
+
+
+def encoder_ops(config: ModelConfig, graph: Graph) -> list[tuple[str, str, float, float | None]]:
+    """Host operations of the encoder per inference: (name, op, count, naive per-step count)."""
+    c, h, w = graph.input_shape
+    t, chw = config.time_steps, c * h * w
+    stem = float(stem_flops(graph, config))
+    if config.encoder == "direct":
+        return [("encoder.conv", "MAC", stem, stem * t)]
+    if config.encoder == "rate":
+        return [("encoder.conv", "MAC", stem * t, None)]
+    rows = [
+        ("encoder.conv", "MAC", stem, stem * t),
+        ("encoder.lif", "host neuron update", chw * t, None),
+    ]
+    if config.encoder == "lif":
+        return rows
+    if config.gau in ("full", "ta"):
+        hidden = t // config.ta_reduction
+        rows += [
+            ("encoder.ta.pool", "add", 2.0 * chw, 2.0 * chw * t),
+            ("encoder.ta.mlp", "MAC", 2.0 * 2 * t * hidden, None),
+        ]
+    if config.gau in ("full", "sca"):
+        sca = 2.0 * c * c * config.sca_kernel**2 * h * w
+        rows.append(("encoder.sca", "MAC", sca, sca * t))
+    sigmoid = {"full": chw * t, "ta": float(t), "sca": float(chw)}[config.gau]
+    rows.append(("encoder.gate.sigmoid", "MAC", sigmoid, None))  # one MAC-equivalent each
+    if config.gau == "full":
+        rows.append(("encoder.gate.product", "mul", chw * t, None))  # M * N
+    rows.append(("encoder.gating", "mul", chw * t, None))  # sigmoid(...) * spikes
+    return rows
+
+
+def complete_energy(
+    config: ModelConfig, graph: Graph, activity: Activity, profile: EnergyProfile
+) -> list[LayerEnergy]:
+    """Everything that runs, per inference (see the module docstring)."""
+    rows = []
+    for name, op, count, naive in encoder_ops(config, graph):
+        rate = activity.rates.get(name) if op == "host neuron update" else None
+        rows.append(
+            LayerEnergy(name, "host", op, None, rate, count, count * profile.price(op), naive)
+        )
+    t = activity.time_steps
+    for edge in graph.edges:
+        op = "graded AC" if edge.src == INPUT else "AC"
+        rate = activity.rates.get("encoder.lif") if edge.src == INPUT else activity.rates[edge.src]
+        count = activity.events[edge.name]
+        rows.append(
+            LayerEnergy(
+                edge.name,
+                "chip",
+                op,
+                edge_flops(graph, edge),
+                rate,
+                count,
+                count * profile.price(op),
+            )
+        )
+    for pop in graph.populations:
+        updates = float(pop.size * t)
+        rows.append(
+            LayerEnergy(
+                f"{pop.name} (neurons)",
+                "chip",
+                "neuron update",
+                None,
+                None,
+                updates,
+                updates * profile.neuron,
+            )
+        )
+        if pop.role == "lif":
+            spikes = activity.rates[pop.name] * pop.size * t
+            rows.append(
+                LayerEnergy(
+                    f"{pop.name} (spikes)",
+                    "chip",
+                    "spike",
+                    None,
+                    activity.rates[pop.name],
+                    spikes,
+                    spikes * profile.spike,
+                )
+            )
+    return rows
+
+
+def ann_energy(specs: list[LayerSpec], profile: EnergyProfile) -> float:
+    """The ANN equivalent the paper compares with: every layer's FLOPs once, at MAC price."""
+    return sum(spec.flops for spec in specs) * profile.mac
 
 
 def firing_rate(spikes) -> float:

@@ -1,103 +1,267 @@
-"""``gac-deploy energy``: measure firing rates, then apply Eq. 11 layer by layer.
+"""``gac-deploy energy``: measure (or assume) what an inference does, then price it.
 
-For a bundle, rates come from the emulator on the bundle's test images (the
-network Lava runs, spike for spike); for a checkpoint, from the float PyTorch
-model on its test images.
+Activity comes from one of three places:
+* a bundle: the emulator on the bundle's test images (the network Lava runs, spike
+  for spike): firing rates and exact synaptic events;
+* a checkpoint: the float PyTorch model on its test images, events counted exactly
+  from its spikes;
+* an architecture with assumed firing rates (what-if): events estimated as
+  FLOPs x rate x T.
+Both conventions (paper Eq. 11 and complete) are always computed.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from gac_deploy.checkpoint import load_checkpoint
+from gac_deploy.config import ModelConfig
 from gac_deploy.data import load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import MANIFEST_FILE, load_bundle
-from gac_deploy.hardware.emulator import emulate
+from gac_deploy.export.graph import INPUT, Graph
+from gac_deploy.export.reference import run_float_graph
+from gac_deploy.hardware.emulator import emulate, prepare
 from gac_deploy.hardware.energy import (
-    HOROWITZ45_FP32,
+    PROFILES,
+    Activity,
     LayerEnergy,
     LayerSpec,
+    ann_energy,
+    complete_energy,
+    estimated_events,
     firing_rate,
     layer_specs,
     paper_energy,
 )
-from gac_deploy.models import GACMSResNet
+from gac_deploy.models import GACMSResNet, build_model, default_config
 
 
 @dataclass
 class EnergyReport:
     source: str
-    rates_from: str
+    activity: str
+    exact_events: bool
     samples: int
     time_steps: int
-    convention: str
     profile: str
     profile_source: str
-    layers: list[LayerEnergy]
+    paper: list[LayerEnergy]
+    complete: list[LayerEnergy]
+    ann_pj: float
     firing_rates: dict[str, float]
 
     @property
-    def total_pj(self) -> float:
-        return sum(row.energy_pj for row in self.layers)
+    def paper_pj(self) -> float:
+        return sum(row.energy_pj for row in self.paper)
+
+    @property
+    def complete_pj(self) -> float:
+        return sum(row.energy_pj for row in self.complete)
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["total_pj"] = self.total_pj
+        data.update(paper_pj=self.paper_pj, complete_pj=self.complete_pj)
+        data["conventions"] = {
+            "paper": "Eq. 11: stem conv once at E_MAC; body conv/fc FL x fr x T at E_AC",
+            "complete": "every host op, every synaptic event, neuron update and spike",
+        }
         return data
 
 
+def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str) -> Activity:
+    synapses = prepare(graph)
+    events = {e.name: synapses[e.name].events(signals[e.src]) / images for e in graph.edges}
+    rates = {k: firing_rate(v) for k, v in signals.items() if k != INPUT}
+    encoded = signals[INPUT]
+    rates["encoder.lif"] = float((encoded != 0).double().mean())
+    return Activity(graph.time_steps, rates, events, True, source)
+
+
+def bundle_activity(path: Path, samples: int) -> tuple[Activity, Graph, ModelConfig, list, int]:
+    bundle = load_bundle(path)
+    images = load_split(bundle.data_spec).x_test[:samples]
+    _, payload = bundle.encode(images.numpy())
+    payload = torch.from_numpy(payload)
+    run = emulate(bundle.graph, payload)
+    signals = {INPUT: payload, **run.spikes}
+    activity = _activity_from_signals(
+        bundle.graph, signals, len(images), "the emulator (= Lava, spike for spike)"
+    )
+    specs = [LayerSpec(**spec) for spec in bundle.manifest["layers"]]
+    return activity, bundle.graph, bundle.model_config, specs, len(images)
+
+
 @torch.no_grad()
+def model_activity(model: GACMSResNet, images: torch.Tensor) -> tuple[Activity, Graph]:
+    """Spikes of the float model (its body as a graph, encoder run as trained)."""
+    model.eval()
+    encoded = model.encoder(images)
+    graph = model.export_graph()
+    run = run_float_graph(graph, encoded.double())
+    signals = {INPUT: encoded, **run.spikes}
+    activity = _activity_from_signals(graph, signals, len(images), "float PyTorch model")
+    if model.config.encoder != "gac" and model.config.encoder != "lif":
+        activity.rates.pop("encoder.lif")
+    return activity, graph
+
+
 def model_firing_rates(model: GACMSResNet, images: torch.Tensor) -> dict[str, float]:
     """Eq. 12 rate of every LIF population of the float model on ``images``."""
-    counts: dict[str, list[torch.Tensor]] = {}
-    hooks = [
-        lif.register_forward_hook(
-            lambda _m, _i, out, name=name: counts.setdefault(name, []).append(out)
+    return model_activity(model, images)[0].rates
+
+
+def what_if_activity(config: ModelConfig, rates: dict[str, float]) -> tuple[Activity, Graph]:
+    """An architecture with assumed rates: one value for every population, or one each."""
+    torch.manual_seed(0)
+    graph = build_model(config).eval().export_graph()
+    names = [p.name for p in graph.populations if p.role == "lif"] + ["encoder.lif"]
+    if set(rates) == {"*"}:
+        rates = dict.fromkeys(names, rates["*"])
+    missing = [n for n in names if n not in rates]
+    if missing:
+        raise UserError(
+            f"the rates file has no rate for {', '.join(missing[:6])}; give every "
+            "population (or use --firing-rate for one rate)"
         )
-        for name, lif in model.populations().items()
-    ]
+    for name, rate in rates.items():
+        if not 0.0 <= rate <= 1.0:
+            raise UserError(
+                f"firing rate of {name} is {rate}; rates are spikes per neuron and "
+                "step, between 0 and 1"
+            )
+    events = estimated_events(graph, rates, config.time_steps)
+    return Activity(config.time_steps, rates, events, False, "assumed firing rates"), graph
+
+
+def load_rates(firing_rate_value: float | None, rates_file: str | None) -> dict[str, float]:
+    if (firing_rate_value is None) == (rates_file is None):
+        raise UserError("with --arch give either --firing-rate R or --rates FILE.json")
+    if firing_rate_value is not None:
+        return {"*": firing_rate_value}
     try:
-        model.eval()(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return {name: firing_rate(torch.cat(outs, dim=1)) for name, outs in counts.items()}
+        data = json.loads(Path(rates_file).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(
+            f"cannot read rates file {rates_file} ({exc}); pass a JSON object {{population: rate}}"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{rates_file} must hold a JSON object {{population: rate}}")
+    return {str(k): float(v) for k, v in data.items()}
 
 
-def energy_report(path: str | Path, samples: int = 64) -> EnergyReport:
-    """Energy per inference of a bundle directory or a model.pt, paper convention."""
-    path = Path(path)
+def energy_report(
+    path: str | Path | None = None,
+    samples: int = 64,
+    profile: str = "horowitz45-fp32",
+    arch: str | None = None,
+    time_steps: int | None = None,
+    firing_rate_value: float | None = None,
+    rates_file: str | None = None,
+    encoder: str | None = None,
+) -> EnergyReport:
+    """Energy per inference of a bundle, a model.pt, or an architecture with assumed rates."""
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
-    if path.is_dir() or path.name == MANIFEST_FILE:
-        bundle = load_bundle(path if path.is_dir() else path.parent)
-        split = load_split(bundle.data_spec)
-        images = split.x_test[:samples].numpy()
-        _, payload = bundle.encode(images)
-        run = emulate(bundle.graph, torch.from_numpy(payload))
-        rates = {name: firing_rate(s) for name, s in run.spikes.items()}
-        specs = [LayerSpec(**spec) for spec in bundle.manifest["layers"]]
-        time_steps, rates_from = bundle.graph.time_steps, "the emulator (= Lava, spike for spike)"
+    energy_profile = PROFILES[profile]
+    if arch is not None:
+        overrides = {"time_steps": time_steps, "encoder": encoder}
+        config = default_config(arch, **{k: v for k, v in overrides.items() if v is not None})
+        activity, graph = what_if_activity(config, load_rates(firing_rate_value, rates_file))
+        specs, count, source = layer_specs(graph, config), 0, arch
+    elif path is None:
+        raise UserError("give a bundle, a model.pt, or --arch NAME with --firing-rate")
     else:
-        ckpt = load_checkpoint(path)
-        model = ckpt.build()
-        split = load_split(ckpt.data)
-        rates = model_firing_rates(model, split.x_test[:samples])
-        specs = layer_specs(model.export_graph(), ckpt.model_config)
-        time_steps, rates_from = ckpt.model_config.time_steps, "float PyTorch model"
-    rows = paper_energy(specs, rates, time_steps, HOROWITZ45_FP32)
+        path = Path(path)
+        source = str(path)
+        if path.is_dir() or path.name == MANIFEST_FILE:
+            activity, graph, config, specs, count = bundle_activity(
+                path if path.is_dir() else path.parent, samples
+            )
+        else:
+            ckpt = load_checkpoint(path)
+            config = ckpt.model_config
+            images = load_split(ckpt.data).x_test[:samples]
+            activity, graph = model_activity(ckpt.build(), images)
+            specs, count = layer_specs(graph, config), len(images)
     return EnergyReport(
-        source=str(path),
-        rates_from=rates_from,
-        samples=min(samples, len(split.x_test)),
-        time_steps=time_steps,
-        convention="paper (Eq. 11)",
-        profile=HOROWITZ45_FP32.name,
-        profile_source=HOROWITZ45_FP32.source,
-        layers=rows,
-        firing_rates=rates,
+        source=source,
+        activity=activity.source,
+        exact_events=activity.exact,
+        samples=count,
+        time_steps=activity.time_steps,
+        profile=energy_profile.name,
+        profile_source=energy_profile.source,
+        paper=paper_energy(specs, activity.rates, activity.time_steps, energy_profile),
+        complete=complete_energy(config, graph, activity, energy_profile),
+        ann_pj=ann_energy(specs, energy_profile),
+        firing_rates=activity.rates,
+    )
+
+
+def _nj(pj: float) -> str:
+    return f"{pj / 1000:,.3f}"
+
+
+def format_report(report: EnergyReport, convention: str = "paper") -> str:
+    """The per-layer table of one convention and both totals, as printed by the CLI."""
+    from gac_deploy.table import format_table
+
+    rows_in = report.paper if convention == "paper" else report.complete
+    total = report.paper_pj if convention == "paper" else report.complete_pj
+    rows = [
+        [
+            r.name,
+            r.placement,
+            r.op,
+            r.firing_rate,
+            r.ops,
+            r.energy_pj / 1000,
+            100 * r.energy_pj / total if total else 0.0,
+        ]
+        for r in rows_in
+    ]
+    table = format_table(["layer", "runs on", "op", "in rate", "ops", "energy nJ", "share %"], rows)
+    naive = [r for r in report.complete if r.naive_ops]
+    lines = [
+        f"{convention} convention ({report.profile}; T={report.time_steps}; activity from "
+        f"{report.activity}"
+        + (f" on {report.samples} test images" if report.samples else "")
+        + ("" if report.exact_events else "; synaptic events estimated as FLOPs x rate x T")
+        + ")",
+        table,
+        f"total per inference: paper (Eq. 11) {_nj(report.paper_pj)} nJ, complete "
+        f"{_nj(report.complete_pj)} nJ, ANN equivalent (every FLOP a MAC) {_nj(report.ann_pj)} nJ",
+    ]
+    if convention == "complete" and naive:
+        extra = sum((r.naive_ops - r.ops) * r.energy_pj / r.ops for r in naive if r.ops)
+        lines.append(
+            f"evaluated per step instead of once (the authors' form), the stem and encoder "
+            f"layers would add {_nj(extra)} nJ"
+        )
+    return "\n".join(lines)
+
+
+def format_comparison(a: EnergyReport, b: EnergyReport) -> str:
+    """Two models side by side: firing rates and energy per convention."""
+    from gac_deploy.table import format_table
+
+    names = [n for n in a.firing_rates if n in b.firing_rates]
+    rows = [[f"rate {n}", a.firing_rates[n], b.firing_rates[n]] for n in names]
+    mean_a = sum(a.firing_rates[n] for n in names) / max(len(names), 1)
+    mean_b = sum(b.firing_rates[n] for n in names) / max(len(names), 1)
+    rows += [
+        ["mean firing rate", mean_a, mean_b],
+        ["paper (Eq. 11) nJ", a.paper_pj / 1000, b.paper_pj / 1000],
+        ["complete nJ", a.complete_pj / 1000, b.complete_pj / 1000],
+        ["ANN equivalent nJ", a.ann_pj / 1000, b.ann_pj / 1000],
+    ]
+    return format_table(
+        ["", Path(a.source).name or a.source, Path(b.source).name or b.source], rows
     )

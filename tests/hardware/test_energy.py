@@ -65,11 +65,11 @@ def test_model_rates_cover_every_population():
 def test_bundle_and_checkpoint_reports(trained_dir, bundle_dir):
     from_bundle = energy_report(bundle_dir, samples=32)
     from_model = energy_report(trained_dir / "model.pt", samples=32)
-    assert [r.name for r in from_bundle.layers] == [r.name for r in from_model.layers]
-    assert from_bundle.layers[0].op == "MAC" and from_bundle.layers[0].energy_pj == pytest.approx(
+    assert [r.name for r in from_bundle.paper] == [r.name for r in from_model.paper]
+    assert from_bundle.paper[0].op == "MAC" and from_bundle.paper[0].energy_pj == pytest.approx(
         4.6 * 3 * 3 * 1 * 16 * 8 * 8
     )
-    assert from_bundle.total_pj == pytest.approx(sum(r.energy_pj for r in from_bundle.layers))
+    assert from_bundle.paper_pj == pytest.approx(sum(r.energy_pj for r in from_bundle.paper))
     # the quantised network fires at rates close to the float one
     for name, rate in from_model.firing_rates.items():
         if name in from_bundle.firing_rates:
