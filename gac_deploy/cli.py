@@ -134,6 +134,11 @@ def _add_energy(sub) -> None:
     p.add_argument("--arch", help="what-if: a registered architecture instead of a path")
     p.add_argument("-T", "--time-steps", type=int, help="what-if: time steps")
     p.add_argument("--encoder", choices=ENCODERS, help="what-if: encoder (gac; direct = no GAC)")
+    p.add_argument(
+        "--shortcut",
+        choices=SHORTCUTS,
+        help="what-if: spike (default) or membrane (the authors': MAC downsample)",
+    )
     p.add_argument("--firing-rate", type=float, help="what-if: one rate for every population")
     p.add_argument("--rates", help="what-if: JSON file {population: rate}")
     p.add_argument("--plot", help="write a per-layer bar chart (PNG) here")
@@ -394,6 +399,7 @@ def cmd_energy(args) -> dict:
             args.firing_rate,
             args.rates,
             args.encoder,
+            args.shortcut,
         )
 
     report = measure(args.path)

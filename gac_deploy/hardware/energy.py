@@ -137,6 +137,7 @@ class Activity:
     events: dict[str, float]
     exact: bool
     source: str
+    accuracy: float | None = None
 
 
 def layer_specs(graph: Graph, config: ModelConfig) -> list[LayerSpec]:
@@ -242,9 +243,29 @@ def complete_energy(
             LayerEnergy(name, "host", op, None, rate, count, count * profile.price(op), naive)
         )
     t = activity.time_steps
+    mac_layers: set[str] = set()
     for edge in graph.edges:
-        op = "graded AC" if edge.src == INPUT else "AC"
         rate = activity.rates.get("encoder.lif") if edge.src == INPUT else activity.rates[edge.src]
+        if config.shortcut == "membrane" and edge.layer.endswith(".downsample"):
+            # the authors' shortcut reads the real-valued stream: a dense MAC layer, every
+            # step, computed once however many populations its output reaches
+            if edge.layer in mac_layers:
+                continue
+            mac_layers.add(edge.layer)
+            count = float(edge_flops(graph, edge) * t)
+            rows.append(
+                LayerEnergy(
+                    edge.name,
+                    "chip",
+                    "MAC",
+                    edge_flops(graph, edge),
+                    None,
+                    count,
+                    count * profile.mac,
+                )
+            )
+            continue
+        op = "graded AC" if edge.src == INPUT else "AC"
         count = activity.events[edge.name]
         rows.append(
             LayerEnergy(

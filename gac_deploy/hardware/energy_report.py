@@ -13,7 +13,7 @@ Both conventions (paper Eq. 11 and complete) are always computed.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -54,6 +54,8 @@ class EnergyReport:
     complete: list[LayerEnergy]
     ann_pj: float
     firing_rates: dict[str, float]
+    accuracy: float | None = None
+    """Top-1 accuracy on the images the activity was measured on (None for what-if)."""
 
     @property
     def paper_pj(self) -> float:
@@ -92,12 +94,16 @@ def bundle_activity(path: Path, samples: int) -> tuple[Activity, Graph, ModelCon
     activity = _activity_from_signals(
         bundle.graph, signals, len(images), "the emulator (= Lava, spike for spike)"
     )
+    labels = load_split(bundle.data_spec).y_test[: len(images)]
+    activity.accuracy = float((run.predictions == labels).double().mean())
     specs = [LayerSpec(**spec) for spec in bundle.manifest["layers"]]
     return activity, bundle.graph, bundle.model_config, specs, len(images)
 
 
 @torch.no_grad()
-def model_activity(model: GACMSResNet, images: torch.Tensor) -> tuple[Activity, Graph]:
+def model_activity(
+    model: GACMSResNet, images: torch.Tensor, labels: torch.Tensor | None = None
+) -> tuple[Activity, Graph]:
     """Spikes of the float model (its body as a graph, encoder run as trained)."""
     model.eval()
     encoded = model.encoder(images)
@@ -105,6 +111,8 @@ def model_activity(model: GACMSResNet, images: torch.Tensor) -> tuple[Activity, 
     run = run_float_graph(graph, encoded.double())
     signals = {INPUT: encoded, **run.spikes}
     activity = _activity_from_signals(graph, signals, len(images), "float PyTorch model")
+    if labels is not None:
+        activity.accuracy = float((run.predictions == labels).double().mean())
     if model.config.encoder != "gac" and model.config.encoder != "lif":
         activity.rates.pop("encoder.lif")
     return activity, graph
@@ -118,7 +126,8 @@ def model_firing_rates(model: GACMSResNet, images: torch.Tensor) -> dict[str, fl
 def what_if_activity(config: ModelConfig, rates: dict[str, float]) -> tuple[Activity, Graph]:
     """An architecture with assumed rates: one value for every population, or one each."""
     torch.manual_seed(0)
-    graph = build_model(config).eval().export_graph()
+    # the graph gives the shapes; a membrane-shortcut body has the same ones
+    graph = build_model(replace(config, shortcut="spike")).eval().export_graph()
     names = [p.name for p in graph.populations if p.role == "lif"] + ["encoder.lif"]
     if set(rates) == {"*"}:
         rates = dict.fromkeys(names, rates["*"])
@@ -163,6 +172,7 @@ def energy_report(
     firing_rate_value: float | None = None,
     rates_file: str | None = None,
     encoder: str | None = None,
+    shortcut: str | None = None,
 ) -> EnergyReport:
     """Energy per inference of a bundle, a model.pt, or an architecture with assumed rates."""
     if profile not in PROFILES:
@@ -171,7 +181,7 @@ def energy_report(
         raise UserError(f"--samples must be at least 1, got {samples}")
     energy_profile = PROFILES[profile]
     if arch is not None:
-        overrides = {"time_steps": time_steps, "encoder": encoder}
+        overrides = {"time_steps": time_steps, "encoder": encoder, "shortcut": shortcut}
         config = default_config(arch, **{k: v for k, v in overrides.items() if v is not None})
         activity, graph = what_if_activity(config, load_rates(firing_rate_value, rates_file))
         specs, count, source = layer_specs(graph, config), 0, arch
@@ -187,8 +197,9 @@ def energy_report(
         else:
             ckpt = load_checkpoint(path)
             config = ckpt.model_config
-            images = load_split(ckpt.data).x_test[:samples]
-            activity, graph = model_activity(ckpt.build(), images)
+            split = load_split(ckpt.data)
+            images = split.x_test[:samples]
+            activity, graph = model_activity(ckpt.build(), images, split.y_test[: len(images)])
             specs, count = layer_specs(graph, config), len(images)
     return EnergyReport(
         source=source,
@@ -202,6 +213,7 @@ def energy_report(
         complete=complete_energy(config, graph, activity, energy_profile),
         ann_pj=ann_energy(specs, energy_profile),
         firing_rates=activity.rates,
+        accuracy=activity.accuracy,
     )
 
 
@@ -257,6 +269,7 @@ def format_comparison(a: EnergyReport, b: EnergyReport) -> str:
     mean_a = sum(a.firing_rates[n] for n in names) / max(len(names), 1)
     mean_b = sum(b.firing_rates[n] for n in names) / max(len(names), 1)
     rows += [
+        ["accuracy (measured images)", a.accuracy, b.accuracy],
         ["mean firing rate", mean_a, mean_b],
         ["paper (Eq. 11) nJ", a.paper_pj / 1000, b.paper_pj / 1000],
         ["complete nJ", a.complete_pj / 1000, b.complete_pj / 1000],

@@ -102,3 +102,15 @@ def test_per_population_rates_file(tmp_path):
 
     with pytest.raises(UserError, match="no rate for"):
         energy_report(arch="digits-gac-msresnet", rates_file=str(path))
+
+
+def test_membrane_shortcut_downsample_is_a_mac_layer_counted_once():
+    spike = energy_report(arch="msresnet18-imagenet", time_steps=4, firing_rate_value=0.2)
+    membrane = energy_report(
+        arch="msresnet18-imagenet", time_steps=4, firing_rate_value=0.2, shortcut="membrane"
+    )
+    rows = [r for r in membrane.complete if ".downsample" in r.name]
+    assert [r.op for r in rows] == ["MAC"] * 4  # one row per downsample layer
+    assert rows[0].ops == rows[0].flops * 4
+    assert membrane.complete_pj > spike.complete_pj
+    assert membrane.paper_pj == spike.paper_pj  # Eq. 11 does not see the difference
