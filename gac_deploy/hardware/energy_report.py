@@ -275,6 +275,8 @@ def format_comparison(a: EnergyReport, b: EnergyReport) -> str:
         ["complete nJ", a.complete_pj / 1000, b.complete_pj / 1000],
         ["ANN equivalent nJ", a.ann_pj / 1000, b.ann_pj / 1000],
     ]
-    return format_table(
-        ["", Path(a.source).name or a.source, Path(b.source).name or b.source], rows
-    )
+
+    def label(source: str) -> str:
+        return "/".join(Path(source).parts[-2:])
+
+    return format_table(["", label(a.source), label(b.source)], rows)
