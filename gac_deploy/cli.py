@@ -422,70 +422,36 @@ def cmd_energy(args) -> dict:
 def cmd_demo(args) -> dict:
     out = Path(args.out)
     started = time.perf_counter()
+    parse = build_parser().parse_args
+    quiet = ["--quiet"] if args.quiet else []
+    epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
+    bundle = str(out / "bundle")
     print("== 1/4 train ==")
-    train_args = argparse.Namespace(
-        encoder=None,
-        gau=None,
-        sca_kernel=None,
-        shortcut=None,
-        init=None,
-        qat=False,
-        model="digits-gac-msresnet",
-        out=str(out / "train"),
-        epochs=args.epochs,
-        batch_size=None,
-        lr=None,
-        seed=None,
-        time_steps=None,
-        max_steps=None,
-        quiet=args.quiet,
-    )
-    trained = cmd_train(train_args)
+    trained = cmd_train(parse(["train", "--out", str(out / "train"), *epochs, *quiet]))
     print("== 2/4 export ==")
-    exported = cmd_export(
-        argparse.Namespace(
-            checkpoint=trained["checkpoint"], target="loihi2", out=str(out / "bundle"), chips=1
-        )
-    )
+    exported = cmd_export(parse(["export", trained["checkpoint"], "--out", bundle]))
     print("== 3/4 simulate (Lava) ==")
     sim = cmd_simulate(
-        argparse.Namespace(
-            bundle=str(out / "bundle"),
-            backend="lava",
-            samples=args.samples,
-            batch_size=None,
-            json=str(out / "simulate.json"),
-            quiet=args.quiet,
+        parse(
+            [
+                "simulate",
+                bundle,
+                "--backend",
+                "lava",
+                "--samples",
+                str(args.samples),
+                "--json",
+                str(out / "simulate.json"),
+                *quiet,
+            ]
         )
     )
     print("== 3/4 simulate (emulator, whole test split) ==")
     emu = cmd_simulate(
-        argparse.Namespace(
-            bundle=str(out / "bundle"),
-            backend="emulator",
-            samples="all",
-            batch_size=None,
-            json=str(out / "emulate.json"),
-            quiet=args.quiet,
-        )
+        parse(["simulate", bundle, "--samples", "all", "--json", str(out / "emulate.json"), *quiet])
     )
     print("== 4/4 energy ==")
-    energy = cmd_energy(
-        argparse.Namespace(
-            path=str(out / "bundle"),
-            samples=64,
-            json=str(out / "energy.json"),
-            convention="paper",
-            profile="horowitz45-fp32",
-            arch=None,
-            time_steps=None,
-            encoder=None,
-            firing_rate=None,
-            rates=None,
-            plot=None,
-            compare=None,
-        )
-    )
+    energy = cmd_energy(parse(["energy", bundle, "--json", str(out / "energy.json")]))
     print("== summary ==")
     print(f"float test accuracy        {trained['test_acc']:.4f} (all test images)")
     print(f"quantised reference        {exported['reference_accuracy']:.4f} (all test images)")

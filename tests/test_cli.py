@@ -264,3 +264,28 @@ def test_energy_what_if_and_errors():
         run_cli("energy", "--arch", "msresnet18-imagenet", "--firing-rate", "2"), "between 0 and 1"
     )
     assert_user_error(run_cli("energy"), "give a bundle")
+
+
+@pytest.mark.lava
+def test_demo_runs_to_its_summary(tmp_path):
+    result = run_cli(
+        "demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--samples", "2", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.split("== summary ==")[1]
+    for line in (
+        "float test accuracy",
+        "Lava-simulated accuracy",
+        "emulated chip accuracy",
+        "spike-exact: yes",
+        "energy per inference",
+    ):
+        assert line in summary
+    for name in (
+        "simulate.json",
+        "emulate.json",
+        "energy.json",
+        "bundle/body.net",
+        "train/model.pt",
+    ):
+        assert (tmp_path / "demo" / name).exists()
