@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/gac-deploy demo --out runs/demo
 
 lint: install
-	$(BIN)/ruff check gac_deploy tests
+	$(BIN)/ruff check gac_deploy tests bench
 
 test: install lint
 	$(BIN)/python -m pytest -q tests

@@ -564,7 +564,7 @@ def cmd_analyze(args) -> dict:
     print(
         format_table(
             ["x", "T_p formula", "T_p observed", "agree"],
-            [[r.x, r.formula, r.observed, "yes" if r.agrees else "NO"] for r in rows],
+            [[f"{r.x:.6f}", r.formula, r.observed, "yes" if r.agrees else "NO"] for r in rows],
         )
     )
     model = ckpt.build()
