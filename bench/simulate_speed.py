@@ -41,8 +41,8 @@ def digits_bundle(work: Path) -> Path:
 
 
 def lava_rate(bundle, images: int) -> tuple[float, float]:
-    split = load_split(bundle.data_spec)
-    _, payload = bundle.encode(split.x_test[:images].numpy())
+    x, _ = load_split(bundle.data_spec).test_images(images)
+    _, payload = bundle.encode(x.numpy())
     stamps = []
     started = time.perf_counter()
     run = run_in_lava(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from gac_deploy import __version__
-from gac_deploy.config import ENCODERS, GAU_MODES, SHORTCUTS
+from gac_deploy.config import DATASETS, ENCODERS, GAU_MODES, PRESETS, SHORTCUTS
 from gac_deploy.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -30,7 +30,25 @@ def _add_train(sub) -> None:
         help="train a GAC spiking network (default: digits)",
         description="Train a GAC-MS-ResNet. Writes OUT/model.pt and OUT/metrics.jsonl.",
     )
-    p.add_argument("--model", default="digits-gac-msresnet", help="registered model name")
+    p.add_argument("--model", help="registered model name (default digits-gac-msresnet)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        help="digits (default), cifar10, cifar100, "
+        "imagenet (your local copy, --data-dir) or synthetic",
+    )
+    p.add_argument("--data-dir", help="where the dataset lies in its standard on-disk format")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="the paper's recipe for a dataset")
+    p.add_argument("--config", help="YAML file of settings (a run's config.yaml works too)")
+    p.add_argument("--label-smoothing", type=float, help="label smoothing (default 0)")
+    p.add_argument("--cutmix", type=float, help="CutMix Beta parameter, 0 = off (default 0)")
+    p.add_argument("--device", help="cpu (default) or cuda; CUDA runs use mixed precision")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="also write OUT/last.pt every N steps (it is always written per epoch)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
     p.add_argument("--epochs", type=int, help="training epochs (default 40)")
     p.add_argument("--batch-size", type=int, help="batch size (default 64)")
@@ -199,6 +217,18 @@ def _add_analyze(sub) -> None:
     p.add_argument("--json", help="also write the results to this JSON file")
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="test accuracy of a model.pt",
+        description="Top-1 accuracy of a checkpoint on its test split.",
+    )
+    p.add_argument("checkpoint", help="model.pt")
+    p.add_argument("--data-dir", help="where the dataset lies now (default: where it was)")
+    p.add_argument("--samples", type=int, help="only the first N test images")
+    p.add_argument("--json", help="also write the result to this JSON file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gac-deploy",
@@ -216,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_import_official,
         _add_models,
         _add_analyze,
+        _add_evaluate,
     ):
         add(sub)
     return parser
@@ -232,18 +263,11 @@ def _write_json(path: str | None, data: dict) -> None:
 def cmd_train(args) -> dict:
     from dataclasses import replace
 
-    from gac_deploy.config import TrainConfig
-    from gac_deploy.models import default_config
+    from gac_deploy.data import load_dataset
+    from gac_deploy.training.settings import MODEL_KEYS, resolve
     from gac_deploy.training.trainer import train
 
-    model_overrides = {
-        "time_steps": args.time_steps,
-        "encoder": args.encoder,
-        "gau": args.gau,
-        "sca_kernel": args.sca_kernel,
-        "shortcut": args.shortcut,
-    }
-    given = {k: v for k, v in model_overrides.items() if v is not None}
+    given = {k: getattr(args, k) for k in MODEL_KEYS if getattr(args, k) is not None}
     init = None
     if args.init:
         from gac_deploy.checkpoint import load_checkpoint
@@ -254,34 +278,54 @@ def cmd_train(args) -> dict:
                 f"{', '.join('--' + k.replace('_', '-') for k in given)}"
             )
         init = load_checkpoint(args.init)
-        config = init.model_config
     elif args.qat:
         raise UserError("--qat fine-tunes a trained model; pass it with --init model.pt")
-    else:
-        config = default_config(args.model, **given)
     if args.qat:  # fine-tuning defaults
         args.epochs = args.epochs if args.epochs is not None else QAT_EPOCHS
         args.lr = args.lr if args.lr is not None else QAT_LR
-    overrides = {
-        k: v
-        for k, v in {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "seed": args.seed,
-        }.items()
-        if v is not None
-    }
-    train_config = replace(TrainConfig(), **overrides)
+    flags = {"model": args.model, **given}
+    for key in (
+        "dataset",
+        "data_dir",
+        "epochs",
+        "batch_size",
+        "lr",
+        "seed",
+        "label_smoothing",
+        "cutmix",
+        "device",
+        "checkpoint_every",
+    ):
+        flags[key] = getattr(args, key)
+    config, train_config = resolve(flags, args.preset, args.config)
+    if init is not None:
+        config = init.model_config
+        train_config = replace(
+            train_config,
+            dataset=init.data.dataset,
+            data_dir=train_config.data_dir or init.data.data_dir,
+        )
+    split = load_dataset(
+        train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
+    )
+    if init is None:  # the data decides the input and output sizes
+        config = replace(
+            config,
+            num_classes=split.num_classes,
+            in_channels=split.in_channels,
+            image_size=split.image_size,
+        )
     started = time.perf_counter()
     ckpt = train(
         config,
         train_config,
         args.out,
+        split=split,
         max_steps=args.max_steps,
         progress=not args.quiet,
         init=init,
         qat=args.qat,
+        resume=args.resume,
     )
     elapsed = time.perf_counter() - started
     print(
@@ -537,6 +581,23 @@ def cmd_models(args) -> dict:
     return {}
 
 
+def cmd_evaluate(args) -> dict:
+    from gac_deploy.checkpoint import load_checkpoint
+    from gac_deploy.data import load_split
+    from gac_deploy.training.trainer import evaluate
+
+    ckpt = load_checkpoint(args.checkpoint)
+    split = load_split(ckpt.data, args.data_dir)
+    if args.samples is not None and args.samples < 1:
+        raise UserError(f"--samples must be at least 1, got {args.samples}")
+    accuracy = evaluate(ckpt.build(), split, count=args.samples)
+    count = len(split.test) if args.samples is None else min(args.samples, len(split.test))
+    print(f"test accuracy {accuracy:.4f} on {count} {ckpt.data.dataset} test images")
+    data = {"accuracy": accuracy, "samples": count, "dataset": ckpt.data.dataset}
+    _write_json(args.json, data)
+    return data
+
+
 def _finite(value: float) -> float | None:
     return None if value == float("inf") else value
 
@@ -568,7 +629,7 @@ def cmd_analyze(args) -> dict:
         )
     )
     model = ckpt.build()
-    images = load_split(ckpt.data).x_test[: args.samples]
+    images = load_split(ckpt.data).test_images(args.samples)[0]
     t_d, t_g = encoder_dynamics(model, images)
     holds = bool((t_g >= t_d).all())
     print(
@@ -602,6 +663,7 @@ COMMANDS = {
     "import-official": cmd_import_official,
     "models": cmd_models,
     "analyze": cmd_analyze,
+    "evaluate": cmd_evaluate,
 }
 
 

@@ -41,6 +41,7 @@ class LIFConfig:
 
 
 SURROGATES = ("rectangle", "triangle")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic")
 ENCODERS = ("gac", "lif", "direct", "rate")
 GAU_MODES = ("full", "ta", "sca")
 SHORTCUTS = ("spike", "membrane")
@@ -114,9 +115,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How ``gac-deploy train`` trains (SGD + cosine schedule, as in the paper)."""
+    """How ``gac-deploy train`` trains: SGD with momentum, cosine learning rate to 0,
+    cross-entropy on the mean output over T (paper Supplementary B). ``cutmix`` is the
+    Beta(a, a) parameter of CutMix (0: off), applied to half of the batches."""
 
     dataset: str = "digits"
+    data_dir: str | None = None
     epochs: int = 40
     batch_size: int = 64
     lr: float = 0.1
@@ -124,6 +128,48 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     test_fraction: float = 0.2
+    label_smoothing: float = 0.0
+    cutmix: float = 0.0
+    device: str = "cpu"
+    checkpoint_every: int = 0
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # paper Supplementary B, Tables 4-5
+    "cifar10-paper": {
+        "model": "msresnet18-cifar",
+        "time_steps": 6,
+        "dataset": "cifar10",
+        "epochs": 250,
+        "batch_size": 64,
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "cutmix": 1.0,
+    },
+    "cifar100-paper": {
+        "model": "msresnet18-cifar",
+        "time_steps": 6,
+        "dataset": "cifar100",
+        "epochs": 250,
+        "batch_size": 64,
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "cutmix": 1.0,
+    },
+    "imagenet-paper": {
+        "model": "msresnet18-imagenet",
+        "time_steps": 4,
+        "dataset": "imagenet",
+        "epochs": 250,
+        "batch_size": 256,
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "label_smoothing": 0.1,
+    },
+}
 
 
 def to_dict(config: Any) -> dict[str, Any]:

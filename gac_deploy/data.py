@@ -1,17 +1,35 @@
-"""Datasets. The embedded default: scikit-learn's handwritten digits (real, shipped in the wheel).
+"""Datasets: scikit-learn's digits (embedded default), CIFAR-10/100 and ImageNet from a
+user's local copy in their standard on-disk formats. Nothing is downloaded.
 
-Images come out as float32 [N, 1, 8, 8], pixel values scaled to [0, 1] and then
-normalised with the training split's mean and standard deviation.
+Every dataset yields images as float32 [N, C, H, W], scaled to [0, 1] and normalised
+per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
+
+* digits: 1797 real 8x8 images, fixed seeded stratified split.
+* cifar10 / cifar100: the official python layout (``data_batch_1..5``, ``test_batch``,
+  ``batches.meta``; ``train``, ``test``, ``meta`` with fine labels). Those files are
+  pickles; they are read with an unpickler that only accepts plain containers and
+  numpy arrays, so a file that tries to run code is refused. Training augmentation:
+  4-pixel zero padding + random 32x32 crop + horizontal flip.
+* imagenet: ImageFolder layout (``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``),
+  decoded with Pillow; training: random resized crop to 224 (scale 0.08-1, ratio
+  3/4-4/3) + flip; evaluation: resize the short side to 256, centre crop 224.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from gac_deploy.config import DATASETS
 from gac_deploy.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -21,17 +39,135 @@ class DataSpec:
     dataset: str = "digits"
     seed: int = 0
     test_fraction: float = 0.2
-    mean: float = 0.0
-    std: float = 1.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:  # older checkpoints stored scalars
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if not isinstance(value, tuple):
+                value = tuple(value) if isinstance(value, list) else (float(value),)
+                object.__setattr__(self, key, value)
+
+
+class ArrayDataset:
+    """Images held in memory as uint8 or float in [0, 1], [N, C, H, W]."""
+
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, spec: DataSpec, augment: str = "none"
+    ) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(spec.std).view(1, -1, 1, 1)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(
+        self, indices: torch.Tensor, train: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images[indices]
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        if train and self.augment == "cifar":
+            x = pad_crop_flip(x, 4, generator)
+        return (x - self.mean) / self.std, self.labels[indices]
+
+
+def pad_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Random crop after zero padding, and a random horizontal flip, per image."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty_like(x)
+    for i in range(n):
+        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
+        out[i] = crop.flip(-1) if flip[i] else crop
+    return out
+
+
+class FolderDataset:
+    """ImageFolder layout decoded with Pillow, transformed per image."""
+
+    def __init__(self, files: list[Path], labels: list[int], spec: DataSpec, size: int = 224):
+        self.files, self.labels = files, torch.tensor(labels, dtype=torch.int64)
+        self.mean = torch.tensor(spec.mean).view(-1, 1, 1)
+        self.std = torch.tensor(spec.std).view(-1, 1, 1)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _load(self, path: Path, train: bool, generator) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if train:
+                img = random_resized_crop(img, self.size, generator)
+                if torch.rand(1, generator=generator).item() < 0.5:
+                    img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            else:
+                img = resize_centre_crop(img, int(self.size * 256 / 224), self.size)
+            array = np.asarray(img, dtype=np.float32) / 255.0
+        return (torch.from_numpy(array).permute(2, 0, 1) - self.mean) / self.std
+
+    def batch(
+        self, indices: torch.Tensor, train: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        images = [self._load(self.files[int(i)], train, generator) for i in indices]
+        return torch.stack(images), self.labels[indices]
+
+
+def random_resized_crop(img, size: int, generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """Random area fraction and aspect ratio (10 tries, then the centre), resized to size."""
+    from PIL import Image
+
+    width, height = img.size
+    area = width * height
+    for _ in range(10):
+        target = area * float(torch.empty(1).uniform_(*scale, generator=generator))
+        log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+        aspect = math.exp(float(torch.empty(1).uniform_(*log_ratio, generator=generator)))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+            return img.resize((size, size), Image.BILINEAR, box=(left, top, left + w, top + h))
+    return resize_centre_crop(img, size, size)
+
+
+def resize_centre_crop(img, resize: int, crop: int):
+    from PIL import Image
+
+    width, height = img.size
+    scale = resize / min(width, height)
+    img = img.resize(
+        (max(crop, round(width * scale)), max(crop, round(height * scale))), Image.BILINEAR
+    )
+    width, height = img.size
+    left, top = (width - crop) // 2, (height - crop) // 2
+    return img.crop((left, top, left + crop, top + crop))
 
 
 @dataclass
 class Split:
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+    train: ArrayDataset | FolderDataset
+    test: ArrayDataset | FolderDataset
     spec: DataSpec
+    num_classes: int
+    in_channels: int = field(default=1)
+    image_size: int = field(default=8)
+
+    def test_images(self, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``count`` test images (all if None) and labels, evaluation transform."""
+        count = len(self.test) if count is None else min(count, len(self.test))
+        return self.test.batch(torch.arange(count))
 
 
 def load_digits_split(seed: int = 0, test_fraction: float = 0.2) -> Split:
@@ -44,22 +180,176 @@ def load_digits_split(seed: int = 0, test_fraction: float = 0.2) -> Split:
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed
     )
-    mean, std = float(x_tr.mean()), float(x_tr.std())
-    spec = DataSpec("digits", seed, test_fraction, mean, std)
+    spec = DataSpec("digits", seed, test_fraction, (float(x_tr.mean()),), (float(x_tr.std()),))
+    return Split(ArrayDataset(x_tr, y_tr, spec), ArrayDataset(x_te, y_te, spec), spec, 10, 1, 8)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays; refuses any other global."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 rebuild bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_cifar_batch(path: Path) -> dict:
+    """One file of the official CIFAR python layout, read without running its code."""
+    try:
+        with open(path, "rb") as handle:
+            data = _ArraysOnly(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise UserError(
+            f"{path} is not a CIFAR python batch ({exc}); use the official 'python version' archive"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a CIFAR python batch; use the official archive")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
+
+
+def load_cifar_split(data_dir: str | Path, classes: int, seed: int = 0) -> Split:
+    root = Path(data_dir)
+    if classes == 10:
+        train_files = [root / f"data_batch_{i}" for i in range(1, 6)]
+        test_files, meta, key = [root / "test_batch"], root / "batches.meta", "labels"
+    else:
+        train_files, test_files, meta, key = (
+            [root / "train"],
+            [root / "test"],
+            root / "meta",
+            "fine_labels",
+        )
+    missing = [p.name for p in [*train_files, *test_files, meta] if not p.is_file()]
+    if missing:
+        raise UserError(
+            f"{root} is not a CIFAR-{classes} python directory: missing "
+            f"{', '.join(missing)}; point --data-dir at the extracted "
+            f"cifar-{classes}-{'batches' if classes == 10 else ''}py folder"
+        )
+
+    def read(files):
+        images, labels = [], []
+        for path in files:
+            batch = read_cifar_batch(path)
+            if "data" not in batch or key not in batch:
+                raise UserError(f"{path} has no 'data'/'{key}' entries; is it CIFAR-{classes}?")
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[key], dtype=np.int64))
+        return np.concatenate(images), np.concatenate(labels)
+
+    x_tr, y_tr = read(train_files)
+    x_te, y_te = read(test_files)
+    scaled = x_tr.astype(np.float32) / 255.0
+    mean = tuple(float(m) for m in scaled.mean(axis=(0, 2, 3)))
+    std = tuple(float(s) for s in scaled.std(axis=(0, 2, 3)))
+    spec = DataSpec(f"cifar{classes}", seed, 0.0, mean, std, str(root))
     return Split(
-        torch.from_numpy((x_tr - mean) / std),
-        torch.from_numpy(y_tr).long(),
-        torch.from_numpy((x_te - mean) / std),
-        torch.from_numpy(y_te).long(),
+        ArrayDataset(x_tr, y_tr, spec, "cifar"),
+        ArrayDataset(x_te, y_te, spec),
         spec,
+        classes,
+        3,
+        32,
     )
 
 
-def load_split(spec: DataSpec) -> Split:
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+
+
+def load_imagenet_split(data_dir: str | Path, seed: int = 0) -> Split:
+    root = Path(data_dir)
+    for part in ("train", "val"):
+        if not (root / part).is_dir():
+            raise UserError(
+                f"{root} is not an ImageFolder directory: missing {part}/ "
+                f"(expected {part}/<class>/*.JPEG); point --data-dir at it"
+            )
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if not classes:
+        raise UserError(f"{root / 'train'} has no class folders; expected train/<class>/*.JPEG")
+    index = {c: i for i, c in enumerate(classes)}
+
+    def scan(part):
+        files, labels = [], []
+        for cls in sorted(p for p in (root / part).iterdir() if p.is_dir()):
+            if cls.name not in index:
+                raise UserError(
+                    f"{root / part / cls.name} is a class not in train/; the "
+                    "train and val folders must have the same classes"
+                )
+            for f in sorted(cls.iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append(f)
+                    labels.append(index[cls.name])
+        if not files:
+            raise UserError(f"{root / part} holds no images (.JPEG, .jpg, .png)")
+        return files, labels
+
+    spec = DataSpec("imagenet", seed, 0.0, IMAGENET_MEAN, IMAGENET_STD, str(root))
+    train, test = scan("train"), scan("val")
+    return Split(
+        FolderDataset(*train, spec), FolderDataset(*test, spec), spec, len(classes), 3, 224
+    )
+
+
+def load_synthetic_split(
+    seed: int = 0, image_size: int = 8, classes: int = 4, per_class: int = 40
+) -> Split:
+    """A seeded, learnable toy set for tests: each class is a bright square in its own place."""
+    gen = np.random.default_rng(seed)
+    n = classes * per_class
+    labels = np.repeat(np.arange(classes), per_class)
+    images = gen.uniform(0, 0.3, size=(n, 1, image_size, image_size)).astype(np.float32)
+    half = image_size // 2
+    for i, label in enumerate(labels):
+        r, c = divmod(int(label) % 4, 2)
+        images[i, 0, r * half : (r + 1) * half, c * half : (c + 1) * half] += 0.7
+    order = gen.permutation(n)
+    images, labels = images[order], labels[order]
+    cut = n * 3 // 4
+    spec = DataSpec("synthetic", seed, 0.25, (float(images.mean()),), (float(images.std()),))
+    return Split(
+        ArrayDataset(images[:cut], labels[:cut], spec),
+        ArrayDataset(images[cut:], labels[cut:], spec),
+        spec,
+        classes,
+        1,
+        image_size,
+    )
+
+
+def load_dataset(
+    name: str, data_dir: str | None = None, seed: int = 0, test_fraction: float = 0.2
+) -> Split:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if name == "digits":
+        return load_digits_split(seed, test_fraction)
+    if name == "synthetic":
+        return load_synthetic_split(seed)
+    if data_dir is None:
+        raise UserError(f"--dataset {name} reads your local copy: pass --data-dir DIR")
+    if name.startswith("cifar"):
+        return load_cifar_split(data_dir, int(name.removeprefix("cifar")), seed)
+    return load_imagenet_split(data_dir, seed)
+
+
+def load_split(spec: DataSpec, data_dir: str | None = None) -> Split:
     """Rebuild the split a model was trained on (same seed, same normalisation)."""
-    if spec.dataset != "digits":
-        raise UserError(f"unknown dataset {spec.dataset!r}; this version supports 'digits'")
-    split = load_digits_split(spec.seed, spec.test_fraction)
-    if abs(split.spec.mean - spec.mean) > 1e-6 or abs(split.spec.std - spec.std) > 1e-6:
-        raise UserError("the digits split no longer matches the model's normalisation; retrain")
+    split = load_dataset(spec.dataset, data_dir or spec.data_dir, spec.seed, spec.test_fraction)
+    if not np.allclose(split.spec.mean, spec.mean, atol=1e-6) or not np.allclose(
+        split.spec.std, spec.std, atol=1e-6
+    ):
+        raise UserError(
+            f"the {spec.dataset} data no longer matches the model's normalisation; "
+            "retrain or point --data-dir at the data it was trained on"
+        )
     return split

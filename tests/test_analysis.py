@@ -62,7 +62,7 @@ def test_dynamics_duration_definition():
 def test_proposition_1_on_trained_model(trained_dir, tmp_path):
     ckpt = load_checkpoint(trained_dir / "model.pt")
     model = ckpt.build()
-    images = load_split(ckpt.data).x_test[:32]
+    images = load_split(ckpt.data).test_images(32)[0]
     t_d, t_g = encoder_dynamics(model, images)
     assert (t_g >= t_d).all()
     assert t_g.float().mean() > t_d.float().mean()

@@ -1,22 +1,122 @@
-import numpy as np
+"""Datasets in their standard on-disk formats, built here as tiny fixtures."""
 
-from gac_deploy.data import DataSpec, load_digits_split, load_split
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from gac_deploy.data import (
+    DataSpec,
+    load_dataset,
+    load_digits_split,
+    load_split,
+    read_cifar_batch,
+)
+from gac_deploy.errors import UserError
 
 
 def test_digits_split_is_stratified_and_seeded():
     split = load_digits_split(seed=0)
-    assert split.x_train.shape == (1437, 1, 8, 8) and split.x_test.shape == (360, 1, 8, 8)
-    counts = np.bincount(split.y_test.numpy(), minlength=10)
+    assert len(split.train) == 1437 and len(split.test) == 360
+    x, y = split.test_images()
+    assert x.shape == (360, 1, 8, 8)
+    counts = np.bincount(y.numpy(), minlength=10)
     assert counts.min() >= 35 and counts.max() <= 37
-    assert abs(float(split.x_train.mean())) < 1e-5 and abs(float(split.x_train.std()) - 1) < 1e-3
-    again = load_digits_split(seed=0)
-    assert np.array_equal(split.x_test.numpy(), again.x_test.numpy())
-    other = load_digits_split(seed=1)
-    assert not np.array_equal(split.y_test.numpy(), other.y_test.numpy())
+    x_train, _ = split.train.batch(torch.arange(len(split.train)))
+    assert abs(float(x_train.mean())) < 1e-5 and abs(float(x_train.std()) - 1) < 1e-3
+    assert torch.equal(load_digits_split(seed=0).test_images()[0], x)
+    assert not torch.equal(load_digits_split(seed=1).test_images()[1], y)
 
 
 def test_load_split_rebuilds_the_same_split():
     split = load_digits_split(seed=3)
     rebuilt = load_split(split.spec)
-    assert np.array_equal(rebuilt.x_test.numpy(), split.x_test.numpy())
+    assert torch.equal(rebuilt.test_images()[0], split.test_images()[0])
     assert isinstance(split.spec, DataSpec) and split.spec.seed == 3
+
+
+def write_cifar(root, classes, per_file=6, seed=0):
+    """The official python layout with random pixels (protocol 2 pickles of numpy arrays)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+
+    def batch(n):
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, classes, size=n).tolist()
+        key = b"labels" if classes == 10 else b"fine_labels"
+        return {b"data": data, key: labels, b"batch_label": b"x"}
+
+    names = (
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        if classes == 10
+        else ["train", "test"]
+    )
+    for name in names:
+        with open(root / name, "wb") as handle:
+            pickle.dump(batch(per_file), handle, protocol=2)
+    meta = "batches.meta" if classes == 10 else "meta"
+    with open(root / meta, "wb") as handle:
+        pickle.dump({b"label_names": [b"a"] * classes}, handle, protocol=2)
+
+
+@pytest.mark.parametrize("classes", [10, 100])
+def test_cifar_python_layout(tmp_path, classes):
+    root = tmp_path / f"cifar{classes}"
+    write_cifar(root, classes)
+    split = load_dataset(f"cifar{classes}", str(root))
+    assert split.num_classes == classes and split.in_channels == 3 and split.image_size == 32
+    assert len(split.train) == (30 if classes == 10 else 6) and len(split.test) == 6
+    x, y = split.test_images(4)
+    assert x.shape == (4, 3, 32, 32) and y.dtype == torch.int64
+    xa, _ = split.train.batch(
+        torch.arange(4), train=True, generator=torch.Generator().manual_seed(0)
+    )
+    xb, _ = split.train.batch(
+        torch.arange(4), train=True, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(xa, xb)  # augmentation is seeded
+
+
+def test_cifar_errors_name_the_missing_files(tmp_path):
+    with pytest.raises(UserError, match="missing data_batch_1"):
+        load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(UserError, match="--data-dir"):
+        load_dataset("cifar10")
+
+
+def test_cifar_reader_refuses_code(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "data_batch_1"
+    evil.write_bytes(pickle.dumps({b"data": Exploit()}, protocol=2))
+    with pytest.raises(UserError, match=r"refusing to load (__builtin__|builtins)\.print"):
+        read_cifar_batch(evil)
+
+
+def test_imagenet_folder_layout(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for part, count in (("train", 3), ("val", 2)):
+        for cls in ("n01", "n02"):
+            folder = tmp_path / part / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, size=(40 + 10 * i, 60, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"img{i}.JPEG")
+    split = load_dataset("imagenet", str(tmp_path))
+    assert split.num_classes == 2 and len(split.train) == 6 and len(split.test) == 4
+    x, y = split.test_images()
+    assert x.shape == (4, 3, 224, 224) and y.tolist() == [0, 0, 1, 1]
+    xt, _ = split.train.batch(
+        torch.arange(6), train=True, generator=torch.Generator().manual_seed(1)
+    )
+    assert xt.shape == (6, 3, 224, 224)
+    (tmp_path / "val" / "n03").mkdir()
+    with pytest.raises(UserError, match="not in train"):
+        load_dataset("imagenet", str(tmp_path))
+    with pytest.raises(UserError, match="missing train/"):
+        load_dataset("imagenet", str(tmp_path / "val"))

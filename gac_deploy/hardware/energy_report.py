@@ -86,7 +86,7 @@ def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str
 
 def bundle_activity(path: Path, samples: int) -> tuple[Activity, Graph, ModelConfig, list, int]:
     bundle = load_bundle(path)
-    images = load_split(bundle.data_spec).x_test[:samples]
+    images, labels = load_split(bundle.data_spec).test_images(samples)
     _, payload = bundle.encode(images.numpy())
     payload = torch.from_numpy(payload)
     run = emulate(bundle.graph, payload)
@@ -94,7 +94,6 @@ def bundle_activity(path: Path, samples: int) -> tuple[Activity, Graph, ModelCon
     activity = _activity_from_signals(
         bundle.graph, signals, len(images), "the emulator (= Lava, spike for spike)"
     )
-    labels = load_split(bundle.data_spec).y_test[: len(images)]
     activity.accuracy = float((run.predictions == labels).double().mean())
     specs = [LayerSpec(**spec) for spec in bundle.manifest["layers"]]
     return activity, bundle.graph, bundle.model_config, specs, len(images)
@@ -197,9 +196,8 @@ def energy_report(
         else:
             ckpt = load_checkpoint(path)
             config = ckpt.model_config
-            split = load_split(ckpt.data)
-            images = split.x_test[:samples]
-            activity, graph = model_activity(ckpt.build(), images, split.y_test[: len(images)])
+            images, labels = load_split(ckpt.data).test_images(samples)
+            activity, graph = model_activity(ckpt.build(), images, labels)
             specs, count = layer_specs(graph, config), len(images)
     return EnergyReport(
         source=source,

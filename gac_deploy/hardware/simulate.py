@@ -114,19 +114,19 @@ def test_images(bundle: Bundle, samples: int) -> tuple[np.ndarray, np.ndarray]:
     split = load_split(bundle.data_spec)
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
-    if samples > len(split.x_test):
-        raise UserError(f"--samples {samples} exceeds the {len(split.x_test)} test images")
-    return split.x_test[:samples].numpy(), split.y_test[:samples].numpy()
+    if samples > len(split.test):
+        raise UserError(f"--samples {samples} exceeds the {len(split.test)} test images")
+    x, y = split.test_images(samples)
+    return x.numpy(), y.numpy()
 
 
 def reference_accuracy(bundle: Bundle, samples: int | None = None) -> tuple[float, int]:
     """Accuracy of the quantised reference (what the chip computes) on the test split,
     and the number of images it was measured on."""
-    split = load_split(bundle.data_spec)
-    count = len(split.x_test) if samples is None else samples
-    _, payload = bundle.encode(split.x_test[:count].numpy())
+    images, labels = test_images(bundle, samples or len(load_split(bundle.data_spec).test))
+    _, payload = bundle.encode(images)
     run = run_quantized_graph(bundle.graph, torch.from_numpy(payload).double())
-    return float((run.predictions == split.y_test[:count]).double().mean()), count
+    return float((run.predictions.numpy() == labels).mean()), len(labels)
 
 
 def simulate_bundle(
@@ -150,7 +150,7 @@ def simulate_bundle(
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     split = load_split(bundle.data_spec)
-    count = len(split.x_test) if samples is None else samples
+    count = len(split.test) if samples is None else samples
     images, labels = test_images(bundle, count)
     tally = _Tally()
     run_s = 0.0

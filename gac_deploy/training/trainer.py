@@ -1,5 +1,13 @@
 """The training loop: SGD with momentum, cosine learning rate to 0, cross-entropy on the
-mean output over T (paper Eq. 6-7). Writes ``model.pt`` and ``metrics.jsonl``."""
+mean output over T (paper Eq. 6-7).
+
+Writes ``OUT/model.pt`` (the final model), ``OUT/metrics.jsonl`` (one row per epoch),
+``OUT/config.yaml`` (the resolved configuration) and ``OUT/last.pt`` (the training
+state, written atomically at the end of every epoch and every ``checkpoint_every``
+steps). ``resume=True`` continues from ``OUT/last.pt`` exactly: the data order of an
+epoch and the augmentation of a step come from generators seeded by (seed, epoch)
+and (seed, step), so a resumed run repeats what the interrupted one would have done.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +15,139 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+import yaml
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
-from gac_deploy.config import ModelConfig, TrainConfig, to_dict
-from gac_deploy.data import Split, load_digits_split
+from gac_deploy.config import ModelConfig, TrainConfig, model_config_from_dict, to_dict
+from gac_deploy.data import Split, load_dataset
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 from gac_deploy.models import build_model
 
+STATE_FILE = "last.pt"
+
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256
+    model: torch.nn.Module, split: Split, batch_size: int = 256, count: int | None = None
 ) -> float:
-    """Top-1 accuracy of ``model`` (eval mode) on images x [N, C, H, W], labels y [N]."""
+    """Top-1 accuracy of ``model`` (eval mode) on the first ``count`` test images (all)."""
     model.eval()
+    total = len(split.test) if count is None else min(count, len(split.test))
     correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-    return correct / max(len(x), 1)
+    for lo in range(0, total, batch_size):
+        x, y = split.test.batch(torch.arange(lo, min(lo + batch_size, total)))
+        correct += int((model(x.to(_device(model))).argmax(1).cpu() == y).sum())
+    return correct / max(total, 1)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def population_rates(model, x: torch.Tensor) -> dict[str, float]:
+    """Eq. 12 firing rate of each LIF population of a float model on images x."""
+    if not hasattr(model, "populations"):
+        return {}
+    spikes: dict[str, float] = {}
+    hooks = [
+        lif.register_forward_hook(
+            lambda _m, _i, out, name=name: spikes.__setitem__(name, float(out.mean()))
+        )
+        for name, lif in model.populations().items()
+    ]
+    try:
+        model.eval()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return spikes
+
+
+def cutmix(
+    x: torch.Tensor, y: torch.Tensor, classes: int, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix (Yun et al. 2019): paste a random box from a shuffled batch; soft targets
+    weighted by the pasted area."""
+    n, _, h, w = x.shape
+    lam = float(
+        np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator))).beta(
+            alpha, alpha
+        )
+    )
+    perm = torch.randperm(n, generator=generator)
+    cut_h, cut_w = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
+    cy = int(torch.randint(0, h, (1,), generator=generator))
+    cx = int(torch.randint(0, w, (1,), generator=generator))
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    x = x.clone()
+    x[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
+    kept = 1 - (bottom - top) * (right - left) / (h * w)
+    one_hot = F.one_hot(y, classes).float()
+    return x, kept * one_hot + (1 - kept) * one_hot[perm]
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
     with atomic_path(path, ".jsonl") as tmp:
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def _write_config(
+    path: Path, model_config: ModelConfig, train_config: TrainConfig, extra: dict
+) -> None:
+    with atomic_path(path, ".yaml") as tmp:
+        tmp.write_text(
+            yaml.safe_dump(
+                {"model": to_dict(model_config), "train": to_dict(train_config), **extra},
+                sort_keys=False,
+            )
+        )
+
+
+def _save_state(
+    path: Path,
+    net,
+    optimizer,
+    scheduler,
+    epoch: int,
+    step: int,
+    rows: list,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+) -> None:
+    state = {
+        "format": "gac-deploy-training-state",
+        "model_config": to_dict(model_config),
+        "train_config": to_dict(train_config),
+        "net": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "rows": rows,
+    }
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"nothing to resume: {path} does not exist; start without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise UserError(
+            f"{path} is not a readable training state; start without --resume"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != "gac-deploy-training-state":
+        raise UserError(f"{path} is not a gac-deploy training state")
+    return state
 
 
 def train(
@@ -45,14 +159,16 @@ def train(
     progress: bool = True,
     init: Checkpoint | None = None,
     qat: bool = False,
-) -> Checkpoint:
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> Checkpoint | None:
     """Train; returns the final checkpoint (also written to OUT/model.pt).
 
     ``init``: start from these weights (otherwise from scratch). ``qat``: fine-tune
     with the body in Loihi fixed point (:mod:`gac_deploy.training.qat`); needs ``init``.
+    ``resume``: continue from OUT/last.pt. ``stop_after``: stop (as if interrupted)
+    after that many optimiser steps in total, leaving OUT/last.pt; returns None.
     """
-    if train_config.dataset != "digits":
-        raise UserError(f"unknown dataset {train_config.dataset!r}; this version supports 'digits'")
     if train_config.epochs < 1 or train_config.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
     if train_config.lr <= 0:
@@ -61,8 +177,14 @@ def train(
         raise UserError(f"--max-steps must be at least 1, got {max_steps}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    state = _load_state(out / STATE_FILE) if resume else None
+    if state is not None:
+        model_config = model_config_from_dict(state["model_config"])
     torch.manual_seed(train_config.seed)
-    split = split or load_digits_split(train_config.seed, train_config.test_fraction)
+    split = split or load_dataset(
+        train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
+    )
+    device = torch.device(train_config.device)
     if init is not None:
         model = init.build()
         model_config = init.model_config
@@ -85,72 +207,140 @@ def train(
             else choose_format(model.export_graph())
         )
         net = QATModel(model, spec)
-        extra["float_test_acc"] = init.metrics.get(
-            "float_test_acc", evaluate(model, split.x_test, split.y_test)
-        )
-        extra["quantized_test_acc_before_qat"] = evaluate(net, split.x_test, split.y_test)
+        extra["float_test_acc"] = init.metrics.get("float_test_acc", evaluate(model, split))
+        extra["quantized_test_acc_before_qat"] = evaluate(net, split)
         if progress:
             print(
                 f"before QAT: float {extra['float_test_acc']:.4f}, fixed point "
                 f"{extra['quantized_test_acc_before_qat']:.4f}"
             )
+    net.to(device)
     optimizer = torch.optim.SGD(
         net.parameters(),
         lr=train_config.lr,
         momentum=train_config.momentum,
         weight_decay=train_config.weight_decay,
     )
-    n = len(split.x_train)
+    n = len(split.train)
     steps_per_epoch = (n + train_config.batch_size - 1) // train_config.batch_size
     total = train_config.epochs * steps_per_epoch
     if max_steps is not None:
         total = min(total, max_steps)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    generator = torch.Generator().manual_seed(train_config.seed)
-
     rows: list[dict] = []
     step = 0
-    bar = tqdm(total=total, desc="train", unit="batch", disable=not progress, leave=False)
-    for epoch in range(1, train_config.epochs + 1):
+    first_epoch = 1
+    if state is not None:
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rows, step, first_epoch = list(state["rows"]), int(state["step"]), int(state["epoch"])
+    _write_config(
+        out / "config.yaml",
+        model_config,
+        train_config,
+        {"qat": qat, "init": bool(init), "max_steps": max_steps},
+    )
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    bar = tqdm(
+        total=total, initial=step, desc="train", unit="batch", disable=not progress, leave=False
+    )
+    for epoch in range(first_epoch, train_config.epochs + 1):
         net.train()
         started = time.perf_counter()
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(
+            n, generator=torch.Generator().manual_seed(train_config.seed * 1_000_003 + epoch)
+        )
         loss_sum, correct, seen = 0.0, 0, 0
-        for i in range(0, n, train_config.batch_size):
+        first_batch = step - (epoch - 1) * steps_per_epoch  # > 0 only when resuming mid-epoch
+        for b in range(max(first_batch, 0), steps_per_epoch):
             if step >= total:
                 break
-            idx = order[i : i + train_config.batch_size]
-            x, y = split.x_train[idx], split.y_train[idx]
-            logits = net(x)
-            loss = F.cross_entropy(logits, y)
+            idx = order[b * train_config.batch_size : (b + 1) * train_config.batch_size]
+            batch_gen = torch.Generator().manual_seed(train_config.seed * 7_919 + step)
+            x, y = split.train.batch(idx, train=True, generator=batch_gen)
+            target = y
+            if train_config.cutmix > 0 and torch.rand(1, generator=batch_gen).item() < 0.5:
+                x, target = cutmix(x, y, split.num_classes, train_config.cutmix, batch_gen)
+            x, target = x.to(device), target.to(device)
+            with torch.autocast(device.type, enabled=use_amp):
+                logits = net(x)
+                loss = F.cross_entropy(logits, target, label_smoothing=train_config.label_smoothing)
             if not torch.isfinite(loss):
-                raise UserError(f"loss became {loss.item()} at step {step}; lower --lr")
+                bar.close()
+                raise UserError(
+                    f"loss became {loss.item()} at step {step} (epoch {epoch}); the last good "
+                    f"state is {out / STATE_FILE}; lower --lr and continue with --resume"
+                )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             step += 1
             loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
+            correct += int((logits.argmax(1).cpu() == y).sum())
             seen += len(idx)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            every = train_config.checkpoint_every
+            if every and step % every == 0:
+                _save_state(
+                    out / STATE_FILE,
+                    net,
+                    optimizer,
+                    scheduler,
+                    epoch,
+                    step,
+                    rows,
+                    model_config,
+                    train_config,
+                )
+            if stop_after is not None and step >= stop_after:
+                _save_state(
+                    out / STATE_FILE,
+                    net,
+                    optimizer,
+                    scheduler,
+                    epoch,
+                    step,
+                    rows,
+                    model_config,
+                    train_config,
+                )
+                bar.close()
+                return None
         elapsed = time.perf_counter() - started
         row = {
             "epoch": epoch,
             "step": step,
             "loss": loss_sum / max(seen, 1),
             "train_acc": correct / max(seen, 1),
-            "test_acc": evaluate(net, split.x_test, split.y_test),
+            "test_acc": evaluate(net, split),
             "lr": scheduler.get_last_lr()[0],
             "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
+            "firing_rates": population_rates(net, split.test_images(64)[0].to(device)),
         }
         rows.append(row)
         _write_metrics(out / "metrics.jsonl", rows)
-        bar.write(
-            f"epoch {epoch:3d}  loss {row['loss']:.4f}  train {row['train_acc']:.3f}  "
-            f"test {row['test_acc']:.3f}"
-        ) if progress else None
+        _save_state(
+            out / STATE_FILE,
+            net,
+            optimizer,
+            scheduler,
+            epoch + 1,
+            step,
+            rows,
+            model_config,
+            train_config,
+        )
+        if progress:
+            bar.write(
+                f"epoch {epoch:3d}  loss {row['loss']:.4f}  train {row['train_acc']:.3f}  "
+                f"test {row['test_acc']:.3f}"
+            )
         if step >= total:
             break
     bar.close()
@@ -159,6 +349,7 @@ def train(
         from gac_deploy.training.qat import write_back
 
         write_back(model, net.body)
+    model.to("cpu")
     ckpt = Checkpoint(
         model_config=model_config,
         data=split.spec,

@@ -58,7 +58,7 @@ def test_all_zero_layer_runs():
 
 def test_trained_digits_bundle_in_lava(bundle_dir):
     bundle = load_bundle(bundle_dir)
-    images = load_split(bundle.data_spec).x_test[:4].numpy()
+    images = load_split(bundle.data_spec).test_images(4)[0].numpy()
     _, payload = bundle.encode(images)
     assert_identical(bundle.graph, np.rint(payload))
     report = simulate_bundle(bundle, "lava", samples=6, progress=False)

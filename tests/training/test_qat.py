@@ -17,7 +17,7 @@ def test_qat_model_is_the_quantised_reference(trained_dir):
     model = ckpt.build()
     spec = choose_format(model.export_graph())
     qat = QATModel(model, spec).eval()
-    images = load_split(ckpt.data).x_test[:48]
+    images = load_split(ckpt.data).test_images(48)[0]
     with torch.no_grad():
         scores = qat(images)
         encoded = model.encoder(images)

@@ -1,0 +1,108 @@
+"""Training: resume reproduces an uninterrupted run; presets and YAML; real on-disk formats."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from gac_deploy.config import ModelConfig, TrainConfig
+from gac_deploy.data import load_synthetic_split
+from gac_deploy.errors import UserError
+from gac_deploy.training.settings import resolve
+from gac_deploy.training.trainer import train
+from tests.test_cli import assert_user_error, run_cli
+from tests.test_data import write_cifar
+
+SMALL = ModelConfig(image_size=8, num_classes=4, stem_channels=4, time_steps=2)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    split = load_synthetic_split(seed=0)
+    config = TrainConfig(dataset="synthetic", epochs=2, batch_size=16, lr=0.05)
+    full = train(SMALL, config, tmp_path / "full", split=split, progress=False)
+    # the interrupted run stops mid-epoch (step 11 of 16), leaving OUT/last.pt
+    assert (
+        train(SMALL, config, tmp_path / "cut", split=split, progress=False, stop_after=11) is None
+    )
+    resumed = train(SMALL, config, tmp_path / "cut", split=split, progress=False, resume=True)
+    for key, value in full.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key
+    assert resumed.metrics["steps"] == full.metrics["steps"] == 16
+
+
+def test_nan_loss_stops_with_the_last_good_state(tmp_path):
+    split = load_synthetic_split(seed=0)
+    config = TrainConfig(dataset="synthetic", epochs=3, batch_size=16, lr=1e30)
+    with pytest.raises(UserError, match="loss became .* last good state .*last.pt"):
+        train(SMALL, config, tmp_path, split=split, progress=False)
+
+
+def test_presets_yaml_and_flags_layer_in_order(tmp_path):
+    model, train_config = resolve({}, "cifar100-paper")
+    assert (model.arch, model.time_steps) == ("msresnet18-cifar", 6)
+    assert (
+        train_config.epochs,
+        train_config.batch_size,
+        train_config.weight_decay,
+        train_config.cutmix,
+    ) == (250, 64, 5e-4, 1.0)
+    _, imagenet = resolve({}, "imagenet-paper")
+    assert imagenet.label_smoothing == 0.1 and imagenet.batch_size == 256
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 7, "lr": 0.05}))
+    model, train_config = resolve({"lr": 0.01}, "cifar10-paper", str(path))
+    assert (train_config.epochs, train_config.lr, train_config.dataset) == (7, 0.01, "cifar10")
+    path.write_text(yaml.safe_dump({"epochz": 3}))
+    with pytest.raises(UserError, match="unknown settings: epochz"):
+        resolve({}, None, str(path))
+
+
+def test_train_on_cifar_files_and_resolved_config(tmp_path):
+    write_cifar(tmp_path / "cifar10", 10, per_file=8)
+    out = tmp_path / "run"
+    result = run_cli(
+        "train",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        str(tmp_path / "cifar10"),
+        "--cutmix",
+        "1.0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "-T",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["model"]["in_channels"] == 3 and saved["model"]["image_size"] == 32
+    assert saved["train"]["dataset"] == "cifar10" and saved["train"]["cutmix"] == 1.0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert set(rows[0]) >= {"loss", "test_acc", "lr", "images_per_s", "firing_rates"}
+    again = run_cli(
+        "train",
+        "--config",
+        str(out / "config.yaml"),
+        "--data-dir",
+        str(tmp_path / "cifar10"),
+        "--max-steps",
+        "1",
+        "--out",
+        str(tmp_path / "r2"),
+        "--quiet",
+    )
+    assert again.returncode == 0, again.stderr
+    evaluated = run_cli("evaluate", str(out / "model.pt"), "--data-dir", str(tmp_path / "cifar10"))
+    assert evaluated.returncode == 0 and "on 8 cifar10 test images" in evaluated.stdout
+    assert_user_error(
+        run_cli("train", "--dataset", "cifar10", "--out", str(tmp_path / "x")), "--data-dir"
+    )
+    assert_user_error(
+        run_cli("train", "--resume", "--out", str(tmp_path / "fresh")), "nothing to resume"
+    )
