@@ -120,14 +120,18 @@ def check_balanced(graph: Graph) -> None:
             )
 
 
-def _state_dtype(graph: Graph, name: str, keep: float, synapses: dict) -> torch.dtype:
+def _worst_drive(graph: Graph, name: str, synapses: dict) -> float:
+    """Largest |a_in + bias| << 6 the population can receive, from its weights alone."""
+    worst = sum(synapses[e.name].worst for e in graph.incoming(name))
+    return (worst + float(np.abs(graph.population(name).bias).max(initial=0))) * 64
+
+
+def _state_dtype(keep: float, worst_drive: float) -> torch.dtype:
     """float32 when every value of the population is an exact float32 integer: the
     decay factor keep = (4096 - dv) / 4096 is a power of two (or 0), so v * keep
     only shifts, and the worst-case input a_in << 6 stays below 2**24."""
     power_of_two = keep == 0 or math.frexp(keep)[0] == 0.5
-    worst = sum(syn.worst for e in graph.incoming(name) for syn in [synapses[e.name]])
-    bias = float(np.abs(graph.population(name).bias).max(initial=0))
-    return torch.float32 if power_of_two and (worst + bias) * 64 < FLOAT32_EXACT else torch.float64
+    return torch.float32 if power_of_two and worst_drive < FLOAT32_EXACT else torch.float64
 
 
 def _accumulate(drive: torch.Tensor) -> torch.Tensor:
@@ -159,7 +163,8 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             a_in = current if a_in is None else a_in + current
             ops[edge.name] = syn.events(source)
         keep = (4096 - int(pop.voltage_decay)) / 4096
-        dtype = _state_dtype(graph, pop.name, keep, synapses)
+        worst_drive = _worst_drive(graph, pop.name, synapses)
+        dtype = _state_dtype(keep, worst_drive)
         bias = torch.as_tensor(pop.bias, dtype=dtype)
         drive = (a_in.to(dtype) + bias.view(-1, *([1] * (len(pop.shape) - 1)))) * 64  # << 6
         if pop.role == "readout" and keep == 1.0:
@@ -167,8 +172,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             continue
         threshold = float(int(pop.threshold) << 6)
         # |v| <= max|drive| / (1 - keep): clamping to the 24-bit state can only matter beyond
-        worst = float(drive.abs().max()) / (1 - keep) if keep < 1 else float("inf")
-        clamp = worst > STATE_MAX
+        clamp = keep >= 1 or worst_drive / (1 - keep) > STATE_MAX
         v = torch.zeros_like(drive[0])
         out = []
         for t in range(drive.shape[0]):

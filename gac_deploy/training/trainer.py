@@ -286,7 +286,8 @@ def train(
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
             every = train_config.checkpoint_every
-            if every and step % every == 0:
+            stopping = stop_after is not None and step >= stop_after
+            if stopping or (every and step % every == 0):
                 _save_state(
                     out / STATE_FILE,
                     net,
@@ -298,18 +299,7 @@ def train(
                     model_config,
                     train_config,
                 )
-            if stop_after is not None and step >= stop_after:
-                _save_state(
-                    out / STATE_FILE,
-                    net,
-                    optimizer,
-                    scheduler,
-                    epoch,
-                    step,
-                    rows,
-                    model_config,
-                    train_config,
-                )
+            if stopping:
                 bar.close()
                 return None
         elapsed = time.perf_counter() - started

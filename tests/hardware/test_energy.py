@@ -27,9 +27,9 @@ def test_firing_rate_is_eq12():
     assert firing_rate(spikes) == 2 / (15 * 4 * 2)
 
 
-def test_layer_flops_match_pytorch_shapes():
-    """FLOPs from the graph against a count from PyTorch's own conv/linear shapes (hooks)."""
-    model = random_model(small_config())
+def counted_flops(model, image: torch.Tensor) -> dict[str, int]:
+    """Per-step MACs of the stem, body convs and classifier, counted from the shapes PyTorch
+    produces (forward hooks), named as the graph names its layers."""
     counted = {}
 
     def hook(name):
@@ -42,17 +42,25 @@ def test_layer_flops_match_pytorch_shapes():
 
         return fn
 
+    handles = []
     for name, module in model.named_modules():
         in_gau = name.startswith(("encoder.ta", "encoder.sca"))
         if isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and not in_gau:
             name = re.sub(r"^blocks\.(\d+)", lambda m: f"block{int(m[1]) + 1}", name)
-            module.register_forward_hook(hook(name.removesuffix(".conv")))
+            handles.append(module.register_forward_hook(hook(name.removesuffix(".conv"))))
     with torch.no_grad():
-        model(torch.randn(1, 1, 6, 6))
-    specs = {s.name: s.flops for s in layer_specs(model.export_graph(), model.config)}
+        model(image)
+    for handle in handles:
+        handle.remove()
     counted["encoder.conv"] = counted.pop("encoder")
     counted["head.fc"] = counted.pop("fc")
-    assert specs == counted
+    return counted
+
+
+def test_layer_flops_match_pytorch_shapes():
+    model = random_model(small_config())
+    specs = {s.name: s.flops for s in layer_specs(model.export_graph(), model.config)}
+    assert specs == counted_flops(model, torch.randn(1, 1, 6, 6))
 
 
 def test_model_rates_cover_every_population():

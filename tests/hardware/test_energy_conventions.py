@@ -1,7 +1,6 @@
 """Operation counts against independent numbers; both conventions; profiles; what-if."""
 
 import json
-import re
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ import torch
 from gac_deploy.hardware.energy import PROFILES, encoder_ops, layer_specs
 from gac_deploy.hardware.energy_report import energy_report
 from gac_deploy.models import build_model, default_config
+from tests.hardware.test_energy import counted_flops
 
 
 @pytest.mark.parametrize("arch", ["msresnet18-imagenet", "msresnet34-imagenet"])
@@ -20,27 +20,8 @@ def test_imagenet_op_counts(arch):
     assert ops["encoder.conv"] == 7 * 7 * 3 * 64 * 112 * 112 == 118_013_952
     assert ops["encoder.sca"] == 2 * 64 * 64 * 16 * 112 * 112  # one evaluation (static input)
 
-    counted = {}
-
-    def hook(name):
-        def count(module, _inputs, output):
-            if isinstance(module, torch.nn.Conv2d):
-                k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels
-                counted[name] = k * output.shape[1] * output.shape[2] * output.shape[3]
-            else:
-                counted[name] = module.in_features * module.out_features
-
-        return count
-
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and not name.startswith("encoder"):
-            name = re.sub(r"^blocks\.(\d+)", lambda m: f"block{int(m[1]) + 1}", name)
-            module.register_forward_hook(hook(name.removesuffix(".conv")))
-    with torch.no_grad():
-        model(torch.randn(1, 3, 224, 224))
-    specs = {s.name: s.flops for s in layer_specs(graph, config) if s.name != "encoder.conv"}
-    counted["head.fc"] = counted.pop("fc")
-    assert specs == counted
+    specs = {s.name: s.flops for s in layer_specs(graph, config)}
+    assert specs == counted_flops(model, torch.randn(1, 3, 224, 224))
 
 
 def test_what_if_paper_total_is_eq11_by_hand():
