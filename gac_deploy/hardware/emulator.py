@@ -88,14 +88,20 @@ class _Synapses:
             out = flat.flatten(1) @ self.weight.T
         return out.view(*signal.shape[:2], *out.shape[1:])
 
-    def events(self, signal: torch.Tensor) -> int:
-        """Every nonzero input times the synapses it reaches."""
+    def events(self, per_position: torch.Tensor) -> int:
+        """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
+        inputs per spatial position of the source (summed over steps, images, channels)."""
         fan_out = self.edge.weight.shape[0]
-        active = signal if self.binary else signal.ne(0)
         if self.edge.kind == "conv":
-            per_position = active.reshape(-1, self.reach.numel()).sum(dim=0, dtype=torch.float64)
-            return int((per_position @ self.reach.flatten()).item()) * fan_out
-        return int(active.sum(dtype=torch.float64).item()) * fan_out
+            return int((per_position.double() @ self.reach.flatten()).item()) * fan_out
+        return int(per_position.sum().item()) * fan_out
+
+
+def active_per_position(signal: torch.Tensor) -> torch.Tensor:
+    """Nonzero entries of [T, N, C, H, W] (or [T, N, F]) per position (H*W or F), int64."""
+    active = signal if signal.dtype == torch.uint8 else signal.ne(0)
+    width = signal.shape[-1] * signal.shape[-2] if signal.dim() == 5 else signal.shape[-1]
+    return active.reshape(-1, width).sum(dim=0, dtype=torch.int64)
 
 
 def prepare(graph: Graph) -> dict[str, _Synapses]:
@@ -154,6 +160,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
     signals: dict[str, torch.Tensor] = {INPUT: payload.to(torch.float32)}
     ops = {}
     readout = None
+    positions: dict[str, torch.Tensor] = {}  # per source, shared by all its edges
     for pop in graph.populations:
         a_in = None
         for edge in graph.incoming(pop.name):
@@ -161,7 +168,9 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             source = signals[edge.src]
             current = syn.current(source)
             a_in = current if a_in is None else a_in + current
-            ops[edge.name] = syn.events(source)
+            if edge.src not in positions:
+                positions[edge.src] = active_per_position(source)
+            ops[edge.name] = syn.events(positions[edge.src])
         keep = (4096 - int(pop.voltage_decay)) / 4096
         worst_drive = _worst_drive(graph, pop.name, synapses)
         dtype = _state_dtype(keep, worst_drive)

@@ -25,7 +25,7 @@ from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import MANIFEST_FILE, load_bundle
 from gac_deploy.export.graph import INPUT, Graph
 from gac_deploy.export.reference import run_float_graph
-from gac_deploy.hardware.emulator import emulate, prepare
+from gac_deploy.hardware.emulator import active_per_position, emulate, prepare
 from gac_deploy.hardware.energy import (
     PROFILES,
     Activity,
@@ -77,7 +77,8 @@ class EnergyReport:
 
 def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str) -> Activity:
     synapses = prepare(graph)
-    events = {e.name: synapses[e.name].events(signals[e.src]) / images for e in graph.edges}
+    positions = {name: active_per_position(signal) for name, signal in signals.items()}
+    events = {e.name: synapses[e.name].events(positions[e.src]) / images for e in graph.edges}
     rates = {k: firing_rate(v) for k, v in signals.items() if k != INPUT}
     encoded = signals[INPUT]
     rates["encoder.lif"] = float((encoded != 0).double().mean())
