@@ -140,6 +140,13 @@ def _state_dtype(keep: float, worst_drive: float) -> torch.dtype:
     return torch.float32 if power_of_two and worst_drive < FLOAT32_EXACT else torch.float64
 
 
+def _decay(v: torch.Tensor, kept: int) -> torch.Tensor:
+    """sign(v) * (|v| * kept >> 12): one exact division when kept divides 4096."""
+    if 4096 % kept == 0:
+        return torch.div(v, 4096 // kept, rounding_mode="trunc")
+    return torch.div(v * kept, 4096, rounding_mode="trunc")
+
+
 def _accumulate(drive: torch.Tensor) -> torch.Tensor:
     """A non-leaky read-out (dv = 0): v[t] = sum of drive up to t, saturating at 24 bits."""
     v = torch.cumsum(drive.to(torch.float64), dim=0)
@@ -171,7 +178,8 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             if edge.src not in positions:
                 positions[edge.src] = active_per_position(source)
             ops[edge.name] = syn.events(positions[edge.src])
-        keep = (4096 - int(pop.voltage_decay)) / 4096
+        kept = 4096 - int(pop.voltage_decay)  # v keeps kept/4096 per step, rounded toward 0
+        keep = kept / 4096
         worst_drive = _worst_drive(graph, pop.name, synapses)
         dtype = _state_dtype(keep, worst_drive)
         bias = torch.as_tensor(pop.bias, dtype=dtype)
@@ -185,7 +193,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         v = torch.zeros_like(drive[0])
         out = []
         for t in range(drive.shape[0]):
-            v = v.mul_(keep).trunc_().add_(drive[t]) if keep else drive[t].clone()
+            v = _decay(v, kept).add_(drive[t]) if kept else drive[t].clone()
             if clamp:
                 v.clamp_(-STATE_MAX, STATE_MAX)
             spikes = v > threshold
