@@ -6,6 +6,7 @@ Every user error prints one line (``gac-deploy: error: ...``) and exits with 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -328,6 +329,8 @@ def cmd_train(args) -> dict:
         resume=args.resume,
     )
     elapsed = time.perf_counter() - started
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return {}
     print(
         f"test accuracy {ckpt.metrics['test_acc']:.4f} after {ckpt.metrics['epochs']} epochs "
         f"({elapsed:.0f} s)"

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
@@ -27,6 +28,7 @@ from gac_deploy.data import Split, load_dataset
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 from gac_deploy.models import build_model
+from gac_deploy.training.distributed import all_sum, init_world, shard, synchronise_batchnorm
 
 STATE_FILE = "last.pt"
 
@@ -214,7 +216,17 @@ def train(
                 f"before QAT: float {extra['float_test_acc']:.4f}, fixed point "
                 f"{extra['quantized_test_acc_before_qat']:.4f}"
             )
+    world = init_world(device)
+    if world.distributed:
+        if train_config.batch_size % world.size:
+            raise UserError(
+                f"--batch-size {train_config.batch_size} must divide evenly over "
+                f"{world.size} processes"
+            )
+        net = synchronise_batchnorm(net, device)
     net.to(device)
+    step_net = DistributedDataParallel(net) if world.distributed else net
+    progress = progress and world.is_main
     optimizer = torch.optim.SGD(
         net.parameters(),
         lr=train_config.lr,
@@ -235,12 +247,13 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         rows, step, first_epoch = list(state["rows"]), int(state["step"]), int(state["epoch"])
-    _write_config(
-        out / "config.yaml",
-        model_config,
-        train_config,
-        {"qat": qat, "init": bool(init), "max_steps": max_steps},
-    )
+    if world.is_main:
+        _write_config(
+            out / "config.yaml",
+            model_config,
+            train_config,
+            {"qat": qat, "init": bool(init), "max_steps": max_steps},
+        )
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -258,7 +271,9 @@ def train(
         for b in range(max(first_batch, 0), steps_per_epoch):
             if step >= total:
                 break
-            idx = order[b * train_config.batch_size : (b + 1) * train_config.batch_size]
+            idx = shard(
+                order[b * train_config.batch_size : (b + 1) * train_config.batch_size], world
+            )
             batch_gen = torch.Generator().manual_seed(train_config.seed * 7_919 + step)
             x, y = split.train.batch(idx, train=True, generator=batch_gen)
             target = y
@@ -266,7 +281,7 @@ def train(
                 x, target = cutmix(x, y, split.num_classes, train_config.cutmix, batch_gen)
             x, target = x.to(device), target.to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                logits = net(x)
+                logits = step_net(x)
                 loss = F.cross_entropy(logits, target, label_smoothing=train_config.label_smoothing)
             if not torch.isfinite(loss):
                 bar.close()
@@ -287,7 +302,7 @@ def train(
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
             every = train_config.checkpoint_every
             stopping = stop_after is not None and step >= stop_after
-            if stopping or (every and step % every == 0):
+            if world.is_main and (stopping or (every and step % every == 0)):
                 _save_state(
                     out / STATE_FILE,
                     net,
@@ -303,6 +318,7 @@ def train(
                 bar.close()
                 return None
         elapsed = time.perf_counter() - started
+        loss_sum, correct, seen = all_sum([loss_sum, correct, seen], world)
         row = {
             "epoch": epoch,
             "step": step,
@@ -314,18 +330,19 @@ def train(
             "firing_rates": population_rates(net, split.test_images(64)[0].to(device)),
         }
         rows.append(row)
-        _write_metrics(out / "metrics.jsonl", rows)
-        _save_state(
-            out / STATE_FILE,
-            net,
-            optimizer,
-            scheduler,
-            epoch + 1,
-            step,
-            rows,
-            model_config,
-            train_config,
-        )
+        if world.is_main:
+            _write_metrics(out / "metrics.jsonl", rows)
+            _save_state(
+                out / STATE_FILE,
+                net,
+                optimizer,
+                scheduler,
+                epoch + 1,
+                step,
+                rows,
+                model_config,
+                train_config,
+            )
         if progress:
             bar.write(
                 f"epoch {epoch:3d}  loss {row['loss']:.4f}  train {row['train_acc']:.3f}  "
@@ -354,5 +371,8 @@ def train(
         train_config=to_dict(train_config),
         quantization=spec.to_dict() if spec else None,
     )
-    save_checkpoint(out / "model.pt", ckpt)
+    if world.is_main:
+        save_checkpoint(out / "model.pt", ckpt)
+    if world.distributed:
+        torch.distributed.barrier()
     return ckpt

@@ -1,0 +1,103 @@
+"""Multi-process training through PyTorch's own engine: ``torchrun`` + DistributedDataParallel.
+
+Launched as ``torchrun --nproc_per_node N -m gac_deploy train ...``, each process trains on
+its share of every global batch (the batch size is the global one); DDP averages the
+gradients, and batch normalisation uses the statistics of the whole global batch, so
+N processes compute what one process computes on the same global batch. On CUDA the
+statistics are synchronised by ``torch.nn.SyncBatchNorm``; PyTorch's SyncBatchNorm
+refuses CPU tensors, so on CPU (the gloo backend) :class:`GlobalBatchNorm2d` does the
+same with a differentiable all-reduce. Only rank 0 logs and writes files.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def init_world(device: torch.device) -> World:
+    """Join the process group that torchrun describes in the environment (or run alone)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics cover the batches of all processes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        local = torch.cat(
+            [
+                x.sum(dim=(0, 2, 3)),
+                (x * x).sum(dim=(0, 2, 3)),
+                x.new_tensor([x.numel() / c]),
+            ]
+        )
+        with warnings.catch_warnings():  # deprecated in favour of a private, non-autograd API
+            warnings.simplefilter("ignore", FutureWarning)
+            total = all_reduce(local)
+        count = total[-1]
+        mean = total[:c] / count
+        var = total[c : 2 * c] / count - mean * mean
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(m * mean.detach())
+            self.running_var.mul_(1 - m).add_(m * var.detach() * count / (count - 1))
+        shape = (1, c, 1, 1)
+        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+
+def synchronise_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Every BatchNorm2d of ``model`` normalised with global-batch statistics."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            replacement = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum)
+            replacement.load_state_dict(child.state_dict())
+            setattr(model, name, replacement)
+        else:
+            synchronise_batchnorm(child, device)
+    return model
+
+
+def shard(indices: torch.Tensor, world: World) -> torch.Tensor:
+    """This process's share of a global batch (equal shares)."""
+    return indices[world.rank :: world.size]
+
+
+def all_sum(values: list[float], world: World) -> list[float]:
+    if not world.distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
