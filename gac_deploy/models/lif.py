@@ -47,8 +47,69 @@ def spike(x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
     )
 
 
+def _surrogate(u: torch.Tensor, config: LIFConfig) -> torch.Tensor:
+    a = config.surrogate_width
+    if config.surrogate == "rectangle":
+        return (u.abs() < a / 2).to(u.dtype) / a
+    return torch.clamp(a - u.abs(), min=0) / (a * a)
+
+
+class LIFOverTime(torch.autograd.Function):
+    """The LIF recurrence with its backward written by hand over time.
+
+    Forward as :func:`lif_forward_autograd`; it keeps only the membrane potential before
+    each spike decision and the spikes, instead of every intermediate autograd would
+    keep. Backward, with g the surrogate derivative at v[t] - Vth and h[t] the potential
+    after the reset (h[t] = tau v[t] (1 - s[t]) + reset s[t]):
+
+        dL/dv[t] = dL/ds[t] g + dL/dh[t] (tau (1 - s[t]) + (reset - tau v[t]) g)
+        dL/dx[t] = dL/dv[t],   dL/dh[t-1] = dL/dv[t]
+
+    which is exactly what autograd computes through the same graph.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
+        v_before = torch.empty_like(x)
+        spikes = torch.empty_like(x)
+        h = torch.zeros_like(x[0])
+        for t in range(x.shape[0]):
+            v = h + x[t]
+            u = v - config.threshold
+            s = (u > 0) if config.strict else (u >= 0)
+            s = s.to(x.dtype)
+            v_before[t], spikes[t] = v, s
+            h = config.tau * v * (1 - s) + config.reset * s
+        ctx.save_for_backward(v_before, spikes)
+        ctx.config = config
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None]:
+        v_before, spikes = ctx.saved_tensors
+        c = ctx.config
+        grad_x = torch.empty_like(grad_spikes)
+        grad_h = torch.zeros_like(grad_spikes[0])
+        for t in range(grad_spikes.shape[0] - 1, -1, -1):
+            v, s = v_before[t], spikes[t]
+            g = _surrogate(v - c.threshold, c)
+            grad_v = grad_spikes[t] * g + grad_h * (c.tau * (1 - s) + (c.reset - c.tau * v) * g)
+            grad_x[t] = grad_v
+            grad_h = grad_v
+        return grad_x, None
+
+
 def lif_forward(x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
-    """Run a LIF population over time. ``x``: input current [T, ...]; returns spikes [T, ...]."""
+    """Run a LIF population over time. ``x``: input current [T, ...]; returns spikes [T, ...].
+
+    Uses the hand-written backward (:class:`LIFOverTime`) when gradients are needed."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return LIFOverTime.apply(x, config)
+    return lif_forward_autograd(x, config)
+
+
+def lif_forward_autograd(x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
+    """The same recurrence written plainly, differentiated by autograd."""
     v = torch.zeros_like(x[0])
     spikes = []
     for t in range(x.shape[0]):

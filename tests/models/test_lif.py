@@ -81,3 +81,27 @@ def test_loihi_mode_has_gradients():
     x = (torch.rand(4, 50) * 0.9).requires_grad_()
     lif(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        LIFConfig(),
+        LIFConfig(strict=False, reset=0.1),
+        AUTHORS_CIFAR_LIF,
+        LIFConfig(surrogate="triangle", surrogate_width=0.5, tau=0.9),
+    ],
+)
+def test_hand_written_backward_equals_autograd(cfg):
+    from gac_deploy.models.lif import LIFOverTime, lif_forward_autograd
+
+    torch.manual_seed(0)
+    x = (torch.rand(6, 3, 50, dtype=torch.float64) * 1.5).requires_grad_()
+    weights = torch.randn(6, 3, 50, dtype=torch.float64)
+    ref = lif_forward_autograd(x, cfg)
+    (grad_ref,) = torch.autograd.grad((ref * weights).sum(), x)
+    out = LIFOverTime.apply(x, cfg)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    assert torch.equal(out, ref)
+    torch.testing.assert_close(grad, grad_ref, atol=1e-12, rtol=1e-10)
+    assert grad.abs().sum() > 0
