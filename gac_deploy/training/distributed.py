@@ -53,19 +53,15 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         from torch.distributed.nn.functional import all_reduce
 
         c = x.shape[1]
-        local = torch.cat(
-            [
-                x.sum(dim=(0, 2, 3)),
-                (x * x).sum(dim=(0, 2, 3)),
-                x.new_tensor([x.numel() / c]),
-            ]
-        )
         with warnings.catch_warnings():  # deprecated in favour of a private, non-autograd API
             warnings.simplefilter("ignore", FutureWarning)
-            total = all_reduce(local)
-        count = total[-1]
-        mean = total[:c] / count
-        var = total[c : 2 * c] / count - mean * mean
+            total = all_reduce(torch.cat([x.sum(dim=(0, 2, 3)), x.new_tensor([x.numel() / c])]))
+            count = total[-1]
+            mean = total[:c] / count
+            # two passes, as one process computes it (the sum of squares minus the squared
+            # mean loses precision)
+            centred = x - mean.view(1, c, 1, 1)
+            var = all_reduce((centred * centred).sum(dim=(0, 2, 3))) / count
         with torch.no_grad():
             self.num_batches_tracked += 1
             m = self.momentum
