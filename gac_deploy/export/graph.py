@@ -100,9 +100,6 @@ class Graph:
     def incoming(self, name: str) -> list[Edge]:
         return [e for e in self.edges if e.dst == name]
 
-    def outgoing(self, name: str) -> list[Edge]:
-        return [e for e in self.edges if e.src == name]
-
     def shape_of(self, name: str) -> tuple[int, ...]:
         return self.input_shape if name == INPUT else self.population(name).shape
 
