@@ -5,8 +5,9 @@
 Straightforward: the image repeated T times through the stem and the GAU (every step
 computed), LIF neurons as a plain per-step loop differentiated by autograd (every
 intermediate stored). Ours: static-input factoring of the encoder and the LIF's
-hand-written backward over time. Activation memory is what autograd keeps for the
-backward pass of one training step: the bytes of every distinct storage saved for
+hand-written backward over time, spikes kept for backward as bytes. Activation memory
+is what autograd keeps for the backward pass of one training step: the bytes of every
+distinct storage saved for
 backward (counted with ``torch.autograd.graph.saved_tensors_hooks``). Throughput is the
 best of ``--steps`` steps (forward, backward, SGD update). Losses and gradients of the
 two are compared first (float64, one batch). Runs on CUDA too with --device cuda.
@@ -22,19 +23,23 @@ import torch
 from torch.nn import functional as F
 
 import gac_deploy.models.lif as lif
+import gac_deploy.models.msresnet as msresnet
 from gac_deploy.models import build_model, default_config
 from gac_deploy.models.lif import lif_forward_autograd
 
 
 @contextlib.contextmanager
 def plain_lif():
-    """Every LIF population differentiated by autograd through its per-step loop."""
+    """Every LIF population differentiated by autograd through its per-step loop, and every
+    conv input kept for backward as it is (float)."""
     original = lif.lif_forward
     lif.lif_forward = lif_forward_autograd
+    msresnet.PACK_SPIKES = False
     try:
         yield
     finally:
         lif.lif_forward = original
+        msresnet.PACK_SPIKES = True
 
 
 def straightforward_encoder(encoder, image: torch.Tensor) -> torch.Tensor:

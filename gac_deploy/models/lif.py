@@ -80,13 +80,14 @@ class LIFOverTime(torch.autograd.Function):
             s = s.to(x.dtype)
             v_before[t], spikes[t] = v, s
             h = config.tau * v * (1 - s) + config.reset * s
-        ctx.save_for_backward(v_before, spikes)
+        ctx.save_for_backward(v_before, spikes.to(torch.uint8))  # spikes kept in 1 byte each
         ctx.config = config
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None]:
         v_before, spikes = ctx.saved_tensors
+        spikes = spikes.to(v_before.dtype)
         c = ctx.config
         grad_x = torch.empty_like(grad_spikes)
         grad_h = torch.zeros_like(grad_spikes[0])

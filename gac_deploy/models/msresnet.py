@@ -12,6 +12,8 @@ binary spikes. Each block knows how to describe itself as graph edges
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 from torch import nn
@@ -37,6 +39,28 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.
     return weight.numpy(), bias.numpy()
 
 
+PACK_SPIKES = True
+"""Store conv inputs that are spikes as bytes for the backward pass (False: as they are)."""
+
+
+def _binary_as_bytes(spikes: torch.Tensor):
+    """saved-tensor hooks that store ``spikes`` (0/1 values) as uint8 and restore them."""
+
+    def pack(tensor: torch.Tensor):
+        if tensor is spikes or (
+            tensor.data_ptr() == spikes.data_ptr() and tensor.shape == spikes.shape
+        ):
+            return ("spikes", tensor.to(torch.uint8), tensor.dtype)
+        return tensor
+
+    def unpack(packed):
+        if isinstance(packed, tuple):
+            return packed[1].to(packed[2])
+        return packed
+
+    return pack, unpack
+
+
 class ConvBN(nn.Module):
     """Bias-free conv + BatchNorm over [T, N, C, H, W]."""
 
@@ -45,8 +69,14 @@ class ConvBN(nn.Module):
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn(self.conv(x.flatten(0, 1)))
+    def forward(self, x: torch.Tensor, binary: bool = True) -> torch.Tensor:
+        """``x`` [T, N, C, H, W]. ``binary``: x holds spikes (exactly 0 or 1), which the conv
+        then keeps for its backward in one byte each instead of four."""
+        flat = x.flatten(0, 1)
+        hooks = _binary_as_bytes(flat) if binary and PACK_SPIKES else None
+        with torch.autograd.graph.saved_tensors_hooks(*hooks) if hooks else nullcontext():
+            y = self.conv(flat)
+        y = self.bn(y)
         return y.view(x.shape[0], x.shape[1], *y.shape[1:])
 
     def stream_term(self, layer: str, src: str) -> Edge:
@@ -79,7 +109,9 @@ class MSBlock(nn.Module):
         out = self.conv2(self.lif2(self.conv1(a)))
         if self.downsample is None:
             return out + x
-        return out + self.downsample(a if self.shortcut == "spike" else x)
+        if self.shortcut == "spike":
+            return out + self.downsample(a)
+        return out + self.downsample(x, binary=False)  # the real-valued stream
 
     def export_graph(
         self, graph: Graph, name: str, stream: list[Edge], lif: LIFConfig
