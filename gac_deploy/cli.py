@@ -50,6 +50,12 @@ def _add_train(sub) -> None:
         help="also write OUT/last.pt every N steps (it is always written per epoch)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also log every epoch to OUT/tensorboard",
+    )
     p.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
     p.add_argument("--epochs", type=int, help="training epochs (default 40)")
     p.add_argument("--batch-size", type=int, help="batch size (default 64)")
@@ -296,6 +302,7 @@ def cmd_train(args) -> dict:
         "cutmix",
         "device",
         "checkpoint_every",
+        "tensorboard",
     ):
         flags[key] = getattr(args, key)
     config, train_config = resolve(flags, args.preset, args.config)

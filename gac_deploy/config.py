@@ -132,6 +132,7 @@ class TrainConfig:
     cutmix: float = 0.0
     device: str = "cpu"
     checkpoint_every: int = 0
+    tensorboard: bool = False
 
 
 _CIFAR_RECIPE = {

@@ -95,6 +95,16 @@ def cutmix(
     return x, kept * one_hot + (1 - kept) * one_hot[perm]
 
 
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(
+            "--tensorboard needs the tensorboard package: pip install 'gac-deploy[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
 def _write_metrics(path: Path, rows: list[dict]) -> None:
     with atomic_path(path, ".jsonl") as tmp:
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
@@ -254,6 +264,7 @@ def train(
             train_config,
             {"qat": qat, "init": bool(init), "max_steps": max_steps},
         )
+    writer = _tensorboard(out) if train_config.tensorboard and world.is_main else None
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -330,6 +341,14 @@ def train(
             "firing_rates": population_rates(net, split.test_images(64)[0].to(device)),
         }
         rows.append(row)
+        if writer is not None:
+            for key, value in row.items():
+                if key == "firing_rates":
+                    for name, rate in value.items():
+                        writer.add_scalar(f"firing_rate/{name}", rate, epoch)
+                elif key != "epoch":
+                    writer.add_scalar(key, value, epoch)
+            writer.flush()
         if world.is_main:
             _write_metrics(out / "metrics.jsonl", rows)
             _save_state(
@@ -351,6 +370,8 @@ def train(
         if step >= total:
             break
     bar.close()
+    if writer is not None:
+        writer.close()
     final = rows[-1]
     if qat:
         from gac_deploy.training.qat import write_back

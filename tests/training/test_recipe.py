@@ -106,3 +106,18 @@ def test_train_on_cifar_files_and_resolved_config(tmp_path):
     assert_user_error(
         run_cli("train", "--resume", "--out", str(tmp_path / "fresh")), "nothing to resume"
     )
+
+
+def test_tensorboard_logs_every_epoch(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    split = load_synthetic_split(seed=0)
+    config = TrainConfig(dataset="synthetic", epochs=2, batch_size=32, tensorboard=True)
+    ckpt = train(SMALL, config, tmp_path, split=split, progress=False)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"loss", "test_acc", "lr", "firing_rate/head.lif"} <= set(tags)
+    test_acc = [e.value for e in events.Scalars("test_acc")]
+    assert len(test_acc) == 2
+    assert abs(test_acc[-1] - ckpt.metrics["test_acc"]) < 1e-6
