@@ -688,6 +688,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"gac-deploy: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        print(
+            f"gac-deploy: error: cannot use {exc.filename}: {exc.strerror}; choose another path",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("gac-deploy: interrupted", file=sys.stderr)
         return 130

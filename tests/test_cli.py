@@ -289,3 +289,12 @@ def test_demo_runs_to_its_summary(tmp_path):
         "train/model.pt",
     ):
         assert (tmp_path / "demo" / name).exists()
+
+
+def test_unwritable_output_path_is_a_user_error(bundle_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli(
+        "energy", str(bundle_dir), "--samples", "4", "--json", str(blocker / "out.json")
+    )
+    assert_user_error(result, "cannot use", "choose another path")
