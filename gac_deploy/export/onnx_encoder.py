@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gac_deploy.export.quantize import quantize_payload
 from gac_deploy.models.encoder import StemEncoder
 
 OPSET = 18
@@ -29,13 +30,11 @@ class HostEncoder(nn.Module):
     def __init__(self, encoder: StemEncoder, payload_bits: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.scale = float(2**payload_bits)
-        self.top = float(2**payload_bits - 1)
+        self.payload_bits = payload_bits
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encoder(image)
-        payload = torch.clamp(torch.round(encoded * self.scale), 0.0, self.top)
-        return encoded, payload
+        return encoded, quantize_payload(encoded, self.payload_bits)
 
 
 def export_encoder_onnx(

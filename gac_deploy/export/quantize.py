@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from gac_deploy.export.graph import INPUT, Edge, Graph, Population
 
@@ -184,6 +185,16 @@ def quantize_graph(
     return quantized, report
 
 
-def quantize_payload(o: np.ndarray, payload_bits: int) -> np.ndarray:
-    """Encoder output O in [0, 1) -> graded payload integers round(O * 2**b), clipped to b bits."""
-    return np.clip(np.round(o * 2.0**payload_bits), 0, 2**payload_bits - 1)
+def quantize_payload(o, payload_bits: int):
+    """Encoder output O in [0, 1) -> graded payload integers round(O * 2**b), clipped to b
+    bits (round half to even, as ONNX rounds). Takes and returns a tensor or an ndarray."""
+    if isinstance(o, np.ndarray):
+        return quantize_payload(torch.from_numpy(o), payload_bits).numpy()
+    return torch.clamp(torch.round(o * 2.0**payload_bits), 0.0, 2.0**payload_bits - 1)
+
+
+def max_synaptic_input(edge: Edge, payload_bits: int) -> float:
+    """Largest |synaptic input| one step of ``edge`` can give a neuron: the biggest row sum
+    of |weights|, times the largest payload when the edge carries graded spikes."""
+    worst = float(np.abs(edge.weight).reshape(edge.weight.shape[0], -1).sum(axis=1).max())
+    return worst * (2**payload_bits - 1 if edge.src == INPUT else 1)

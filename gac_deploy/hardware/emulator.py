@@ -29,6 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from gac_deploy.export.graph import INPUT, Edge, Graph
+from gac_deploy.export.quantize import max_synaptic_input
 from gac_deploy.hardware.timing import balance_delays
 
 STATE_MAX = (1 << 23) - 1
@@ -54,12 +55,10 @@ class _Synapses:
     """One edge, prepared once: weights in the float type that keeps its sums exact."""
 
     def __init__(
-        self, edge: Edge, max_input: int, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
+        self, edge: Edge, payload_bits: int, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
     ) -> None:
         self.edge = edge
-        self.binary = max_input == 1
-        worst = float(np.abs(edge.weight).reshape(edge.weight.shape[0], -1).sum(axis=1).max())
-        self.worst = worst * max_input  # largest |synaptic input| this edge can give
+        self.worst = max_synaptic_input(edge, payload_bits)
         self.dtype = torch.float32 if self.worst < FLOAT32_EXACT else torch.float64
         self.weight = torch.as_tensor(edge.weight, dtype=self.dtype)
         if edge.kind == "conv":
@@ -108,10 +107,9 @@ def prepare(graph: Graph) -> dict[str, _Synapses]:
     """Per-edge weights and reach maps, built once for many batches."""
     synapses = {}
     for edge in graph.edges:
-        max_input = 2**graph.payload_bits - 1 if edge.src == INPUT else 1
         in_hw = tuple(graph.shape_of(edge.src)[1:])
         out_hw = tuple(graph.population(edge.dst).shape[1:])
-        synapses[edge.name] = _Synapses(edge, max_input, in_hw, out_hw)
+        synapses[edge.name] = _Synapses(edge, graph.payload_bits, in_hw, out_hw)
     return synapses
 
 

@@ -118,11 +118,6 @@ def model_activity(
     return activity, graph
 
 
-def model_firing_rates(model: GACMSResNet, images: torch.Tensor) -> dict[str, float]:
-    """Eq. 12 rate of every LIF population of the float model on ``images``."""
-    return model_activity(model, images)[0].rates
-
-
 def what_if_activity(config: ModelConfig, rates: dict[str, float]) -> tuple[Activity, Graph]:
     """An architecture with assumed rates: one value for every population, or one each."""
     torch.manual_seed(0)

@@ -60,7 +60,7 @@ def _lava_conv_weight(weight: np.ndarray) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, timing: Timing, num_images: int) -> None:
+    def __init__(self, graph: Graph, timing: Timing) -> None:
         self.graph = graph
         self.timing = timing
         self.T = graph.time_steps
@@ -173,7 +173,7 @@ def run_in_lava(
     graph = graph.with_delays(timing.delay)
     t, n = payload.shape[:2]
     steps = timing.total_latency + n * t
-    builder = _Builder(graph, timing, n)
+    builder = _Builder(graph, timing)
     for pop in graph.populations:
         builder.population(pop)
     input_delays = sorted({e.delay for e in graph.edges if e.src == INPUT})

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gac_deploy.errors import UserError
-from gac_deploy.export.graph import INPUT, Graph
+from gac_deploy.export.graph import Graph
+from gac_deploy.export.quantize import max_synaptic_input
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,9 @@ def check_fits(graph: Graph, chips: int = 1) -> Mapping:
             raise UserError(f"{pop.name}: threshold {pop.threshold} exceeds Loihi's 17-bit vThMant")
         if np.abs(pop.bias).max(initial=0) >= 2 ** (_limit("bias_bits") - 1):
             raise UserError(f"{pop.name}: bias beyond Loihi's 13-bit bias mantissa")
-        worst = float(np.abs(pop.bias).max(initial=0))
-        for edge in graph.incoming(pop.name):
-            w = np.abs(edge.weight).reshape(edge.weight.shape[0], -1).sum(axis=1).max()
-            payload = 2**graph.payload_bits - 1 if edge.src == INPUT else 1
-            worst += float(w) * payload
+        worst = float(np.abs(pop.bias).max(initial=0)) + sum(
+            max_synaptic_input(e, graph.payload_bits) for e in graph.incoming(pop.name)
+        )
         if pop.role == "lif":
             decay = max(int(pop.voltage_decay), 1)
             bound = worst * 64 * 4096 / decay  # |v| cannot pass u_max / (1 - tau)

@@ -123,7 +123,8 @@ def test_images(bundle: Bundle, samples: int) -> tuple[np.ndarray, np.ndarray]:
 def reference_accuracy(bundle: Bundle, samples: int | None = None) -> tuple[float, int]:
     """Accuracy of the quantised reference (what the chip computes) on the test split,
     and the number of images it was measured on."""
-    images, labels = test_images(bundle, samples or len(load_split(bundle.data_spec).test))
+    x, y = load_split(bundle.data_spec).test_images(samples)
+    images, labels = x.numpy(), y.numpy()
     _, payload = bundle.encode(images)
     run = run_quantized_graph(bundle.graph, torch.from_numpy(payload).double())
     return float((run.predictions.numpy() == labels).mean()), len(labels)

@@ -19,7 +19,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from gac_deploy.export.graph import INPUT, Graph
-from gac_deploy.export.quantize import BIAS_LIMIT, WEIGHT_MAX, WEIGHT_MIN, QuantSpec
+from gac_deploy.export.quantize import (
+    BIAS_LIMIT,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    QuantSpec,
+    quantize_payload,
+)
 from gac_deploy.models.lif import loihi_lif_forward
 from gac_deploy.models.msresnet import ConvBN, GACMSResNet
 
@@ -80,8 +86,7 @@ class QATBody(nn.Module):
 
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
         b = self.spec.payload_bits
-        payload = torch.clamp(torch.round(encoded * 2.0**b), 0, 2.0**b - 1) / 2.0**b
-        signals = {INPUT: _ste(encoded, payload)}
+        signals = {INPUT: _ste(encoded, quantize_payload(encoded, b) / 2.0**b)}
         t, n = encoded.shape[:2]
         for pop in self.graph.populations:
             k = self.spec.scale_exp[pop.name]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from gac_deploy.hardware.energy import LayerSpec, firing_rate, layer_specs, paper_energy
-from gac_deploy.hardware.energy_report import energy_report, model_firing_rates
+from gac_deploy.hardware.energy_report import energy_report
+from gac_deploy.training.trainer import population_rates
 from tests.conftest import random_model, small_config
 
 
@@ -65,7 +66,7 @@ def test_layer_flops_match_pytorch_shapes():
 
 def test_model_rates_cover_every_population():
     model = random_model(small_config())
-    rates = model_firing_rates(model, torch.randn(8, 1, 6, 6) * 2)
+    rates = population_rates(model, torch.randn(8, 1, 6, 6) * 2)
     assert set(rates) == set(model.populations())
     assert all(0.0 <= r <= 1.0 for r in rates.values())
 
