@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,27 +68,34 @@ class ArrayDataset:
         return len(self.labels)
 
     def batch(
-        self, indices: torch.Tensor, train: bool = False, generator: torch.Generator | None = None
+        self, indices: torch.Tensor, train: bool = False, seeds: Sequence[int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``indices`` [N, C, H, W] and their labels [N]. ``train``: augmented, image i
+        with a generator seeded by ``seeds[i]`` (unseeded when None)."""
         x = self.images[indices]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
         if train and self.augment == "cifar":
-            x = pad_crop_flip(x, 4, generator)
+            augmented = zip(x, generators(seeds, len(x)), strict=True)
+            x = torch.stack([pad_crop_flip(image, 4, g) for image, g in augmented])
         return (x - self.mean) / self.std, self.labels[indices]
 
 
-def pad_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Random crop after zero padding, and a random horizontal flip, per image."""
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    out = torch.empty_like(x)
-    for i in range(n):
-        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-        out[i] = crop.flip(-1) if flip[i] else crop
-    return out
+def generators(seeds: Sequence[int] | None, count: int) -> list[torch.Generator | None]:
+    """One generator per image, seeded by ``seeds`` (None: torch's global generator)."""
+    if seeds is None:
+        return [None] * count
+    if len(seeds) != count:
+        raise ValueError(f"{len(seeds)} seeds for {count} images")
+    return [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+
+def pad_crop_flip(image: torch.Tensor, pad: int, generator: torch.Generator | None) -> torch.Tensor:
+    """One image [C, H, W]: a random crop after zero padding, and a random horizontal flip."""
+    _, h, w = image.shape
+    padded = torch.nn.functional.pad(image, (pad, pad, pad, pad))
+    dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
+    crop = padded[:, dy : dy + h, dx : dx + w]
+    return crop.flip(-1) if torch.rand(1, generator=generator).item() < 0.5 else crop
 
 
 class FolderDataset:
@@ -117,9 +125,13 @@ class FolderDataset:
         return (torch.from_numpy(array).permute(2, 0, 1) - self.mean) / self.std
 
     def batch(
-        self, indices: torch.Tensor, train: bool = False, generator: torch.Generator | None = None
+        self, indices: torch.Tensor, train: bool = False, seeds: Sequence[int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        images = [self._load(self.files[int(i)], train, generator) for i in indices]
+        """As :meth:`ArrayDataset.batch`."""
+        images = [
+            self._load(self.files[int(i)], train, g)
+            for i, g in zip(indices, generators(seeds, len(indices)), strict=True)
+        ]
         return torch.stack(images), self.labels[indices]
 
 

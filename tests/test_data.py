@@ -69,13 +69,11 @@ def test_cifar_python_layout(tmp_path, classes):
     assert len(split.train) == (30 if classes == 10 else 6) and len(split.test) == 6
     x, y = split.test_images(4)
     assert x.shape == (4, 3, 32, 32) and y.dtype == torch.int64
-    xa, _ = split.train.batch(
-        torch.arange(4), train=True, generator=torch.Generator().manual_seed(0)
-    )
-    xb, _ = split.train.batch(
-        torch.arange(4), train=True, generator=torch.Generator().manual_seed(0)
-    )
-    assert torch.equal(xa, xb)  # augmentation is seeded
+    xa, _ = split.train.batch(torch.arange(4), train=True, seeds=[0, 1, 2, 3])
+    xb, _ = split.train.batch(torch.tensor([2, 3]), train=True, seeds=[2, 3])
+    assert torch.equal(xa[2:], xb)  # each image's augmentation follows its own seed
+    plain, _ = split.train.batch(torch.arange(4))
+    assert not torch.equal(xa, plain)
 
 
 def test_cifar_errors_name_the_missing_files(tmp_path):
@@ -111,9 +109,7 @@ def test_imagenet_folder_layout(tmp_path):
     assert split.num_classes == 2 and len(split.train) == 6 and len(split.test) == 4
     x, y = split.test_images()
     assert x.shape == (4, 3, 224, 224) and y.tolist() == [0, 0, 1, 1]
-    xt, _ = split.train.batch(
-        torch.arange(6), train=True, generator=torch.Generator().manual_seed(1)
-    )
+    xt, _ = split.train.batch(torch.arange(6), train=True, seeds=range(6))
     assert xt.shape == (6, 3, 224, 224)
     (tmp_path / "val" / "n03").mkdir()
     with pytest.raises(UserError, match="not in train"):

@@ -24,6 +24,7 @@ from torch import nn
 class World:
     rank: int = 0
     size: int = 1
+    local_rank: int = 0  # this process's index on its node (its GPU)
 
     @property
     def is_main(self) -> bool:
@@ -35,13 +36,32 @@ class World:
 
 
 def init_world(device: torch.device) -> World:
-    """Join the process group that torchrun describes in the environment (or run alone)."""
+    """Join the process group that torchrun describes in the environment (or run alone).
+    On CUDA each process takes the GPU of its local rank before joining (NCCL)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(process_device(device, World(0, size, local_rank)))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return World(dist.get_rank(), dist.get_world_size())
+    return World(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def process_device(device: torch.device, world: World) -> torch.device:
+    """The device this process trains on: ``cuda`` without an index means the GPU of the
+    process's local rank (``cuda:LOCAL_RANK``) when training with several processes."""
+    if device.type == "cuda" and device.index is None and world.distributed:
+        return torch.device("cuda", world.local_rank)
+    return device
+
+
+def _collective(values: torch.Tensor) -> torch.Tensor:
+    """``values`` where this process group's backend can reduce them (NCCL: the GPU)."""
+    if dist.get_backend() == "nccl":
+        return values.to(torch.device("cuda", torch.cuda.current_device()))
+    return values
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
@@ -91,9 +111,19 @@ def shard(indices: torch.Tensor, world: World) -> torch.Tensor:
     return indices[world.rank :: world.size]
 
 
+def all_finite(loss: torch.Tensor, world: World) -> bool:
+    """Whether the loss is finite in every process (so all of them stop together)."""
+    finite = bool(torch.isfinite(loss))
+    if not world.distributed:
+        return finite
+    flag = _collective(torch.tensor([float(finite)], dtype=torch.float64))
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
 def all_sum(values: list[float], world: World) -> list[float]:
     if not world.distributed:
         return values
-    tensor = torch.tensor(values, dtype=torch.float64)
+    tensor = _collective(torch.tensor(values, dtype=torch.float64))
     dist.all_reduce(tensor)
     return tensor.tolist()

@@ -5,8 +5,9 @@ Writes ``OUT/model.pt`` (the final model), ``OUT/metrics.jsonl`` (one row per ep
 ``OUT/config.yaml`` (the resolved configuration) and ``OUT/last.pt`` (the training
 state, written atomically at the end of every epoch and every ``checkpoint_every``
 steps). ``resume=True`` continues from ``OUT/last.pt`` exactly: the data order of an
-epoch and the augmentation of a step come from generators seeded by (seed, epoch)
-and (seed, step), so a resumed run repeats what the interrupted one would have done.
+epoch comes from a generator seeded by (seed, epoch) and a step's augmentation and CutMix
+from (seed, step) (:mod:`gac_deploy.training.batches`), so a resumed run repeats what
+the interrupted one would have done, and N processes train on what one process would.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch.nn import functional as F
@@ -28,7 +28,14 @@ from gac_deploy.data import Split, load_dataset
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 from gac_deploy.models import build_model
-from gac_deploy.training.distributed import all_sum, init_world, shard, synchronise_batchnorm
+from gac_deploy.training.batches import load_share
+from gac_deploy.training.distributed import (
+    all_finite,
+    all_sum,
+    init_world,
+    process_device,
+    synchronise_batchnorm,
+)
 
 STATE_FILE = "last.pt"
 
@@ -69,30 +76,6 @@ def population_rates(model, x: torch.Tensor) -> dict[str, float]:
         for hook in hooks:
             hook.remove()
     return spikes
-
-
-def cutmix(
-    x: torch.Tensor, y: torch.Tensor, classes: int, alpha: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """CutMix (Yun et al. 2019): paste a random box from a shuffled batch; soft targets
-    weighted by the pasted area."""
-    n, _, h, w = x.shape
-    lam = float(
-        np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator))).beta(
-            alpha, alpha
-        )
-    )
-    perm = torch.randperm(n, generator=generator)
-    cut_h, cut_w = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
-    cy = int(torch.randint(0, h, (1,), generator=generator))
-    cx = int(torch.randint(0, w, (1,), generator=generator))
-    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
-    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
-    x = x.clone()
-    x[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
-    kept = 1 - (bottom - top) * (right - left) / (h * w)
-    one_hot = F.one_hot(y, classes).float()
-    return x, kept * one_hot + (1 - kept) * one_hot[perm]
 
 
 def _tensorboard(out: Path):
@@ -227,15 +210,27 @@ def train(
                 f"{extra['quantized_test_acc_before_qat']:.4f}"
             )
     world = init_world(device)
+    device = process_device(device, world)
     if world.distributed:
         if train_config.batch_size % world.size:
             raise UserError(
                 f"--batch-size {train_config.batch_size} must divide evenly over "
                 f"{world.size} processes"
             )
+        last = len(split.train) % train_config.batch_size
+        if 0 < last < world.size:
+            raise UserError(
+                f"the last batch of each epoch holds {last} of {len(split.train)} training "
+                f"images, fewer than the {world.size} processes; choose a --batch-size that "
+                "leaves at least one image per process"
+            )
         net = synchronise_batchnorm(net, device)
     net.to(device)
-    step_net = DistributedDataParallel(net) if world.distributed else net
+    step_net = (
+        DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        if world.distributed
+        else net
+    )
     progress = progress and world.is_main
     optimizer = torch.optim.SGD(
         net.parameters(),
@@ -282,33 +277,38 @@ def train(
         for b in range(max(first_batch, 0), steps_per_epoch):
             if step >= total:
                 break
-            idx = shard(
-                order[b * train_config.batch_size : (b + 1) * train_config.batch_size], world
+            batch = order[b * train_config.batch_size : (b + 1) * train_config.batch_size]
+            x, y, target = load_share(
+                split.train,
+                batch,
+                world,
+                train_config.seed,
+                step,
+                split.num_classes,
+                train_config.cutmix,
             )
-            batch_gen = torch.Generator().manual_seed(train_config.seed * 7_919 + step)
-            x, y = split.train.batch(idx, train=True, generator=batch_gen)
-            target = y
-            if train_config.cutmix > 0 and torch.rand(1, generator=batch_gen).item() < 0.5:
-                x, target = cutmix(x, y, split.num_classes, train_config.cutmix, batch_gen)
             x, target = x.to(device), target.to(device)
             with torch.autocast(device.type, enabled=use_amp):
                 logits = step_net(x)
                 loss = F.cross_entropy(logits, target, label_smoothing=train_config.label_smoothing)
-            if not torch.isfinite(loss):
+            if not all_finite(loss, world):
                 bar.close()
                 raise UserError(
                     f"loss became {loss.item()} at step {step} (epoch {epoch}); the last good "
                     f"state is {out / STATE_FILE}; lower --lr and continue with --resume"
                 )
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            # DDP averages the processes' gradients; weighting each process's mean loss by
+            # its share makes that the gradient of the global batch's mean loss, also
+            # when the last batch of an epoch does not split evenly
+            scaler.scale(loss * (len(y) * world.size / len(batch))).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
             step += 1
-            loss_sum += loss.item() * len(idx)
+            loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(1).cpu() == y).sum())
-            seen += len(idx)
+            seen += len(y)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
             every = train_config.checkpoint_every

@@ -1,0 +1,51 @@
+"""A process's share of a global batch is, row for row, what one process sees at those
+positions: augmentation and CutMix included."""
+
+import torch
+
+from gac_deploy.data import load_dataset
+from gac_deploy.training.batches import CutMixBox, augment_seed, draw_cutmix, load_share, paste
+from gac_deploy.training.distributed import World
+from tests.test_data import write_cifar
+
+
+def test_shares_of_two_processes_are_the_rows_of_one(tmp_path):
+    write_cifar(tmp_path / "c", 10, per_file=7)
+    split = load_dataset("cifar10", str(tmp_path / "c"))
+    batch = torch.tensor([3, 17, 5, 30, 11, 0, 24])  # odd size: shares of 4 and 3
+    mixed_steps = 0
+    for step in range(6):
+        x, y, target = load_share(split.train, batch, World(), 5, step, 10, cutmix_alpha=1.0)
+        assert x.shape == (7, 3, 32, 32) and torch.equal(y, split.train.labels[batch])
+        mixed = target.dim() == 2
+        mixed_steps += mixed
+        if mixed:
+            torch.testing.assert_close(target.sum(1), torch.ones(7))
+        for rank in (0, 1):
+            xr, yr, tr = load_share(split.train, batch, World(rank, 2), 5, step, 10, 1.0)
+            assert torch.equal(xr, x[rank::2]) and torch.equal(yr, y[rank::2])
+            assert torch.equal(tr, target[rank::2])
+    assert 0 < mixed_steps < 6  # CutMix applies to some steps and not others
+    again, _, _ = load_share(split.train, batch, World(), 5, 0, 10, 1.0)
+    other, _, _ = load_share(split.train, batch, World(), 6, 0, 10, 1.0)
+    first, _, _ = load_share(split.train, batch, World(), 5, 0, 10, 1.0)
+    assert torch.equal(again, first) and not torch.equal(other, first)
+
+
+def test_augment_seeds_differ_by_seed_step_and_position():
+    seeds = {augment_seed(s, t, p) for s in range(3) for t in range(3) for p in range(3)}
+    assert len(seeds) == 27 and all(0 <= s < 2**63 for s in seeds)
+    assert augment_seed(1, 2, 3) == augment_seed(1, 2, 3)
+
+
+def test_cutmix_box_and_soft_targets():
+    box = draw_cutmix(8, 32, 32, 1.0, torch.Generator().manual_seed(0))
+    assert sorted(box.partners.tolist()) == list(range(8))
+    assert 0 <= box.top <= box.bottom <= 32 and 0 <= box.left <= box.right <= 32
+    fixed = CutMixBox(top=0, bottom=16, left=0, right=8, partners=torch.tensor([1, 0]))
+    x, partner = torch.zeros(2, 1, 32, 32), torch.ones(2, 1, 32, 32)
+    mixed, target = paste(x, torch.tensor([0, 1]), partner, torch.tensor([2, 2]), fixed, 3)
+    assert mixed.sum().item() == 2 * 16 * 8 and x.sum().item() == 0  # input left untouched
+    assert fixed.kept(32, 32) == 1 - 128 / 1024
+    torch.testing.assert_close(target[0], torch.tensor([0.875, 0.0, 0.125]))
+    torch.testing.assert_close(target[1], torch.tensor([0.0, 0.875, 0.125]))
