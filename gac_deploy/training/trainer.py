@@ -310,7 +310,9 @@ def train(
             correct += int((logits.argmax(1).cpu() == y).sum())
             seen += len(y)
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            if progress:
+                rate = seen * world.size / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", images_s=f"{rate:.0f}")
             every = train_config.checkpoint_every
             stopping = stop_after is not None and step >= stop_after
             if world.is_main and (stopping or (every and step % every == 0)):
