@@ -11,8 +11,10 @@ distinct storage saved for backward (counted with
 ``torch.autograd.graph.saved_tensors_hooks``, in the first step, a warm-up). The last
 step is profiled to measure the time spent in convolutions, which both forms share, and
 so the best ratio any change outside them could give. Throughput is the best of the steps
-between (forward, backward, SGD update). Losses and gradients of the two are compared first (float64, one
-batch). Runs on CUDA too with --device cuda."""
+between (forward, backward, SGD update). "ours, compiled LIF" is ours with the LIF
+recurrences compiled (``compiled_recurrences``, the trainer's ``--compile``); its first
+step includes the compilation. Losses and gradients of the two forms are compared first
+(float64, one batch). Runs on CUDA too with --device cuda."""
 
 from __future__ import annotations
 
@@ -86,7 +88,10 @@ def run_variant(
     size = model.config.image_size
     image = torch.randn(batch, model.config.in_channels, size, size, device=device)
     label = torch.randint(0, model.config.num_classes, (batch,), device=device)
-    forward = model if variant == "ours" else (lambda x: straightforward_forward(model, x))
+    forward = (
+        (lambda x: straightforward_forward(model, x)) if variant == "straightforward" else model
+    )
+    compile_lif = variant == "ours, compiled LIF"
     saved: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -99,7 +104,11 @@ def run_variant(
         started = time.perf_counter()
         hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
         profiling = step == steps - 1  # the last step, profiled apart from the timed ones
-        with hooks if step == 0 else contextlib.nullcontext(), _profile(profiling) as prof:
+        with (
+            lif.compiled_recurrences(compile_lif),
+            hooks if step == 0 else contextlib.nullcontext(),
+            _profile(profiling) as prof,
+        ):
             loss = F.cross_entropy(forward(image), label)
             optimizer.zero_grad()
             loss.backward()
@@ -111,6 +120,7 @@ def run_variant(
         else:
             times.append(time.perf_counter() - started)
     return {
+        "first_step_s": times[0],
         "images_per_s": batch / min(times[1:] or times),
         "activation_mb": sum(saved.values()) / 2**20,
         "step_s": min(times[1:] or times),
@@ -146,20 +156,24 @@ def main() -> None:
     diff = check_equal(args.arch, args.time_steps)
     print(f"largest gradient difference, float64: {diff:.3g}")
     results = {}
-    for variant in ("straightforward", "ours"):
+    for variant in ("straightforward", "ours", "ours, compiled LIF"):
         r = results[variant] = run_variant(
             variant, args.arch, args.time_steps, args.batch, args.steps, args.device
         )
         print(
             f"{variant}: {r['images_per_s']:.2f} images/s, activation memory "
-            f"{r['activation_mb']:.0f} MB ({args.arch}, T={args.time_steps}, "
-            f"batch {args.batch}, {args.device})"
+            f"{r['activation_mb']:.0f} MB, first step {r['first_step_s']:.1f} s "
+            f"({args.arch}, T={args.time_steps}, batch {args.batch}, {args.device})"
         )
-    speed = results["ours"]["images_per_s"] / results["straightforward"]["images_per_s"]
-    memory = results["ours"]["activation_mb"] / results["straightforward"]["activation_mb"]
-    print(f"throughput ratio: {speed:.2f} (target >= 1.5)")
-    print(f"memory ratio: {memory:.2f} (target <= 0.6)")
-    plain, ours = results["straightforward"], results["ours"]
+    plain = results["straightforward"]
+    for variant in ("ours", "ours, compiled LIF"):
+        r = results[variant]
+        print(
+            f"{variant}: throughput ratio {r['images_per_s'] / plain['images_per_s']:.2f} "
+            f"(target >= 1.5), memory ratio {r['activation_mb'] / plain['activation_mb']:.2f} "
+            f"(target <= 0.6)"
+        )
+    ours = results["ours"]
     print(
         f"convolutions, forward and backward (one profiled step): straightforward "
         f"{plain['conv_s'] * 1e3:.0f} ms of a {plain['step_s'] * 1e3:.0f} ms step, ours "

@@ -56,6 +56,12 @@ def _add_train(sub) -> None:
         default=None,
         help="also log every epoch to OUT/tensorboard",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="fuse the LIF loops with torch.compile (the first step compiles, for seconds)",
+    )
     p.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
     p.add_argument("--epochs", type=int, help="training epochs (default 40)")
     p.add_argument("--batch-size", type=int, help="batch size (default 64)")
@@ -303,6 +309,7 @@ def cmd_train(args) -> dict:
         "device",
         "checkpoint_every",
         "tensorboard",
+        "compile",
     ):
         flags[key] = getattr(args, key)
     config, train_config = resolve(flags, args.preset, args.config)

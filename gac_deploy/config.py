@@ -117,7 +117,9 @@ class ModelConfig:
 class TrainConfig:
     """How ``gac-deploy train`` trains: SGD with momentum, cosine learning rate to 0,
     cross-entropy on the mean output over T (paper Supplementary B). ``cutmix`` is the
-    Beta(a, a) parameter of CutMix (0: off), applied to half of the batches."""
+    Beta(a, a) parameter of CutMix (0: off), applied to half of the batches. ``compile``:
+    run the LIF recurrences through ``torch.compile`` (fused loops; the first step pays
+    the compilation)."""
 
     dataset: str = "digits"
     data_dir: str | None = None
@@ -133,6 +135,7 @@ class TrainConfig:
     device: str = "cpu"
     checkpoint_every: int = 0
     tensorboard: bool = False
+    compile: bool = False
 
 
 _CIFAR_RECIPE = {

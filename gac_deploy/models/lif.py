@@ -9,6 +9,9 @@ decay 1 and voltage decay ``1 - tau``, which is what Loihi runs:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -32,12 +35,7 @@ class SurrogateSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         (x,) = ctx.saved_tensors
-        a = ctx.width
-        if ctx.kind == "rectangle":
-            surrogate = (x.abs() < a / 2).to(grad.dtype) / a
-        else:
-            surrogate = torch.clamp(a - x.abs(), min=0) / (a * a)
-        return grad * surrogate, None, None, None
+        return grad * surrogate_derivative(x, ctx.kind, ctx.width).to(grad.dtype), None, None, None
 
 
 def spike(x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
@@ -47,11 +45,78 @@ def spike(x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
     )
 
 
-def _surrogate(u: torch.Tensor, config: LIFConfig) -> torch.Tensor:
-    a = config.surrogate_width
-    if config.surrogate == "rectangle":
-        return (u.abs() < a / 2).to(u.dtype) / a
-    return torch.clamp(a - u.abs(), min=0) / (a * a)
+def surrogate_derivative(u: torch.Tensor, kind: str, width: float) -> torch.Tensor:
+    """d(spike)/du at ``u = v - threshold`` (see :class:`SurrogateSpike`)."""
+    if kind == "rectangle":
+        return (u.abs() < width / 2).to(u.dtype) / width
+    return torch.clamp(width - u.abs(), min=0) / (width * width)
+
+
+def recurrence_forward(
+    x: torch.Tensor, tau: float, threshold: float, reset: float, strict: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LIF recurrence without autograd. ``x`` [T, M] input current; returns the
+    potential before each spike decision and the spikes, both [T, M]."""
+    v_before = torch.empty_like(x)
+    spikes = torch.empty_like(x)
+    h = torch.zeros_like(x[0])
+    for t in range(x.shape[0]):
+        v = h + x[t]
+        u = v - threshold
+        s = ((u > 0) if strict else (u >= 0)).to(x.dtype)
+        v_before[t], spikes[t] = v, s
+        h = tau * v * (1 - s) + reset * s
+    return v_before, spikes
+
+
+def recurrence_backward(
+    grad_spikes: torch.Tensor,
+    v_before: torch.Tensor,
+    spikes: torch.Tensor,
+    tau: float,
+    threshold: float,
+    reset: float,
+    surrogate: str,
+    width: float,
+) -> torch.Tensor:
+    """dL/dx [T, M] from dL/ds [T, M], the potentials and the spikes (any dtype) of
+    :func:`recurrence_forward`; the formula is in :class:`LIFOverTime`."""
+    grad_x = torch.empty_like(grad_spikes)
+    grad_h = torch.zeros_like(grad_spikes[0])
+    for t in range(grad_spikes.shape[0] - 1, -1, -1):
+        v, s = v_before[t], spikes[t].to(v_before.dtype)
+        g = surrogate_derivative(v - threshold, surrogate, width)
+        grad_v = grad_spikes[t] * g + grad_h * (tau * (1 - s) + (reset - tau * v) * g)
+        grad_x[t] = grad_v
+        grad_h = grad_v
+    return grad_x
+
+
+_compiled: dict[str, Callable] = {}
+_use_compiled = False
+
+
+@contextmanager
+def compiled_recurrences(enabled: bool = True) -> Iterator[None]:
+    """Within: the LIF recurrences of training (forward and hand-written backward) run as
+    ``torch.compile``-d loops, each fused into one kernel over [T, M]. The first step of a
+    run pays the compilation (seconds on a CPU); results agree with the eager loops to
+    float rounding (the compiler may contract multiply-adds)."""
+    global _use_compiled
+    previous, _use_compiled = _use_compiled, enabled
+    try:
+        yield
+    finally:
+        _use_compiled = previous
+
+
+def _recurrence(name: str) -> Callable:
+    plain = {"forward": recurrence_forward, "backward": recurrence_backward}[name]
+    if not _use_compiled:
+        return plain
+    if name not in _compiled:
+        _compiled[name] = torch.compile(plain, dynamic=True)
+    return _compiled[name]
 
 
 class LIFOverTime(torch.autograd.Function):
@@ -70,34 +135,28 @@ class LIFOverTime(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
-        v_before = torch.empty_like(x)
-        spikes = torch.empty_like(x)
-        h = torch.zeros_like(x[0])
-        for t in range(x.shape[0]):
-            v = h + x[t]
-            u = v - config.threshold
-            s = (u > 0) if config.strict else (u >= 0)
-            s = s.to(x.dtype)
-            v_before[t], spikes[t] = v, s
-            h = config.tau * v * (1 - s) + config.reset * s
+        c = config
+        flat = x.reshape(x.shape[0], -1)
+        v_before, spikes = _recurrence("forward")(flat, c.tau, c.threshold, c.reset, c.strict)
         ctx.save_for_backward(v_before, spikes.to(torch.uint8))  # spikes kept in 1 byte each
         ctx.config = config
-        return spikes
+        return spikes.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None]:
         v_before, spikes = ctx.saved_tensors
-        spikes = spikes.to(v_before.dtype)
         c = ctx.config
-        grad_x = torch.empty_like(grad_spikes)
-        grad_h = torch.zeros_like(grad_spikes[0])
-        for t in range(grad_spikes.shape[0] - 1, -1, -1):
-            v, s = v_before[t], spikes[t]
-            g = _surrogate(v - c.threshold, c)
-            grad_v = grad_spikes[t] * g + grad_h * (c.tau * (1 - s) + (c.reset - c.tau * v) * g)
-            grad_x[t] = grad_v
-            grad_h = grad_v
-        return grad_x, None
+        grad_x = _recurrence("backward")(
+            grad_spikes.reshape(grad_spikes.shape[0], -1),
+            v_before,
+            spikes,
+            c.tau,
+            c.threshold,
+            c.reset,
+            c.surrogate,
+            c.surrogate_width,
+        )
+        return grad_x.view(grad_spikes.shape), None
 
 
 def lif_forward(x: torch.Tensor, config: LIFConfig) -> torch.Tensor:

@@ -28,6 +28,7 @@ from gac_deploy.data import Split, load_dataset
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 from gac_deploy.models import build_model
+from gac_deploy.models.lif import compiled_recurrences
 from gac_deploy.training.batches import load_share
 from gac_deploy.training.distributed import (
     all_finite,
@@ -164,6 +165,33 @@ def train(
     ``resume``: continue from OUT/last.pt. ``stop_after``: stop (as if interrupted)
     after that many optimiser steps in total, leaving OUT/last.pt; returns None.
     """
+    with compiled_recurrences(train_config.compile):
+        return _train(
+            model_config,
+            train_config,
+            out_dir,
+            split,
+            max_steps,
+            progress,
+            init,
+            qat,
+            resume,
+            stop_after,
+        )
+
+
+def _train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    split: Split | None,
+    max_steps: int | None,
+    progress: bool,
+    init: Checkpoint | None,
+    qat: bool,
+    resume: bool,
+    stop_after: int | None,
+) -> Checkpoint | None:
     if train_config.epochs < 1 or train_config.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1")
     if train_config.lr <= 0:

@@ -105,3 +105,23 @@ def test_hand_written_backward_equals_autograd(cfg):
     assert torch.equal(out, ref)
     torch.testing.assert_close(grad, grad_ref, atol=1e-12, rtol=1e-10)
     assert grad.abs().sum() > 0
+
+
+def test_compiled_recurrences_agree_with_the_eager_loops():
+    from gac_deploy.models import lif
+
+    cfg = LIFConfig(surrogate="triangle", surrogate_width=0.5, tau=0.75)
+    torch.manual_seed(0)
+    x = (torch.rand(4, 2, 3, 40) * 1.5).requires_grad_()
+    weights = torch.randn(4, 2, 3, 40)
+    out = {}
+    for compiled in (False, True):
+        with lif.compiled_recurrences(compiled):
+            spikes = lif.LIFOverTime.apply(x, cfg)
+            (grad,) = torch.autograd.grad((spikes * weights).sum(), x)
+        out[compiled] = spikes, grad
+    assert set(lif._compiled) == {"forward", "backward"}  # the compiled loops ran
+    assert not lif._use_compiled  # and the context put the eager loops back
+    assert torch.equal(out[True][0], out[False][0])
+    torch.testing.assert_close(out[True][1], out[False][1], atol=1e-6, rtol=1e-5)
+    assert out[False][1].abs().sum() > 0

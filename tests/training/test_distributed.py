@@ -23,9 +23,10 @@ from tests.test_data import write_cifar
 def test_two_processes_equal_one(tmp_path):
     """CIFAR files with crop/flip augmentation and CutMix, 35 images in batches of 8 (the
     last batch of 3 splits 2 + 1): after one epoch (5 steps) the weights agree to float
-    rounding (6e-8 measured; 8e-4 without weighting the uneven shares' losses). Over longer runs a potential that lands within rounding of the threshold can
-    spike in one run and not the other, after which the two runs drift apart (3e-4 after
-    16 steps measured on a synthetic set)."""
+    rounding (6e-8 measured; 8e-4 without weighting the uneven shares' losses). Over
+    longer runs a potential that lands within rounding of the threshold can spike in one
+    run and not the other, after which the two runs drift apart (3e-4 after 16 steps
+    measured on a synthetic set)."""
     write_cifar(tmp_path / "cifar10", 10, per_file=7)
     args = [
         "train",

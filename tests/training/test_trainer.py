@@ -30,3 +30,19 @@ def test_training_learns_digits_and_writes_outputs(trained_dir):
     ckpt = load_checkpoint(trained_dir / "model.pt")
     assert ckpt.metrics["test_acc"] == rows[-1]["test_acc"]
     assert ckpt.model_config == ModelConfig()
+
+
+def test_training_with_compiled_recurrences_matches_eager_training(tmp_path):
+    runs = [
+        train(
+            ModelConfig(),
+            TrainConfig(epochs=1, compile=compiled),
+            tmp_path / str(compiled),
+            max_steps=3,
+            progress=False,
+        )
+        for compiled in (False, True)
+    ]
+    for key, value in runs[0].state_dict.items():
+        torch.testing.assert_close(runs[1].state_dict[key], value, atol=1e-5, rtol=1e-4)
+    assert runs[1].train_config["compile"] is True
