@@ -291,8 +291,13 @@ def _train(
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    bar = tqdm(
-        total=total, initial=step, desc="train", unit="batch", disable=not progress, leave=False
+    bar = tqdm(  # drawn on a terminal only; the epoch lines are printed either way
+        total=total,
+        initial=step,
+        desc="train",
+        unit="batch",
+        disable=None if progress else True,
+        leave=False,
     )
     for epoch in range(first_epoch, train_config.epochs + 1):
         net.train()
