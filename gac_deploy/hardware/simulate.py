@@ -155,7 +155,9 @@ def simulate_bundle(
     images, labels = test_images(bundle, count)
     tally = _Tally()
     run_s = 0.0
-    bar = tqdm(total=count, desc=backend, unit="image", disable=None if progress else True, leave=False)
+    bar = tqdm(
+        total=count, desc=backend, unit="image", disable=None if progress else True, leave=False
+    )
     if backend == "lava":
         from gac_deploy.hardware.lava_runner import run_in_lava
 

@@ -11,7 +11,7 @@ from gac_deploy.data import load_synthetic_split
 from gac_deploy.errors import UserError
 from gac_deploy.training.settings import resolve
 from gac_deploy.training.trainer import train
-from tests.test_cli import assert_user_error, run_cli
+from tests.cli.test_cli import assert_user_error, run_cli
 from tests.test_data import write_cifar
 
 SMALL = ModelConfig(image_size=8, num_classes=4, stem_channels=4, time_steps=2)

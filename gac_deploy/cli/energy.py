@@ -1,0 +1,77 @@
+"""``gac-deploy energy``: per-layer energy, the paper's Eq. 11 and the complete count."""
+
+from __future__ import annotations
+
+from gac_deploy.cli.common import write_json_report
+from gac_deploy.config import ENCODERS, SHORTCUTS
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "energy",
+        help="per-layer energy report: the paper's Eq. 11 and the complete count",
+        description="Energy per inference of a bundle, a model.pt, or an architecture with "
+        "assumed firing rates (--arch). Both conventions are computed: 'paper' (Eq. 11) "
+        "and 'complete' (every host op, synaptic event, neuron update and spike).",
+    )
+    p.add_argument("path", nargs="?", help="bundle directory or model.pt")
+    p.add_argument(
+        "--samples", type=int, default=64, help="test images used to measure activity (default 64)"
+    )
+    p.add_argument(
+        "--convention",
+        choices=("paper", "complete"),
+        default="paper",
+        help="which table to print (both totals are always printed)",
+    )
+    p.add_argument(
+        "--profile",
+        default="horowitz45-fp32",
+        help="horowitz45-fp32 (default, the paper's), horowitz45-int8 or loihi",
+    )
+    p.add_argument("--arch", help="what-if: a registered architecture instead of a path")
+    p.add_argument("-T", "--time-steps", type=int, help="what-if: time steps")
+    p.add_argument("--encoder", choices=ENCODERS, help="what-if: encoder (gac; direct = no GAC)")
+    p.add_argument(
+        "--shortcut",
+        choices=SHORTCUTS,
+        help="what-if: spike (default) or membrane (the authors': MAC downsample)",
+    )
+    p.add_argument("--firing-rate", type=float, help="what-if: one rate for every population")
+    p.add_argument("--rates", help="what-if: JSON file {population: rate}")
+    p.add_argument("--plot", help="write a per-layer bar chart (PNG) here")
+    p.add_argument("--compare", help="a second bundle or model.pt to put side by side")
+    p.add_argument("--json", help="also write the report to this JSON file")
+
+
+def run(args) -> dict:
+    from gac_deploy.hardware.energy_report import energy_report, format_comparison, format_report
+
+    def measure(path):
+        return energy_report(
+            path,
+            args.samples,
+            args.profile,
+            args.arch,
+            args.time_steps,
+            args.firing_rate,
+            args.rates,
+            args.encoder,
+            args.shortcut,
+        )
+
+    report = measure(args.path)
+    print(format_report(report, args.convention))
+    data = report.to_dict()
+    if args.compare:
+        other = energy_report(args.compare, args.samples, args.profile)
+        print()
+        print(format_comparison(report, other))
+        data = {"a": data, "b": other.to_dict()}
+    if args.plot:
+        from gac_deploy.hardware.energy_plot import plot_energy
+
+        plot_energy(report, args.convention, args.plot)
+        print(f"wrote {args.plot}")
+    write_json_report(args.json, data)
+    return data if not args.compare else data["a"]

@@ -1,0 +1,63 @@
+"""``gac-deploy export``: a model.pt as a Loihi 2 bundle (encoder.onnx, body.net,
+manifest.json)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export model.pt as a Loihi 2 bundle",
+        description="Write encoder.onnx (host), body.net (NetX HDF5) and "
+        "manifest.json into a bundle directory.",
+    )
+    p.add_argument("checkpoint", help="model.pt written by 'gac-deploy train'")
+    p.add_argument("--target", default="loihi2", help="hardware target (default: loihi2)")
+    p.add_argument("--out", help="bundle directory (default: 'bundle' beside the checkpoint)")
+    p.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
+
+
+def run(args) -> dict:
+    from gac_deploy.export.bundle import export_bundle
+    from gac_deploy.table import format_table
+
+    out = args.out or str(Path(args.checkpoint).parent / "bundle")
+    started = time.perf_counter()
+    bundle = export_bundle(args.checkpoint, out, target=args.target, chips=args.chips)
+    m = bundle.manifest
+    rows = [
+        [
+            q["population"],
+            q["scale_exp"],
+            q["clipped_weights"],
+            q["clipped_bias"],
+            next(p["latency"] for p in m["body"]["populations"] if p["name"] == q["population"]),
+        ]
+        for q in m["quantization"]
+    ]
+    print(format_table(["population", "scale exp", "clipped w", "clipped b", "latency"], rows))
+    res = m["resources"]
+    print(
+        f"Loihi 2 estimate: {res['neurons']:,} neurons, {res['synapses']:,} synapses "
+        f"(unrolled), {res['cores']} cores on {res['chips_needed']} of {res['chips']} chip(s)"
+    )
+    print(
+        f"payload {m['body']['payload_bits']} bits, latency {m['body']['latency_steps']} steps; "
+        f"exported in {time.perf_counter() - started:.1f} s"
+    )
+    print(f"wrote {out}/encoder.onnx, {out}/body.net, {out}/manifest.json")
+    from gac_deploy.hardware.simulate import reference_accuracy
+
+    if bundle.data_spec.dataset != "digits":
+        print(f"({bundle.data_spec.dataset} is not available here: accuracy not measured)")
+        return {"bundle": out, "reference_accuracy": None}
+    accuracy, count = reference_accuracy(bundle)
+    float_acc = m["float_test_accuracy"]
+    print(
+        f"test accuracy on all {count} test images: float "
+        f"{'-' if float_acc is None else f'{float_acc:.4f}'}, quantised reference {accuracy:.4f}"
+    )
+    return {"bundle": out, "reference_accuracy": accuracy}

@@ -1,0 +1,60 @@
+"""``gac-deploy import-official``: the authors' released state dict as a model.pt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gac_deploy.errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "import-official",
+        help="convert the authors' released GAC checkpoint into a model.pt",
+        description="Read the authors' state dict (either key alias set, optional 'module.' "
+        "prefix; loaded with weights_only=True) and write a gac-deploy checkpoint built as "
+        "their code builds it (membrane shortcuts; their CIFAR LIF for CIFAR).",
+    )
+    p.add_argument("file", help="the authors' .pth file")
+    p.add_argument("--arch", required=True, help="msresnet18-cifar, msresnet18-imagenet, ...")
+    p.add_argument("--num-classes", type=int, required=True, help="10, 100 or 1000")
+    p.add_argument("-T", "--time-steps", type=int, required=True, help="time steps it used")
+    p.add_argument("--out", default="model.pt", help="checkpoint to write (default model.pt)")
+
+
+def run(args) -> dict:
+    import torch
+
+    from gac_deploy.checkpoint import Checkpoint, save_checkpoint
+    from gac_deploy.data import DataSpec
+    from gac_deploy.models.official import import_official, official_config
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}; pass the authors' .pth file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"{path} cannot be read safely ({type(exc).__name__}); "
+            "pass the authors' state dict file"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"{path} does not hold a state dict; pass the authors' .pth file")
+    config = official_config(args.arch, args.num_classes, args.time_steps)
+    model = import_official(state, config)
+    dataset = "imagenet" if "imagenet" in args.arch else f"cifar{args.num_classes}"
+    save_checkpoint(
+        args.out,
+        Checkpoint(
+            config, DataSpec(dataset=dataset), model.state_dict(), {"imported_from": str(path)}, {}
+        ),
+    )
+    print(
+        f"imported {len(state)} tensors from {path} as {config.arch} "
+        f"({config.num_classes} classes, T={config.time_steps}, membrane shortcuts); "
+        f"wrote {args.out}"
+    )
+    return {"checkpoint": args.out}

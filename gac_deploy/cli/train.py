@@ -1,0 +1,166 @@
+"""``gac-deploy train``: train a GAC spiking network, or fine-tune one with QAT."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from gac_deploy.config import DATASETS, ENCODERS, GAU_MODES, PRESETS, SHORTCUTS
+from gac_deploy.errors import UserError
+
+QAT_EPOCHS = 10
+QAT_LR = 0.01
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a GAC spiking network (default: digits)",
+        description="Train a GAC-MS-ResNet. Writes OUT/model.pt and OUT/metrics.jsonl.",
+    )
+    p.add_argument("--model", help="registered model name (default digits-gac-msresnet)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        help="digits (default), cifar10, cifar100, "
+        "imagenet (your local copy, --data-dir) or synthetic",
+    )
+    p.add_argument("--data-dir", help="where the dataset lies in its standard on-disk format")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="the paper's recipe for a dataset")
+    p.add_argument("--config", help="YAML file of settings (a run's config.yaml works too)")
+    p.add_argument("--label-smoothing", type=float, help="label smoothing (default 0)")
+    p.add_argument("--cutmix", type=float, help="CutMix Beta parameter, 0 = off (default 0)")
+    p.add_argument("--device", help="cpu (default) or cuda; CUDA runs use mixed precision")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="also write OUT/last.pt every N steps (it is always written per epoch)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also log every epoch to OUT/tensorboard",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="fuse the LIF loops with torch.compile (the first step compiles, for seconds)",
+    )
+    p.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
+    p.add_argument("--epochs", type=int, help="training epochs (default 40)")
+    p.add_argument("--batch-size", type=int, help="batch size (default 64)")
+    p.add_argument("--lr", type=float, help="initial learning rate, cosine to 0 (default 0.1)")
+    p.add_argument("--seed", type=int, help="seed for initialisation, split and order (default 0)")
+    p.add_argument("-T", "--time-steps", type=int, help="time steps T (default 4)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--encoder", choices=ENCODERS, help="gac (default), lif, direct or rate coding")
+    p.add_argument("--gau", choices=GAU_MODES, help="GAC gate: full (default), ta or sca")
+    p.add_argument("--sca-kernel", type=int, help="spatial-channel attention kernel K (4)")
+    p.add_argument(
+        "--shortcut",
+        choices=SHORTCUTS,
+        help="downsample reads spikes (spike, "
+        "default; Loihi-ready) or the real stream (membrane, the authors' code)",
+    )
+    p.add_argument("--init", help="start from this model.pt (its architecture and weights)")
+    p.add_argument(
+        "--qat",
+        action="store_true",
+        help=f"quantisation-aware fine-tuning of --init with the body in Loihi fixed "
+        f"point (defaults: {QAT_EPOCHS} epochs, lr {QAT_LR})",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> dict:
+    from dataclasses import replace
+
+    from gac_deploy.data import load_dataset
+    from gac_deploy.training.settings import MODEL_KEYS, resolve
+    from gac_deploy.training.trainer import train
+
+    given = {k: getattr(args, k) for k in MODEL_KEYS if getattr(args, k) is not None}
+    init = None
+    if args.init:
+        from gac_deploy.checkpoint import load_checkpoint
+
+        if given:
+            raise UserError(
+                f"--init takes the architecture from the checkpoint; drop "
+                f"{', '.join('--' + k.replace('_', '-') for k in given)}"
+            )
+        init = load_checkpoint(args.init)
+    elif args.qat:
+        raise UserError("--qat fine-tunes a trained model; pass it with --init model.pt")
+    if args.qat:  # fine-tuning defaults
+        args.epochs = args.epochs if args.epochs is not None else QAT_EPOCHS
+        args.lr = args.lr if args.lr is not None else QAT_LR
+    flags = {"model": args.model, **given}
+    for key in (
+        "dataset",
+        "data_dir",
+        "epochs",
+        "batch_size",
+        "lr",
+        "seed",
+        "label_smoothing",
+        "cutmix",
+        "device",
+        "checkpoint_every",
+        "tensorboard",
+        "compile",
+    ):
+        flags[key] = getattr(args, key)
+    config, train_config = resolve(flags, args.preset, args.config)
+    if init is not None:
+        config = init.model_config
+        train_config = replace(
+            train_config,
+            dataset=init.data.dataset,
+            data_dir=train_config.data_dir or init.data.data_dir,
+        )
+    split = load_dataset(
+        train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
+    )
+    if init is None:  # the data decides the input and output sizes
+        config = replace(
+            config,
+            num_classes=split.num_classes,
+            in_channels=split.in_channels,
+            image_size=split.image_size,
+        )
+    started = time.perf_counter()
+    ckpt = train(
+        config,
+        train_config,
+        args.out,
+        split=split,
+        max_steps=args.max_steps,
+        progress=not args.quiet,
+        init=init,
+        qat=args.qat,
+        resume=args.resume,
+    )
+    elapsed = time.perf_counter() - started
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return {}
+    print(
+        f"test accuracy {ckpt.metrics['test_acc']:.4f} after {ckpt.metrics['epochs']} epochs "
+        f"({elapsed:.0f} s)"
+    )
+    if args.qat:
+        print(
+            f"fixed-point test accuracy: before QAT "
+            f"{ckpt.metrics['quantized_test_acc_before_qat']:.4f}, after "
+            f"{ckpt.metrics['test_acc']:.4f} (float model {ckpt.metrics['float_test_acc']:.4f})"
+        )
+    print(f"wrote {Path(args.out) / 'model.pt'} and {Path(args.out) / 'metrics.jsonl'}")
+    return {
+        "test_acc": ckpt.metrics["test_acc"],
+        "seconds": elapsed,
+        "checkpoint": str(Path(args.out) / "model.pt"),
+    }
