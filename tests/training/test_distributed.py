@@ -20,6 +20,17 @@ from gac_deploy.training.distributed import (
 from tests.test_data import write_cifar
 
 
+def gac_deploy(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
+    """``gac-deploy ARGS`` in a fresh interpreter, under torchrun when processes > 1."""
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    return subprocess.run(
+        [sys.executable, *(launcher if processes > 1 else []), "-m", "gac_deploy", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_two_processes_equal_one(tmp_path):
     """CIFAR files with crop/flip augmentation and CutMix, 35 images in batches of 8 (the
     last batch of 3 splits 2 + 1): after one epoch (5 steps) the weights agree to float
@@ -46,30 +57,9 @@ def test_two_processes_equal_one(tmp_path):
         "0.05",
         "--quiet",
     ]
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "gac_deploy",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    two = gac_deploy(*args, "--out", str(tmp_path / "two"), processes=2)
     assert two.returncode == 0, two.stderr[-2000:]
-    one = subprocess.run(
-        [sys.executable, "-m", "gac_deploy", *args, "--out", str(tmp_path / "one")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    one = gac_deploy(*args, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     a = torch.load(tmp_path / "one" / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "two" / "model.pt", weights_only=True)["state_dict"]
@@ -102,28 +92,17 @@ def test_each_process_takes_the_gpu_of_its_local_rank():
 
 def test_a_last_batch_smaller_than_the_process_count_is_refused(tmp_path):
     write_cifar(tmp_path / "cifar10", 10, per_file=5)  # 25 images: the last batch of 8 holds 1
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "gac_deploy",
-            "train",
-            "--dataset",
-            "cifar10",
-            "--data-dir",
-            str(tmp_path / "cifar10"),
-            "--batch-size",
-            "8",
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run = gac_deploy(
+        "train",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        str(tmp_path / "cifar10"),
+        "--batch-size",
+        "8",
+        "--out",
+        str(tmp_path / "run"),
+        processes=2,
     )
     assert run.returncode != 0  # torchrun reports the failed processes with its own traceback
     assert "the last batch of each epoch holds 1 of 25 training images" in run.stderr
