@@ -111,12 +111,16 @@ def _save_state(
     net,
     optimizer,
     scheduler,
-    epoch: int,
-    step: int,
-    rows: list,
+    scaler,
     model_config: ModelConfig,
     train_config: TrainConfig,
+    **progress,
 ) -> None:
+    """Everything ``--resume`` needs: weights, optimiser, scheduler, gradient scaler, the
+    random number generators (the rate encoder draws from them), and ``progress``: the
+    epoch and step to continue at, the metrics rows so far and the running sums of the
+    current epoch."""
+    rows = progress.get("rows", [])
     state = {
         "format": "gac-deploy-training-state",
         "model_config": to_dict(model_config),
@@ -124,12 +128,22 @@ def _save_state(
         "net": net.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "epoch": epoch,
-        "step": step,
-        "rows": rows,
+        "scaler": scaler.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        },
+        "best_test_acc": max((r["test_acc"] for r in rows), default=None),
+        **progress,
     }
     with atomic_path(path, ".pt") as tmp:
         torch.save(state, tmp)
+
+
+def _restore_rng(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _load_state(path: Path) -> dict:
@@ -290,6 +304,28 @@ def _train(
     writer = _tensorboard(out) if train_config.tensorboard and world.is_main else None
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    sums = [0.0, 0, 0, 0.0]  # this epoch so far: loss x images, correct, images, seconds
+    if state is not None:
+        scaler.load_state_dict(state["scaler"])
+        _restore_rng(state["rng"])
+        sums = list(state["epoch_sums"])
+
+    def save_state(epoch_to_resume: int) -> None:
+        _save_state(
+            out / STATE_FILE,
+            net,
+            optimizer,
+            scheduler,
+            scaler,
+            model_config,
+            train_config,
+            epoch=epoch_to_resume,
+            step=step,
+            rows=rows,
+            epoch_sums=[loss_sum, correct, seen, time.perf_counter() - started]
+            if epoch_to_resume == epoch
+            else [0.0, 0, 0, 0.0],
+        )
 
     bar = tqdm(  # drawn on a terminal only; the epoch lines are printed either way
         total=total,
@@ -301,11 +337,12 @@ def _train(
     )
     for epoch in range(first_epoch, train_config.epochs + 1):
         net.train()
-        started = time.perf_counter()
+        loss_sum, correct, seen, done_s = sums
+        sums = [0.0, 0, 0, 0.0]
+        started = time.perf_counter() - done_s
         order = torch.randperm(
             n, generator=torch.Generator().manual_seed(train_config.seed * 1_000_003 + epoch)
         )
-        loss_sum, correct, seen = 0.0, 0, 0
         first_batch = step - (epoch - 1) * steps_per_epoch  # > 0 only when resuming mid-epoch
         for b in range(max(first_batch, 0), steps_per_epoch):
             if step >= total:
@@ -349,17 +386,7 @@ def _train(
             every = train_config.checkpoint_every
             stopping = stop_after is not None and step >= stop_after
             if world.is_main and (stopping or (every and step % every == 0)):
-                _save_state(
-                    out / STATE_FILE,
-                    net,
-                    optimizer,
-                    scheduler,
-                    epoch,
-                    step,
-                    rows,
-                    model_config,
-                    train_config,
-                )
+                save_state(epoch)
             if stopping:
                 bar.close()
                 return None
@@ -386,17 +413,7 @@ def _train(
             writer.flush()
         if world.is_main:
             _write_metrics(out / "metrics.jsonl", rows)
-            _save_state(
-                out / STATE_FILE,
-                net,
-                optimizer,
-                scheduler,
-                epoch + 1,
-                step,
-                rows,
-                model_config,
-                train_config,
-            )
+            save_state(epoch + 1)
         if progress:
             bar.write(
                 f"epoch {epoch:3d}  loss {row['loss']:.4f}  train {row['train_acc']:.3f}  "
@@ -408,6 +425,7 @@ def _train(
     if writer is not None:
         writer.close()
     final = rows[-1]
+    best = max(rows, key=lambda r: r["test_acc"])
     if qat:
         from gac_deploy.training.qat import write_back
 
@@ -422,6 +440,8 @@ def _train(
             "train_acc": final["train_acc"],
             "epochs": final["epoch"],
             "steps": step,
+            "best_test_acc": best["test_acc"],  # the model saved is the last, not the best
+            "best_epoch": best["epoch"],
             **extra,
         },
         train_config=to_dict(train_config),

@@ -1,13 +1,14 @@
 """Training: resume reproduces an uninterrupted run; presets and YAML; real on-disk formats."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 import yaml
 
 from gac_deploy.config import ModelConfig, TrainConfig
-from gac_deploy.data import load_synthetic_split
+from gac_deploy.data import ArrayDataset, DataSpec, load_synthetic_split
 from gac_deploy.errors import UserError
 from gac_deploy.training.settings import resolve
 from gac_deploy.training.trainer import train
@@ -17,18 +18,41 @@ from tests.test_data import write_cifar
 SMALL = ModelConfig(image_size=8, num_classes=4, stem_channels=4, time_steps=2)
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("encoder", ["gac", "rate"])  # rate coding draws from torch's RNG
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, encoder):
     split = load_synthetic_split(seed=0)
+    raw = DataSpec("synthetic")  # pixels left in [0, 1]: fractional firing probabilities
+    split = replace(
+        split,
+        train=ArrayDataset(split.train.images.numpy(), split.train.labels.numpy(), raw),
+        test=ArrayDataset(split.test.images.numpy(), split.test.labels.numpy(), raw),
+    )
     config = TrainConfig(dataset="synthetic", epochs=2, batch_size=16, lr=0.05)
-    full = train(SMALL, config, tmp_path / "full", split=split, progress=False)
+    model = replace(SMALL, encoder=encoder)
+    full = train(model, config, tmp_path / "full", split=split, progress=False)
     # the interrupted run stops mid-epoch (step 11 of 16), leaving OUT/last.pt
     assert (
-        train(SMALL, config, tmp_path / "cut", split=split, progress=False, stop_after=11) is None
+        train(model, config, tmp_path / "cut", split=split, progress=False, stop_after=11) is None
     )
-    resumed = train(SMALL, config, tmp_path / "cut", split=split, progress=False, resume=True)
+    resumed = train(model, config, tmp_path / "cut", split=split, progress=False, resume=True)
     for key, value in full.state_dict.items():
         assert torch.equal(value, resumed.state_dict[key]), key
     assert resumed.metrics["steps"] == full.metrics["steps"] == 16
+    rows = [
+        [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        for run in ("full", "cut")
+    ]
+    for a, b in zip(*rows, strict=True):  # the epoch cut in two reports the whole epoch
+        assert (a["loss"], a["train_acc"], a["test_acc"]) == (
+            b["loss"],
+            b["train_acc"],
+            b["test_acc"],
+        )
+    best = max(rows[0], key=lambda r: r["test_acc"])
+    assert (resumed.metrics["best_test_acc"], resumed.metrics["best_epoch"]) == (
+        best["test_acc"],
+        best["epoch"],
+    )
 
 
 def test_nan_loss_stops_with_the_last_good_state(tmp_path):
