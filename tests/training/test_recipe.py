@@ -122,8 +122,19 @@ def test_train_on_cifar_files_and_resolved_config(tmp_path):
         "--quiet",
     )
     assert again.returncode == 0, again.stderr
-    evaluated = run_cli("evaluate", str(out / "model.pt"), "--data-dir", str(tmp_path / "cifar10"))
+    evaluated = run_cli(
+        "evaluate",
+        str(out / "model.pt"),
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        str(tmp_path / "cifar10"),
+    )
     assert evaluated.returncode == 0 and "on 8 cifar10 test images" in evaluated.stdout
+    assert_user_error(
+        run_cli("evaluate", str(out / "model.pt"), "--dataset", "cifar100"),
+        "trained on cifar10, not cifar100",
+    )
     assert_user_error(
         run_cli("train", "--dataset", "cifar10", "--out", str(tmp_path / "x")), "--data-dir"
     )
