@@ -80,8 +80,13 @@ def run(args) -> dict:
     from dataclasses import replace
 
     from gac_deploy.data import load_dataset
-    from gac_deploy.training.settings import MODEL_KEYS, resolve
-    from gac_deploy.training.trainer import train
+    from gac_deploy.training.settings import (
+        MODEL_KEYS,
+        build_configs,
+        merge_settings,
+        resume_configs,
+    )
+    from gac_deploy.training.trainer import STATE_FILE, load_state, train
 
     given = {k: getattr(args, k) for k in MODEL_KEYS if getattr(args, k) is not None}
     init = None
@@ -115,7 +120,13 @@ def run(args) -> dict:
         "compile",
     ):
         flags[key] = getattr(args, key)
-    config, train_config = resolve(flags, args.preset, args.config)
+    settings = merge_settings(flags, args.preset, args.config)
+    max_steps = args.max_steps
+    if args.resume:  # the run's own settings, from its training state
+        state = load_state(Path(args.out) / STATE_FILE)
+        config, train_config, max_steps = resume_configs(state, settings, max_steps)
+    else:
+        config, train_config = build_configs(settings)
     if init is not None:
         config = init.model_config
         train_config = replace(
@@ -139,7 +150,7 @@ def run(args) -> dict:
         train_config,
         args.out,
         split=split,
-        max_steps=args.max_steps,
+        max_steps=max_steps,
         progress=not args.quiet,
         init=init,
         qat=args.qat,

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from gac_deploy.config import PRESETS, ModelConfig, TrainConfig
+from gac_deploy.config import PRESETS, ModelConfig, TrainConfig, model_config_from_dict, to_dict
 from gac_deploy.errors import UserError
 from gac_deploy.models import default_config
 
@@ -36,10 +36,11 @@ def read_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def resolve(
+def merge_settings(
     flags: dict[str, Any], preset: str | None = None, config_file: str | None = None
-) -> tuple[ModelConfig, TrainConfig]:
-    """Merge the layers of settings and build the typed configurations."""
+) -> dict[str, Any]:
+    """The settings given explicitly: a preset, overridden by a YAML file, overridden by
+    flags (``None`` flags are not given)."""
     settings: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -51,9 +52,54 @@ def resolve(
     unknown = set(settings) - {"model", *MODEL_KEYS, *TRAIN_KEYS}
     if unknown:
         raise UserError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return settings
+
+
+def build_configs(settings: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """The typed configurations of ``settings``, defaults for what is not given."""
     model = default_config(
         settings.get("model", "digits-gac-msresnet"),
         **{k: settings[k] for k in MODEL_KEYS if k in settings},
     )
     train = TrainConfig(**{k: settings[k] for k in TRAIN_KEYS if k in settings})
     return model, train
+
+
+def resolve(
+    flags: dict[str, Any], preset: str | None = None, config_file: str | None = None
+) -> tuple[ModelConfig, TrainConfig]:
+    """Merge the layers of settings and build the typed configurations."""
+    return build_configs(merge_settings(flags, preset, config_file))
+
+
+# what may differ when a run is resumed: where things are, not what is computed
+RESUMABLE_CHANGES = ("data_dir", "device", "checkpoint_every", "tensorboard", "compile")
+
+
+def resume_configs(
+    state: dict[str, Any], settings: dict[str, Any], max_steps: int | None = None
+) -> tuple[ModelConfig, TrainConfig, int | None]:
+    """An interrupted run's configurations and step limit, read from its training state.
+
+    ``settings`` (as :func:`merge_settings` gives them) may repeat the run's own, so the
+    command that started a run can be relaunched with ``--resume``; a setting that
+    differs is refused, except those in ``RESUMABLE_CHANGES``, which apply.
+    """
+    model = model_config_from_dict(state["model_config"])
+    train = TrainConfig(**state["train_config"])
+    saved = {
+        **to_dict(train),
+        "model": model.arch,
+        **{k: getattr(model, k) for k in MODEL_KEYS},
+        "max_steps": state.get("max_steps"),
+    }
+    given = dict(settings) if max_steps is None else {**settings, "max_steps": max_steps}
+    differ = [k for k, v in given.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+    if differ:
+        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (was {saved.get(k)})" for k in differ)
+        raise UserError(
+            f"--resume continues the run as it was set up, but {what}; drop the "
+            "changed settings, or train into a new --out"
+        )
+    changes = {k: settings[k] for k in RESUMABLE_CHANGES if k in settings}
+    return model, dataclasses.replace(train, **changes), state.get("max_steps")

@@ -146,7 +146,8 @@ def _restore_rng(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _load_state(path: Path) -> dict:
+def load_state(path: Path) -> dict:
+    """A run's training state (OUT/last.pt), read without unpickling code."""
     if not path.is_file():
         raise UserError(f"nothing to resume: {path} does not exist; start without --resume")
     try:
@@ -214,7 +215,7 @@ def _train(
         raise UserError(f"--max-steps must be at least 1, got {max_steps}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = _load_state(out / STATE_FILE) if resume else None
+    state = load_state(out / STATE_FILE) if resume else None
     if state is not None:
         model_config = model_config_from_dict(state["model_config"])
     torch.manual_seed(train_config.seed)
@@ -294,6 +295,10 @@ def _train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         rows, step, first_epoch = list(state["rows"]), int(state["step"]), int(state["epoch"])
+        if step >= total:
+            raise UserError(
+                f"the run in {out} finished at step {step} of {total}; nothing to resume"
+            )
     if world.is_main:
         _write_config(
             out / "config.yaml",
@@ -325,6 +330,7 @@ def _train(
             epoch_sums=[loss_sum, correct, seen, time.perf_counter() - started]
             if epoch_to_resume == epoch
             else [0.0, 0, 0, 0.0],
+            max_steps=max_steps,
         )
 
     bar = tqdm(  # drawn on a terminal only; the epoch lines are printed either way

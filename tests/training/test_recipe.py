@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig, TrainConfig
 from gac_deploy.data import ArrayDataset, DataSpec, load_synthetic_split
 from gac_deploy.errors import UserError
@@ -52,6 +53,28 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, encoder):
     assert (resumed.metrics["best_test_acc"], resumed.metrics["best_epoch"]) == (
         best["test_acc"],
         best["epoch"],
+    )
+
+
+def test_resume_from_the_command_line_takes_the_runs_own_settings(tmp_path):
+    split = load_synthetic_split(seed=3)
+    config = TrainConfig(dataset="synthetic", epochs=2, batch_size=16, lr=0.05, seed=3)
+    full = train(SMALL, config, tmp_path / "full", split=split, progress=False)
+    for cut in ("a", "b"):
+        train(SMALL, config, tmp_path / cut, split=split, progress=False, stop_after=5)
+    # bare --resume: everything comes from OUT/last.pt
+    assert run_cli("train", "--resume", "--out", str(tmp_path / "a"), "--quiet").returncode == 0
+    # the command that started the run, relaunched with --resume: accepted unless it changed
+    same = ["train", "--dataset", "synthetic", "--epochs", "2", "--batch-size", "16"]
+    same += ["--lr", "0.05", "--seed", "3", "--out", str(tmp_path / "b"), "--resume", "--quiet"]
+    assert_user_error(run_cli(*same, "--epochs", "3"), "--epochs 3 (was 2)")
+    assert run_cli(*same, "--checkpoint-every", "2").returncode == 0  # may change
+    for cut in ("a", "b"):
+        resumed = load_checkpoint(tmp_path / cut / "model.pt")
+        for key, value in full.state_dict.items():
+            assert torch.equal(value, resumed.state_dict[key]), (cut, key)
+    assert_user_error(
+        run_cli("train", "--resume", "--out", str(tmp_path / "a")), "finished at step 16 of 16"
     )
 
 
