@@ -218,6 +218,13 @@ def _train(
     state = load_state(out / STATE_FILE) if resume else None
     if state is not None:
         model_config = model_config_from_dict(state["model_config"])
+        if bool(state.get("qat")) != qat:
+            raise UserError(
+                f"the run in {out} is QAT fine-tuning; resume it with --qat --init and the "
+                "model.pt it started from"
+                if qat is False
+                else f"the run in {out} is not QAT fine-tuning; resume it without --qat"
+            )
     torch.manual_seed(train_config.seed)
     split = split or load_dataset(
         train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
@@ -331,6 +338,7 @@ def _train(
             if epoch_to_resume == epoch
             else [0.0, 0, 0, 0.0],
             max_steps=max_steps,
+            qat=qat,
         )
 
     bar = tqdm(  # drawn on a terminal only; the epoch lines are printed either way

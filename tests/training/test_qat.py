@@ -1,10 +1,12 @@
 """Quantisation-aware fine-tuning trains exactly the network that is exported."""
 
+import pytest
 import torch
 
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import TrainConfig
 from gac_deploy.data import load_split
+from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import export_bundle
 from gac_deploy.export.quantize import choose_format, quantize_graph
 from gac_deploy.export.reference import run_quantized_graph
@@ -67,3 +69,5 @@ def test_qat_fine_tunes_and_export_keeps_its_format(trained_dir, tmp_path):
     assert exps == ckpt.quantization["scale_exp"]
     assert bundle.graph.payload_bits == ckpt.quantization["payload_bits"]
     assert bundle.manifest["quantization_aware"] is True
+    with pytest.raises(UserError, match="is QAT fine-tuning; resume it with --qat --init"):
+        train(init.model_config, TrainConfig(), tmp_path / "qat", resume=True, progress=False)
