@@ -317,10 +317,12 @@ def _train(
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     sums = [0.0, 0, 0, 0.0]  # this epoch so far: loss x images, correct, images, seconds
-    if state is not None:
-        scaler.load_state_dict(state["scaler"])
-        _restore_rng(state["rng"])
-        sums = list(state["epoch_sums"])
+    if state is not None:  # (states from earlier versions may lack these)
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if "rng" in state:
+            _restore_rng(state["rng"])
+        sums = list(state.get("epoch_sums", sums))
 
     def save_state(epoch_to_resume: int) -> None:
         _save_state(
