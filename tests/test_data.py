@@ -94,17 +94,22 @@ def test_cifar_reader_refuses_code(tmp_path):
         read_cifar_batch(evil)
 
 
-def test_imagenet_folder_layout(tmp_path):
+def write_imagenet(root, classes=("n01", "n02"), train=3, val=2, seed=0):
+    """The ImageFolder layout with random JPEGs of several sizes."""
     from PIL import Image
 
-    rng = np.random.default_rng(0)
-    for part, count in (("train", 3), ("val", 2)):
-        for cls in ("n01", "n02"):
-            folder = tmp_path / part / cls
+    rng = np.random.default_rng(seed)
+    for part, count in (("train", train), ("val", val)):
+        for cls in classes:
+            folder = root / part / cls
             folder.mkdir(parents=True)
             for i in range(count):
                 pixels = rng.integers(0, 256, size=(40 + 10 * i, 60, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"img{i}.JPEG")
+
+
+def test_imagenet_folder_layout(tmp_path):
+    write_imagenet(tmp_path)
     split = load_dataset("imagenet", str(tmp_path))
     assert split.num_classes == 2 and len(split.train) == 6 and len(split.test) == 4
     x, y = split.test_images()
