@@ -31,10 +31,12 @@ from gac_deploy.models import build_model
 from gac_deploy.models.lif import compiled_recurrences
 from gac_deploy.training.batches import load_share
 from gac_deploy.training.distributed import (
+    World,
     all_finite,
     all_sum,
     init_world,
     process_device,
+    shard,
     synchronise_batchnorm,
 )
 
@@ -43,15 +45,23 @@ STATE_FILE = "last.pt"
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, split: Split, batch_size: int = 256, count: int | None = None
+    model: torch.nn.Module,
+    split: Split,
+    batch_size: int = 256,
+    count: int | None = None,
+    world: World | None = None,
 ) -> float:
-    """Top-1 accuracy of ``model`` (eval mode) on the first ``count`` test images (all)."""
+    """Top-1 accuracy of ``model`` (eval mode) on the first ``count`` test images (all).
+    With several processes each evaluates its share and the counts are summed."""
     model.eval()
+    world = world or World()
     total = len(split.test) if count is None else min(count, len(split.test))
+    share = shard(torch.arange(total), world)
     correct = 0
-    for lo in range(0, total, batch_size):
-        x, y = split.test.batch(torch.arange(lo, min(lo + batch_size, total)))
+    for lo in range(0, len(share), batch_size):
+        x, y = split.test.batch(share[lo : lo + batch_size])
         correct += int((model(x.to(_device(model))).argmax(1).cpu() == y).sum())
+    (correct,) = all_sum([correct], world)
     return correct / max(total, 1)
 
 
@@ -161,6 +171,56 @@ def load_state(path: Path) -> dict:
     return state
 
 
+def _prepare_qat(model, init: Checkpoint, split: Split, progress: bool):
+    """The network QAT trains (the body in Loihi fixed point), its format, and the
+    accuracies before fine-tuning."""
+    from gac_deploy.export.bundle import check_deployable
+    from gac_deploy.export.quantize import QuantSpec, choose_format
+    from gac_deploy.training.qat import QATModel
+
+    check_deployable(init.model_config)
+    spec = (
+        QuantSpec.from_dict(init.quantization)
+        if init.quantization
+        else choose_format(model.export_graph())
+    )
+    net = QATModel(model, spec)
+    before = {
+        "float_test_acc": init.metrics.get("float_test_acc", evaluate(model, split)),
+        "quantized_test_acc_before_qat": evaluate(net, split),
+    }
+    if progress:
+        print(
+            f"before QAT: float {before['float_test_acc']:.4f}, fixed point "
+            f"{before['quantized_test_acc_before_qat']:.4f}"
+        )
+    return net, spec, before
+
+
+def _check_shares(batch_size: int, images: int, world: World) -> None:
+    """Every process gets at least one image of every global batch."""
+    if batch_size % world.size:
+        raise UserError(f"--batch-size {batch_size} must divide evenly over {world.size} processes")
+    last = images % batch_size
+    if 0 < last < world.size:
+        raise UserError(
+            f"the last batch of each epoch holds {last} of {images} training images, fewer "
+            f"than the {world.size} processes; choose a --batch-size that leaves at least "
+            "one image per process"
+        )
+
+
+def _log_tensorboard(writer, row: dict) -> None:
+    epoch = row["epoch"]
+    for key, value in row.items():
+        if key == "firing_rates":
+            for name, rate in value.items():
+                writer.add_scalar(f"firing_rate/{name}", rate, epoch)
+        elif key != "epoch":
+            writer.add_scalar(key, value, epoch)
+    writer.flush()
+
+
 def train(
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -241,39 +301,11 @@ def _train(
     if qat:
         if init is None:
             raise UserError("--qat fine-tunes a trained model; pass it with --init model.pt")
-        from gac_deploy.export.bundle import check_deployable
-        from gac_deploy.export.quantize import QuantSpec, choose_format
-        from gac_deploy.training.qat import QATModel
-
-        check_deployable(model_config)
-        spec = (
-            QuantSpec.from_dict(init.quantization)
-            if init.quantization
-            else choose_format(model.export_graph())
-        )
-        net = QATModel(model, spec)
-        extra["float_test_acc"] = init.metrics.get("float_test_acc", evaluate(model, split))
-        extra["quantized_test_acc_before_qat"] = evaluate(net, split)
-        if progress:
-            print(
-                f"before QAT: float {extra['float_test_acc']:.4f}, fixed point "
-                f"{extra['quantized_test_acc_before_qat']:.4f}"
-            )
+        net, spec, extra = _prepare_qat(model, init, split, progress)
     world = init_world(device)
     device = process_device(device, world)
     if world.distributed:
-        if train_config.batch_size % world.size:
-            raise UserError(
-                f"--batch-size {train_config.batch_size} must divide evenly over "
-                f"{world.size} processes"
-            )
-        last = len(split.train) % train_config.batch_size
-        if 0 < last < world.size:
-            raise UserError(
-                f"the last batch of each epoch holds {last} of {len(split.train)} training "
-                f"images, fewer than the {world.size} processes; choose a --batch-size that "
-                "leaves at least one image per process"
-            )
+        _check_shares(train_config.batch_size, len(split.train), world)
         net = synchronise_batchnorm(net, device)
     net.to(device)
     step_net = (
@@ -413,20 +445,14 @@ def _train(
             "step": step,
             "loss": loss_sum / max(seen, 1),
             "train_acc": correct / max(seen, 1),
-            "test_acc": evaluate(net, split),
+            "test_acc": evaluate(net, split, world=world),
             "lr": scheduler.get_last_lr()[0],
             "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
             "firing_rates": population_rates(net, split.test_images(64)[0].to(device)),
         }
         rows.append(row)
         if writer is not None:
-            for key, value in row.items():
-                if key == "firing_rates":
-                    for name, rate in value.items():
-                        writer.add_scalar(f"firing_rate/{name}", rate, epoch)
-                elif key != "epoch":
-                    writer.add_scalar(key, value, epoch)
-            writer.flush()
+            _log_tensorboard(writer, row)
         if world.is_main:
             _write_metrics(out / "metrics.jsonl", rows)
             save_state(epoch + 1)
