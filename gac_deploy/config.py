@@ -136,6 +136,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     tensorboard: bool = False
     compile: bool = False
+    workers: int | None = None  # loader processes; None: 0 for in-memory data, else up to 8
 
 
 _CIFAR_RECIPE = {

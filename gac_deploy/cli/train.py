@@ -45,6 +45,12 @@ def add_parser(sub) -> None:
         help="also log every epoch to OUT/tensorboard",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        help="processes loading images ahead (default: 0 for in-memory datasets, up to 8 "
+        "for ImageNet folders)",
+    )
+    p.add_argument(
         "--compile",
         action="store_true",
         default=None,
@@ -118,6 +124,7 @@ def run(args) -> dict:
         "checkpoint_every",
         "tensorboard",
         "compile",
+        "workers",
     ):
         flags[key] = getattr(args, key)
     settings = merge_settings(flags, args.preset, args.config)

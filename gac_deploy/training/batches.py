@@ -11,11 +11,14 @@ resumed run repeats the interrupted one.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from gac_deploy.data import ArrayDataset, FolderDataset
 from gac_deploy.training.distributed import World, shard
@@ -89,35 +92,96 @@ def paste(
     return x, kept * F.one_hot(y, classes).float() + (1 - kept) * F.one_hot(partner_y, classes)
 
 
-def load_share(
-    dataset: ArrayDataset | FolderDataset,
+@dataclass(frozen=True)
+class StepPlan:
+    """What one process loads for one optimiser step, and how it mixes it."""
+
+    items: list[tuple[int, int]]  # (dataset index, augmentation seed): the share, then partners
+    share: int  # the first ``share`` items are this process's images
+    batch_size: int  # of the global batch
+    box: CutMixBox | None = None
+    partners: torch.Tensor | None = None  # [share]: the loaded item pasted into each image
+
+
+def plan_step(
     batch: torch.Tensor,
     world: World,
     seed: int,
     step: int,
-    classes: int,
+    image_size: int,
     cutmix_alpha: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """This process's share of the global batch ``batch`` (dataset indices [B]).
+) -> StepPlan:
+    """This process's part of the global batch ``batch`` (dataset indices [B]) at ``step``.
 
-    Returns images [n, C, H, W], their labels [n] and the training targets: the labels, or
-    soft targets [n, classes] when CutMix applies (to half of the steps, when alpha > 0).
+    CutMix applies to half of the steps when alpha > 0. With several processes an image's
+    partner may lie in another process's share; it is then loaded here as well.
     """
     positions = shard(torch.arange(len(batch)), world)
 
-    def load(at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        seeds = [augment_seed(seed, step, int(p)) for p in at]
-        return dataset.batch(batch[at], train=True, seeds=seeds)
+    def items(at: torch.Tensor) -> list[tuple[int, int]]:
+        return [(int(batch[p]), augment_seed(seed, step, int(p))) for p in at]
 
-    x, y = load(positions)
+    own = items(positions)
     generator = step_generator(seed, step)
     if cutmix_alpha <= 0 or torch.rand(1, generator=generator).item() >= 0.5:
-        return x, y, y
-    box = draw_cutmix(len(batch), x.shape[-2], x.shape[-1], cutmix_alpha, generator)
+        return StepPlan(own, len(own), len(batch))
+    box = draw_cutmix(len(batch), image_size, image_size, cutmix_alpha, generator)
     partners = box.partners[positions]
-    if world.distributed:  # partners may live in another process's share: load them here
-        partner_x, partner_y = load(partners)
-    else:
-        partner_x, partner_y = x[partners], y[partners]
-    mixed, target = paste(x, y, partner_x, partner_y, box, classes)
-    return mixed, y, target
+    if world.distributed:
+        extra = torch.arange(len(own), 2 * len(own))
+        return StepPlan(own + items(partners), len(own), len(batch), box, extra)
+    return StepPlan(own, len(own), len(batch), box, partners)  # positions are the rows
+
+
+def assemble(
+    x: torch.Tensor, y: torch.Tensor, plan: StepPlan, classes: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """From a plan's loaded items (images [m, C, H, W], labels [m]): this process's images
+    [n, C, H, W], their labels [n], and the training targets (the labels, or soft targets
+    [n, classes] where CutMix applies)."""
+    own_x, own_y = x[: plan.share], y[: plan.share]
+    if plan.box is None:
+        return own_x, own_y, own_y
+    mixed, target = paste(own_x, own_y, x[plan.partners], y[plan.partners], plan.box, classes)
+    return mixed, own_y, target
+
+
+class _Items(Dataset):
+    """Single augmented images by (dataset index, seed), for a DataLoader's workers."""
+
+    def __init__(self, dataset: ArrayDataset | FolderDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item
+        x, y = self.dataset.batch(torch.tensor([index]), train=True, seeds=[seed])
+        return x[0], y[0]
+
+
+def load_steps(
+    dataset: ArrayDataset | FolderDataset, plans: list[StepPlan], workers: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The items of each plan in turn (images, labels). ``workers`` > 0: loaded ahead by
+    that many processes (torch's DataLoader); the images are the same either way."""
+    if workers == 0:
+        for plan in plans:
+            indices, seeds = zip(*plan.items, strict=True)
+            yield dataset.batch(torch.tensor(indices), train=True, seeds=seeds)
+        return
+    yield from DataLoader(
+        _Items(dataset),
+        batch_sampler=[plan.items for plan in plans],
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def default_workers(dataset: ArrayDataset | FolderDataset, world: World) -> int:
+    """Loader processes when not set: none for images held in memory, otherwise up to 8
+    per training process, sharing the machine's cores."""
+    if isinstance(dataset, ArrayDataset):
+        return 0
+    return max(1, min(8, (os.cpu_count() or 1) // world.size))

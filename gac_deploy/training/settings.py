@@ -73,7 +73,7 @@ def resolve(
 
 
 # what may differ when a run is resumed: where things are, not what is computed
-RESUMABLE_CHANGES = ("data_dir", "device", "checkpoint_every", "tensorboard", "compile")
+RESUMABLE_CHANGES = ("data_dir", "device", "checkpoint_every", "tensorboard", "compile", "workers")
 
 
 def resume_configs(

@@ -29,7 +29,7 @@ from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 from gac_deploy.models import build_model
 from gac_deploy.models.lif import compiled_recurrences
-from gac_deploy.training.batches import load_share
+from gac_deploy.training.batches import assemble, default_workers, load_steps, plan_step
 from gac_deploy.training.distributed import (
     World,
     all_finite,
@@ -304,6 +304,11 @@ def _train(
         net, spec, extra = _prepare_qat(model, init, split, progress)
     world = init_world(device)
     device = process_device(device, world)
+    workers = (
+        train_config.workers
+        if train_config.workers is not None
+        else default_workers(split.train, world)
+    )
     if world.distributed:
         _check_shares(train_config.batch_size, len(split.train), world)
         net = synchronise_batchnorm(net, device)
@@ -391,21 +396,22 @@ def _train(
         order = torch.randperm(
             n, generator=torch.Generator().manual_seed(train_config.seed * 1_000_003 + epoch)
         )
-        first_batch = step - (epoch - 1) * steps_per_epoch  # > 0 only when resuming mid-epoch
-        for b in range(max(first_batch, 0), steps_per_epoch):
-            if step >= total:
-                break
-            batch = order[b * train_config.batch_size : (b + 1) * train_config.batch_size]
-            x, y, target = load_share(
-                split.train,
-                batch,
+        first_batch = max(step - (epoch - 1) * steps_per_epoch, 0)  # > 0: resumed mid-epoch
+        size = train_config.batch_size
+        plans = [
+            plan_step(
+                order[b * size : (b + 1) * size],
                 world,
                 train_config.seed,
-                step,
-                split.num_classes,
+                (epoch - 1) * steps_per_epoch + b,
+                split.image_size,
                 train_config.cutmix,
             )
-            x, target = x.to(device), target.to(device)
+            for b in range(first_batch, min(steps_per_epoch, first_batch + total - step))
+        ]
+        for plan, loaded in zip(plans, load_steps(split.train, plans, workers), strict=True):
+            x, y, target = assemble(*loaded, plan, split.num_classes)
+            x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
                 logits = step_net(x)
                 loss = F.cross_entropy(logits, target, label_smoothing=train_config.label_smoothing)
@@ -419,7 +425,7 @@ def _train(
             # DDP averages the processes' gradients; weighting each process's mean loss by
             # its share makes that the gradient of the global batch's mean loss, also
             # when the last batch of an epoch does not split evenly
-            scaler.scale(loss * (len(y) * world.size / len(batch))).backward()
+            scaler.scale(loss * (len(y) * world.size / plan.batch_size)).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()

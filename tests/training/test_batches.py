@@ -4,9 +4,24 @@ positions: augmentation and CutMix included."""
 import torch
 
 from gac_deploy.data import load_dataset
-from gac_deploy.training.batches import CutMixBox, augment_seed, draw_cutmix, load_share, paste
+from gac_deploy.training.batches import (
+    CutMixBox,
+    assemble,
+    augment_seed,
+    default_workers,
+    draw_cutmix,
+    load_steps,
+    paste,
+    plan_step,
+)
 from gac_deploy.training.distributed import World
-from tests.test_data import write_cifar
+from tests.test_data import write_cifar, write_imagenet
+
+
+def share(split, batch, world, seed, step, workers=0):
+    plan = plan_step(batch, world, seed, step, split.image_size, cutmix_alpha=1.0)
+    (loaded,) = load_steps(split.train, [plan], workers)
+    return assemble(*loaded, plan, split.num_classes)
 
 
 def test_shares_of_two_processes_are_the_rows_of_one(tmp_path):
@@ -15,21 +30,34 @@ def test_shares_of_two_processes_are_the_rows_of_one(tmp_path):
     batch = torch.tensor([3, 17, 5, 30, 11, 0, 24])  # odd size: shares of 4 and 3
     mixed_steps = 0
     for step in range(6):
-        x, y, target = load_share(split.train, batch, World(), 5, step, 10, cutmix_alpha=1.0)
+        x, y, target = share(split, batch, World(), 5, step)
         assert x.shape == (7, 3, 32, 32) and torch.equal(y, split.train.labels[batch])
         mixed = target.dim() == 2
         mixed_steps += mixed
         if mixed:
             torch.testing.assert_close(target.sum(1), torch.ones(7))
         for rank in (0, 1):
-            xr, yr, tr = load_share(split.train, batch, World(rank, 2), 5, step, 10, 1.0)
+            xr, yr, tr = share(split, batch, World(rank, 2), 5, step)
             assert torch.equal(xr, x[rank::2]) and torch.equal(yr, y[rank::2])
             assert torch.equal(tr, target[rank::2])
     assert 0 < mixed_steps < 6  # CutMix applies to some steps and not others
-    again, _, _ = load_share(split.train, batch, World(), 5, 0, 10, 1.0)
-    other, _, _ = load_share(split.train, batch, World(), 6, 0, 10, 1.0)
-    first, _, _ = load_share(split.train, batch, World(), 5, 0, 10, 1.0)
-    assert torch.equal(again, first) and not torch.equal(other, first)
+    first, _, _ = share(split, batch, World(), 5, 0)
+    assert torch.equal(share(split, batch, World(), 5, 0)[0], first)
+    assert not torch.equal(share(split, batch, World(), 6, 0)[0], first)
+
+
+def test_loader_processes_load_the_same_images(tmp_path):
+    write_imagenet(tmp_path / "i")
+    split = load_dataset("imagenet", str(tmp_path / "i"))
+    plans = [plan_step(torch.tensor(b), World(), 1, s, 224) for s, b in enumerate([[0, 5], [3]])]
+    alone = list(load_steps(split.train, plans, workers=0))
+    helped = list(load_steps(split.train, plans, workers=2))
+    assert len(alone) == len(helped) == 2
+    for (xa, ya), (xb, yb) in zip(alone, helped, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert alone[0][0].shape == (2, 3, 224, 224)
+    assert default_workers(split.train, World()) >= 1
+    assert default_workers(load_dataset("digits").train, World()) == 0
 
 
 def test_augment_seeds_differ_by_seed_step_and_position():
