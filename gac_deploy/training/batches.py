@@ -162,10 +162,14 @@ class _Items(Dataset):
 
 
 def load_steps(
-    dataset: ArrayDataset | FolderDataset, plans: list[StepPlan], workers: int = 0
+    dataset: ArrayDataset | FolderDataset,
+    plans: list[StepPlan],
+    workers: int = 0,
+    pin_memory: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The items of each plan in turn (images, labels). ``workers`` > 0: loaded ahead by
-    that many processes (torch's DataLoader); the images are the same either way."""
+    that many processes (torch's DataLoader; ``pin_memory`` for copies to a GPU); the
+    images are the same either way."""
     if workers == 0:
         for plan in plans:
             indices, seeds = zip(*plan.items, strict=True)
@@ -175,7 +179,7 @@ def load_steps(
         _Items(dataset),
         batch_sampler=[plan.items for plan in plans],
         num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=pin_memory,
     )
 
 

@@ -409,7 +409,8 @@ def _train(
             )
             for b in range(first_batch, min(steps_per_epoch, first_batch + total - step))
         ]
-        for plan, loaded in zip(plans, load_steps(split.train, plans, workers), strict=True):
+        loads = load_steps(split.train, plans, workers, pin_memory=device.type == "cuda")
+        for plan, loaded in zip(plans, loads, strict=True):
             x, y, target = assemble(*loaded, plan, split.num_classes)
             x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
