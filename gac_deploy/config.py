@@ -138,6 +138,26 @@ class TrainConfig:
     compile: bool = False
     workers: int | None = None  # loader processes; None: 0 for in-memory data, else up to 8
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UserError("--epochs and --batch-size must be at least 1")
+        if self.lr <= 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        ranges = (
+            ("momentum", 0.0 <= self.momentum < 1.0, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "at least 0"),
+            ("label_smoothing", 0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
+            ("cutmix", self.cutmix >= 0, "at least 0 (0 = off)"),
+            ("checkpoint_every", self.checkpoint_every >= 0, "at least 0 (0 = per epoch only)"),
+            ("workers", self.workers is None or self.workers >= 0, "at least 0"),
+            ("test_fraction", 0.0 < self.test_fraction < 1.0, "in (0, 1)"),
+        )
+        for key, ok, rule in ranges:
+            if not ok:
+                raise UserError(
+                    f"--{key.replace('_', '-')} must be {rule}, got {getattr(self, key)}"
+                )
+
 
 _CIFAR_RECIPE = {
     "model": "msresnet18-cifar",

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from gac_deploy.errors import UserError
+
 
 @dataclass(frozen=True)
 class World:
@@ -47,6 +49,19 @@ def init_world(device: torch.device) -> World:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return World(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def training_device(name: str) -> torch.device:
+    """``--device``: ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown --device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name} is not supported; use cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}, but this machine's torch sees no CUDA GPU; use cpu")
+    return device
 
 
 def process_device(device: torch.device, world: World) -> torch.device:

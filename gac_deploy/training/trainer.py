@@ -38,6 +38,7 @@ from gac_deploy.training.distributed import (
     process_device,
     shard,
     synchronise_batchnorm,
+    training_device,
 )
 
 STATE_FILE = "last.pt"
@@ -267,10 +268,6 @@ def _train(
     resume: bool,
     stop_after: int | None,
 ) -> Checkpoint | None:
-    if train_config.epochs < 1 or train_config.batch_size < 1:
-        raise UserError("--epochs and --batch-size must be at least 1")
-    if train_config.lr <= 0:
-        raise UserError(f"--lr must be positive, got {train_config.lr}")
     if max_steps is not None and max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {max_steps}")
     out = Path(out_dir)
@@ -289,7 +286,7 @@ def _train(
     split = split or load_dataset(
         train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
     )
-    device = torch.device(train_config.device)
+    device = training_device(train_config.device)
     if init is not None:
         model = init.build()
         model_config = init.model_config

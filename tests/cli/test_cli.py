@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from gac_deploy.cli import main
 
@@ -194,6 +195,12 @@ def test_bad_training_settings(tmp_path):
     assert_user_error(run_cli("train", "--epochs", "0", "--out", out), "--epochs")
     assert_user_error(run_cli("train", "--lr", "-1", "--out", out), "--lr")
     assert_user_error(run_cli("train", "--encoder", "phase", "--out", out), "invalid choice")
+    assert_user_error(run_cli("train", "--device", "tpu", "--out", out), "unknown --device")
+    if not torch.cuda.is_available():
+        assert_user_error(run_cli("train", "--device", "cuda", "--out", out), "no CUDA GPU")
+    assert_user_error(run_cli("train", "--workers", "-1", "--out", out), "--workers")
+    assert_user_error(run_cli("train", "--cutmix", "-1", "--out", out), "--cutmix")
+    assert_user_error(run_cli("train", "--label-smoothing", "1", "--out", out), "[0, 1)")
     assert not (tmp_path / "t" / "model.pt").exists()
 
 
