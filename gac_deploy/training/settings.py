@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,37 @@ def read_config_file(path: str) -> dict[str, Any]:
     return data
 
 
+_FIELD_TYPES = {
+    **{f.name: f.type for f in dataclasses.fields(TrainConfig)},
+    **{k: "int" if k in ("time_steps", "sca_kernel") else "str" for k in MODEL_KEYS},
+    "model": "str",
+}
+
+
+def _typed(key: str, value: Any) -> Any:
+    """``value`` of setting ``key`` as its field's type (a YAML file may give 1e-1 as a
+    string, or 3 where a float is meant); a clear error when it cannot be."""
+    kind = str(_FIELD_TYPES[key])
+    if value is None and kind.endswith("| None"):
+        return None
+    base = kind.removesuffix(" | None")
+    if base == "bool" and isinstance(value, bool):
+        return value
+    if base == "str" and isinstance(value, str):
+        return value
+    if base in ("int", "float") and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is not None and base == "float":
+            return number
+        if number is not None and math.isfinite(number) and number == int(number):
+            return int(number)
+    expected = {"bool": "true or false", "str": "a string"}.get(base, f"a number ({base})")
+    raise UserError(f"setting {key} must be {expected}, got {value!r}")
+
+
 def merge_settings(
     flags: dict[str, Any], preset: str | None = None, config_file: str | None = None
 ) -> dict[str, Any]:
@@ -52,7 +84,7 @@ def merge_settings(
     unknown = set(settings) - {"model", *MODEL_KEYS, *TRAIN_KEYS}
     if unknown:
         raise UserError(f"unknown settings: {', '.join(sorted(unknown))}")
-    return settings
+    return {k: _typed(k, v) for k, v in settings.items()}
 
 
 def build_configs(settings: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:

@@ -103,6 +103,15 @@ def test_presets_yaml_and_flags_layer_in_order(tmp_path):
     path.write_text(yaml.safe_dump({"epochz": 3}))
     with pytest.raises(UserError, match="unknown settings: epochz"):
         resolve({}, None, str(path))
+    # YAML 1.1 reads 1e-1 as a string and 3 as an int: both become the field's type
+    path.write_text("lr: 1e-1\nweight_decay: 0\ntensorboard: true\n")
+    _, typed = resolve({}, None, str(path))
+    assert (typed.lr, typed.weight_decay, typed.tensorboard) == (0.1, 0.0, True)
+    assert isinstance(typed.weight_decay, float)
+    for bad, message in (("epochs: 2.5", "epochs must be a number"), ("lr: fast", "lr must")):
+        path.write_text(bad)
+        with pytest.raises(UserError, match=message):
+            resolve({}, None, str(path))
 
 
 def test_train_on_cifar_files_and_resolved_config(tmp_path):
