@@ -29,7 +29,13 @@ from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 from gac_deploy.models import build_model
 from gac_deploy.models.lif import compiled_recurrences
-from gac_deploy.training.batches import assemble, default_workers, load_steps, plan_step
+from gac_deploy.training.batches import (
+    StepPlan,
+    assemble,
+    default_workers,
+    load_steps,
+    plan_step,
+)
 from gac_deploy.training.distributed import (
     World,
     all_finite,
@@ -222,6 +228,44 @@ def _log_tensorboard(writer, row: dict) -> None:
     writer.flush()
 
 
+def _epoch_plans(
+    config: TrainConfig, images: int, epoch: int, step: int, total: int, world: World, size: int
+) -> list[StepPlan]:
+    """The steps of ``epoch`` from global step ``step`` (mid-epoch when resuming) up to
+    ``total``; the epoch's data order comes from a generator seeded by (seed, epoch)."""
+    per_epoch = (images + config.batch_size - 1) // config.batch_size
+    order = torch.randperm(
+        images, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    )
+    first = max(step - (epoch - 1) * per_epoch, 0)
+    b = config.batch_size
+    return [
+        plan_step(
+            order[i * b : (i + 1) * b],
+            world,
+            config.seed,
+            (epoch - 1) * per_epoch + i,
+            size,
+            config.cutmix,
+        )
+        for i in range(first, min(per_epoch, first + total - step))
+    ]
+
+
+def _summary(rows: list[dict], steps: int) -> dict:
+    """The final checkpoint's metrics: the last epoch's, and the best test accuracy (the
+    model saved is the last, not the best)."""
+    final, best = rows[-1], max(rows, key=lambda r: r["test_acc"])
+    return {
+        "test_acc": final["test_acc"],
+        "train_acc": final["train_acc"],
+        "epochs": final["epoch"],
+        "steps": steps,
+        "best_test_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+    }
+
+
 def train(
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -390,22 +434,7 @@ def _train(
         loss_sum, correct, seen, done_s = sums
         sums = [0.0, 0, 0, 0.0]
         started = time.perf_counter() - done_s
-        order = torch.randperm(
-            n, generator=torch.Generator().manual_seed(train_config.seed * 1_000_003 + epoch)
-        )
-        first_batch = max(step - (epoch - 1) * steps_per_epoch, 0)  # > 0: resumed mid-epoch
-        size = train_config.batch_size
-        plans = [
-            plan_step(
-                order[b * size : (b + 1) * size],
-                world,
-                train_config.seed,
-                (epoch - 1) * steps_per_epoch + b,
-                split.image_size,
-                train_config.cutmix,
-            )
-            for b in range(first_batch, min(steps_per_epoch, first_batch + total - step))
-        ]
+        plans = _epoch_plans(train_config, n, epoch, step, total, world, split.image_size)
         loads = load_steps(split.train, plans, workers, pin_memory=device.type == "cuda")
         for plan, loaded in zip(plans, loads, strict=True):
             x, y, target = assemble(*loaded, plan, split.num_classes)
@@ -470,8 +499,6 @@ def _train(
     bar.close()
     if writer is not None:
         writer.close()
-    final = rows[-1]
-    best = max(rows, key=lambda r: r["test_acc"])
     if qat:
         from gac_deploy.training.qat import write_back
 
@@ -481,15 +508,7 @@ def _train(
         model_config=model_config,
         data=split.spec,
         state_dict=model.state_dict(),
-        metrics={
-            "test_acc": final["test_acc"],
-            "train_acc": final["train_acc"],
-            "epochs": final["epoch"],
-            "steps": step,
-            "best_test_acc": best["test_acc"],  # the model saved is the last, not the best
-            "best_epoch": best["epoch"],
-            **extra,
-        },
+        metrics={**_summary(rows, step), **extra},
         train_config=to_dict(train_config),
         quantization=spec.to_dict() if spec else None,
     )
