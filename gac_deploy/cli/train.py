@@ -107,7 +107,7 @@ def run(args) -> dict:
         init = load_checkpoint(args.init)
     elif args.qat:
         raise UserError("--qat fine-tunes a trained model; pass it with --init model.pt")
-    if args.qat:  # fine-tuning defaults
+    if args.qat and not args.resume:  # fine-tuning defaults (a resumed run has its own)
         args.epochs = args.epochs if args.epochs is not None else QAT_EPOCHS
         args.lr = args.lr if args.lr is not None else QAT_LR
     flags = {"model": args.model, **given}
