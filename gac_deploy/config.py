@@ -151,6 +151,7 @@ class TrainConfig:
             ("checkpoint_every", self.checkpoint_every >= 0, "at least 0 (0 = per epoch only)"),
             ("workers", self.workers is None or self.workers >= 0, "at least 0"),
             ("test_fraction", 0.0 < self.test_fraction < 1.0, "in (0, 1)"),
+            ("seed", 0 <= self.seed < 2**32, "in [0, 2**32)"),
         )
         for key, ok, rule in ranges:
             if not ok:

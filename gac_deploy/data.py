@@ -244,7 +244,7 @@ def load_cifar_split(data_dir: str | Path, classes: int, seed: int = 0) -> Split
         raise UserError(
             f"{root} is not a CIFAR-{classes} python directory: missing "
             f"{', '.join(missing)}; point --data-dir at the extracted "
-            f"cifar-{classes}-{'batches' if classes == 10 else ''}py folder"
+            f"{'cifar-10-batches-py' if classes == 10 else 'cifar-100-python'} folder"
         )
 
     def read(files):

@@ -200,6 +200,7 @@ def test_bad_training_settings(tmp_path):
         assert_user_error(run_cli("train", "--device", "cuda", "--out", out), "no CUDA GPU")
     assert_user_error(run_cli("train", "--workers", "-1", "--out", out), "--workers")
     assert_user_error(run_cli("train", "--cutmix", "-1", "--out", out), "--cutmix")
+    assert_user_error(run_cli("train", "--seed", "-1", "--out", out), "--seed")
     assert_user_error(run_cli("train", "--label-smoothing", "1", "--out", out), "[0, 1)")
     assert not (tmp_path / "t" / "model.pt").exists()
 
