@@ -14,7 +14,8 @@ so the best ratio any change outside them could give. Throughput is the best of 
 between (forward, backward, SGD update). "ours, compiled LIF" is ours with the LIF
 recurrences compiled (``compiled_recurrences``, the trainer's ``--compile``); its first
 step includes the compilation. Losses and gradients of the two forms are compared first
-(float64, one batch). Runs on CUDA too with --device cuda."""
+(float64, one batch). Runs on CUDA too with --device cuda, which also prints the peak
+memory allocated during a step above the resident weights and optimiser state."""
 
 from __future__ import annotations
 
@@ -99,8 +100,12 @@ def run_variant(
         saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    times, conv_s = [], float("inf")
+    times, conv_s, peak_mb = [], float("inf"), None
     for step in range(steps):
+        if device == "cuda" and step == 1:  # peak memory of a step, above weights and state
+            torch.cuda.synchronize()
+            resident = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
         profiling = step == steps - 1  # the last step, profiled apart from the timed ones
@@ -115,6 +120,8 @@ def run_variant(
             optimizer.step()
             if device == "cuda":
                 torch.cuda.synchronize()
+        if device == "cuda" and step == 1:
+            peak_mb = (torch.cuda.max_memory_allocated() - resident) / 2**20
         if profiling:
             conv_s = _convolution_seconds(prof, device)
         else:
@@ -125,6 +132,7 @@ def run_variant(
         "activation_mb": sum(saved.values()) / 2**20,
         "step_s": min(times[1:] or times),
         "conv_s": conv_s,
+        "peak_mb": peak_mb,
     }
 
 
@@ -162,7 +170,9 @@ def main() -> None:
         )
         print(
             f"{variant}: {r['images_per_s']:.2f} images/s, activation memory "
-            f"{r['activation_mb']:.0f} MB, first step {r['first_step_s']:.1f} s "
+            f"{r['activation_mb']:.0f} MB"
+            + ("" if r["peak_mb"] is None else f" (CUDA step peak {r['peak_mb']:.0f} MB)")
+            + f", first step {r['first_step_s']:.1f} s "
             f"({args.arch}, T={args.time_steps}, batch {args.batch}, {args.device})"
         )
     plain = results["straightforward"]
