@@ -12,7 +12,8 @@ resumed run repeats the interrupted one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,11 +24,21 @@ from torch.utils.data import DataLoader, Dataset
 from gac_deploy.data import ArrayDataset, FolderDataset
 from gac_deploy.training.distributed import World, shard
 
+_MASK64 = 2**64 - 1
+
+
+def _splitmix64(x: int) -> int:
+    """One step of the SplitMix64 mixer (Steele et al. 2014) on a 64-bit integer."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
 
 def augment_seed(seed: int, step: int, position: int) -> int:
-    """Seed of the augmentation of global-batch position ``position`` at ``step``."""
-    state = np.random.SeedSequence([seed, step, position]).generate_state(1, np.uint64)[0]
-    return int(state >> np.uint64(1))  # below 2**63: a valid torch seed
+    """Seed of the augmentation of global-batch position ``position`` at ``step``: a hash
+    of the three, below 2**63 (a valid torch seed)."""
+    return _splitmix64(_splitmix64(_splitmix64(seed) ^ step) ^ position) >> 1
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -163,24 +174,30 @@ class _Items(Dataset):
 
 def load_steps(
     dataset: ArrayDataset | FolderDataset,
-    plans: list[StepPlan],
+    plans: Iterable[StepPlan],
     workers: int = 0,
     pin_memory: bool = False,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The items of each plan in turn (images, labels). ``workers`` > 0: loaded ahead by
-    that many processes (torch's DataLoader; ``pin_memory`` for copies to a GPU); the
-    images are the same either way."""
+) -> Iterator[tuple[StepPlan, tuple[torch.Tensor, torch.Tensor]]]:
+    """Each plan with its loaded items (images, labels), in order; ``plans`` is consumed
+    lazily. ``workers`` > 0: loaded ahead by that many processes (torch's DataLoader;
+    ``pin_memory`` for copies to a GPU); the images are the same either way."""
     if workers == 0:
         for plan in plans:
             indices, seeds = zip(*plan.items, strict=True)
-            yield dataset.batch(torch.tensor(indices), train=True, seeds=seeds)
+            yield plan, dataset.batch(torch.tensor(indices), train=True, seeds=seeds)
         return
-    yield from DataLoader(
-        _Items(dataset),
-        batch_sampler=[plan.items for plan in plans],
-        num_workers=workers,
-        pin_memory=pin_memory,
+    pending: deque[StepPlan] = deque()  # planned and handed to the loader, not yet yielded
+
+    def item_lists() -> Iterator[list[tuple[int, int]]]:
+        for plan in plans:
+            pending.append(plan)
+            yield plan.items
+
+    loader = DataLoader(
+        _Items(dataset), batch_sampler=item_lists(), num_workers=workers, pin_memory=pin_memory
     )
+    for loaded in loader:  # in the order the lists were handed out
+        yield pending.popleft(), loaded
 
 
 def default_workers(dataset: ArrayDataset | FolderDataset, world: World) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -230,7 +231,7 @@ def _log_tensorboard(writer, row: dict) -> None:
 
 def _epoch_plans(
     config: TrainConfig, images: int, epoch: int, step: int, total: int, world: World, size: int
-) -> list[StepPlan]:
+) -> Iterator[StepPlan]:
     """The steps of ``epoch`` from global step ``step`` (mid-epoch when resuming) up to
     ``total``; the epoch's data order comes from a generator seeded by (seed, epoch)."""
     per_epoch = (images + config.batch_size - 1) // config.batch_size
@@ -239,17 +240,9 @@ def _epoch_plans(
     )
     first = max(step - (epoch - 1) * per_epoch, 0)
     b = config.batch_size
-    return [
-        plan_step(
-            order[i * b : (i + 1) * b],
-            world,
-            config.seed,
-            (epoch - 1) * per_epoch + i,
-            size,
-            config.cutmix,
-        )
-        for i in range(first, min(per_epoch, first + total - step))
-    ]
+    for i in range(first, min(per_epoch, first + total - step)):
+        batch = order[i * b : (i + 1) * b]
+        yield plan_step(batch, world, config.seed, (epoch - 1) * per_epoch + i, size, config.cutmix)
 
 
 def _summary(rows: list[dict], steps: int) -> dict:
@@ -436,7 +429,7 @@ def _train(
         started = time.perf_counter() - done_s
         plans = _epoch_plans(train_config, n, epoch, step, total, world, split.image_size)
         loads = load_steps(split.train, plans, workers, pin_memory=device.type == "cuda")
-        for plan, loaded in zip(plans, loads, strict=True):
+        for plan, loaded in loads:
             x, y, target = assemble(*loaded, plan, split.num_classes)
             x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):

@@ -20,7 +20,7 @@ from tests.test_data import write_cifar, write_imagenet
 
 def share(split, batch, world, seed, step, workers=0):
     plan = plan_step(batch, world, seed, step, split.image_size, cutmix_alpha=1.0)
-    (loaded,) = load_steps(split.train, [plan], workers)
+    ((_, loaded),) = load_steps(split.train, [plan], workers)
     return assemble(*loaded, plan, split.num_classes)
 
 
@@ -51,11 +51,12 @@ def test_loader_processes_load_the_same_images(tmp_path):
     split = load_dataset("imagenet", str(tmp_path / "i"))
     plans = [plan_step(torch.tensor(b), World(), 1, s, 224) for s, b in enumerate([[0, 5], [3]])]
     alone = list(load_steps(split.train, plans, workers=0))
-    helped = list(load_steps(split.train, plans, workers=2))
+    helped = list(load_steps(split.train, iter(plans), workers=2))  # plans taken lazily
     assert len(alone) == len(helped) == 2
-    for (xa, ya), (xb, yb) in zip(alone, helped, strict=True):
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert alone[0][0].shape == (2, 3, 224, 224)
+    for (plan_a, (xa, ya)), (plan_b, (xb, yb)) in zip(alone, helped, strict=True):
+        assert plan_a is plan_b and torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert [plan for plan, _ in alone] == plans
+    assert alone[0][1][0].shape == (2, 3, 224, 224)
     assert default_workers(split.train, World()) >= 1
     assert default_workers(load_dataset("digits").train, World()) == 0
 
