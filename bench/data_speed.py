@@ -53,7 +53,7 @@ def main() -> None:
         ]
         for workers in args.workers:
             started = time.perf_counter()
-            count = sum(len(y) for _, y in load_steps(split.train, plans, workers))
+            count = sum(len(y) for _, (_, y) in load_steps(split.train, plans, workers))
             seconds = time.perf_counter() - started
             print(
                 f"workers {workers}: {count / seconds:.0f} images/s ({count} images of "
