@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from gac_deploy.checkpoint import load_checkpoint
     from gac_deploy.data import load_split
+    from gac_deploy.training.batches import default_workers
+    from gac_deploy.training.distributed import World
     from gac_deploy.training.trainer import evaluate
 
     if args.samples is not None and args.samples < 1:
@@ -38,7 +40,8 @@ def run(args) -> dict:
             f"{dataset} (--data-dir says where that data lies now)"
         )
     split = load_split(ckpt.data, args.data_dir)
-    accuracy = evaluate(ckpt.build(), split, count=args.samples)
+    workers = default_workers(split.test, World())
+    accuracy = evaluate(ckpt.build(), split, count=args.samples, workers=workers)
     count = len(split.test) if args.samples is None else min(args.samples, len(split.test))
     print(f"test accuracy {accuracy:.4f} on {count} {dataset} test images")
     data = {"accuracy": accuracy, "samples": count, "dataset": dataset}

@@ -158,18 +158,43 @@ def assemble(
 
 
 class _Items(Dataset):
-    """Single augmented images by (dataset index, seed), for a DataLoader's workers."""
+    """Single images by (dataset index, augmentation seed), for a DataLoader's workers."""
 
-    def __init__(self, dataset: ArrayDataset | FolderDataset) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset: ArrayDataset | FolderDataset, train: bool) -> None:
+        self.dataset, self.train = dataset, train
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = item
-        x, y = self.dataset.batch(torch.tensor([index]), train=True, seeds=[seed])
+        seeds = [seed] if self.train else None
+        x, y = self.dataset.batch(torch.tensor([index]), train=self.train, seeds=seeds)
         return x[0], y[0]
+
+
+def load_ahead(
+    dataset: ArrayDataset | FolderDataset,
+    item_lists: Iterable[list[tuple[int, int]]],
+    workers: int = 0,
+    train: bool = True,
+    pin_memory: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Images [n, C, H, W] and labels [n] of each list of (dataset index, augmentation
+    seed) items, in order (augmented when ``train``; the seeds are ignored otherwise).
+    ``workers`` > 0: loaded ahead by that many processes (torch's DataLoader;
+    ``pin_memory`` for copies to a GPU); the images are the same either way."""
+    if workers == 0:
+        for items in item_lists:
+            indices, seeds = zip(*items, strict=True)
+            yield dataset.batch(torch.tensor(indices), train=train, seeds=seeds if train else None)
+        return
+    yield from DataLoader(
+        _Items(dataset, train),
+        batch_sampler=item_lists,
+        num_workers=workers,
+        pin_memory=pin_memory,
+    )
 
 
 def load_steps(
@@ -178,14 +203,8 @@ def load_steps(
     workers: int = 0,
     pin_memory: bool = False,
 ) -> Iterator[tuple[StepPlan, tuple[torch.Tensor, torch.Tensor]]]:
-    """Each plan with its loaded items (images, labels), in order; ``plans`` is consumed
-    lazily. ``workers`` > 0: loaded ahead by that many processes (torch's DataLoader;
-    ``pin_memory`` for copies to a GPU); the images are the same either way."""
-    if workers == 0:
-        for plan in plans:
-            indices, seeds = zip(*plan.items, strict=True)
-            yield plan, dataset.batch(torch.tensor(indices), train=True, seeds=seeds)
-        return
+    """Each plan with its loaded items (images, labels), in order, through
+    :func:`load_ahead`; ``plans`` is consumed lazily."""
     pending: deque[StepPlan] = deque()  # planned and handed to the loader, not yet yielded
 
     def item_lists() -> Iterator[list[tuple[int, int]]]:
@@ -193,10 +212,7 @@ def load_steps(
             pending.append(plan)
             yield plan.items
 
-    loader = DataLoader(
-        _Items(dataset), batch_sampler=item_lists(), num_workers=workers, pin_memory=pin_memory
-    )
-    for loaded in loader:  # in the order the lists were handed out
+    for loaded in load_ahead(dataset, item_lists(), workers, True, pin_memory):
         yield pending.popleft(), loaded
 
 

@@ -34,6 +34,7 @@ from gac_deploy.training.batches import (
     StepPlan,
     assemble,
     default_workers,
+    load_ahead,
     load_steps,
     plan_step,
 )
@@ -58,16 +59,20 @@ def evaluate(
     batch_size: int = 256,
     count: int | None = None,
     world: World | None = None,
+    workers: int = 0,
 ) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on the first ``count`` test images (all).
-    With several processes each evaluates its share and the counts are summed."""
+    With several processes each evaluates its share and the counts are summed; ``workers``
+    processes load the images ahead (see :func:`gac_deploy.training.batches.load_ahead`)."""
     model.eval()
     world = world or World()
     total = len(split.test) if count is None else min(count, len(split.test))
-    share = shard(torch.arange(total), world)
+    share = shard(torch.arange(total), world).tolist()
+    chunks = (
+        [(i, 0) for i in share[lo : lo + batch_size]] for lo in range(0, len(share), batch_size)
+    )
     correct = 0
-    for lo in range(0, len(share), batch_size):
-        x, y = split.test.batch(share[lo : lo + batch_size])
+    for x, y in load_ahead(split.test, chunks, workers, train=False):
         correct += int((model(x.to(_device(model))).argmax(1).cpu() == y).sum())
     (correct,) = all_sum([correct], world)
     return correct / max(total, 1)
@@ -471,7 +476,7 @@ def _train(
             "step": step,
             "loss": loss_sum / max(seen, 1),
             "train_acc": correct / max(seen, 1),
-            "test_acc": evaluate(net, split, world=world),
+            "test_acc": evaluate(net, split, world=world, workers=workers),
             "lr": scheduler.get_last_lr()[0],
             "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
             "firing_rates": population_rates(net, split.test_images(64)[0].to(device)),

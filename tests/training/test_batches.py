@@ -10,6 +10,7 @@ from gac_deploy.training.batches import (
     augment_seed,
     default_workers,
     draw_cutmix,
+    load_ahead,
     load_steps,
     paste,
     plan_step,
@@ -58,6 +59,14 @@ def test_loader_processes_load_the_same_images(tmp_path):
     assert [plan for plan, _ in alone] == plans
     assert alone[0][1][0].shape == (2, 3, 224, 224)
     assert default_workers(split.train, World()) >= 1
+    val = [[(0, 0), (3, 0)], [(2, 0)]]  # evaluation: no augmentation, seeds ignored
+    here = list(load_ahead(split.test, val, 0, train=False))
+    ahead = list(load_ahead(split.test, val, 2, train=False))
+    assert len(here) == len(ahead) == 2
+    for (xa, ya), (xb, yb) in zip(here, ahead, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    centre, _ = split.test.batch(torch.tensor([0, 3]))
+    assert torch.equal(next(load_ahead(split.test, val, 2, train=False))[0], centre)
     assert default_workers(load_dataset("digits").train, World()) == 0
 
 
