@@ -88,6 +88,7 @@ def run(args) -> dict:
     from gac_deploy.data import load_dataset
     from gac_deploy.training.settings import (
         MODEL_KEYS,
+        TRAIN_KEYS,
         build_configs,
         merge_settings,
         resume_configs,
@@ -111,22 +112,7 @@ def run(args) -> dict:
         args.epochs = args.epochs if args.epochs is not None else QAT_EPOCHS
         args.lr = args.lr if args.lr is not None else QAT_LR
     flags = {"model": args.model, **given}
-    for key in (
-        "dataset",
-        "data_dir",
-        "epochs",
-        "batch_size",
-        "lr",
-        "seed",
-        "label_smoothing",
-        "cutmix",
-        "device",
-        "checkpoint_every",
-        "tensorboard",
-        "compile",
-        "workers",
-    ):
-        flags[key] = getattr(args, key)
+    flags.update({k: getattr(args, k) for k in TRAIN_KEYS if hasattr(args, k)})  # flags given
     settings = merge_settings(flags, args.preset, args.config)
     max_steps = args.max_steps
     if args.resume:  # the run's own settings, from its training state

@@ -39,7 +39,7 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 _FIELD_TYPES = {
     **{f.name: f.type for f in dataclasses.fields(TrainConfig)},
-    **{k: "int" if k in ("time_steps", "sca_kernel") else "str" for k in MODEL_KEYS},
+    **{f.name: f.type for f in dataclasses.fields(ModelConfig) if f.name in MODEL_KEYS},
     "model": "str",
 }
 

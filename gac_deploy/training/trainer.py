@@ -50,6 +50,8 @@ from gac_deploy.training.distributed import (
 )
 
 STATE_FILE = "last.pt"
+# an epoch's running sums at its start: loss x images, correct, images, seconds
+_EPOCH_START = (0.0, 0, 0, 0.0)
 
 
 @torch.no_grad()
@@ -392,7 +394,7 @@ def _train(
     writer = _tensorboard(out) if train_config.tensorboard and world.is_main else None
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    sums = [0.0, 0, 0, 0.0]  # this epoch so far: loss x images, correct, images, seconds
+    sums = list(_EPOCH_START)
     if state is not None:  # (states from earlier versions may lack these)
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
@@ -414,7 +416,7 @@ def _train(
             rows=rows,
             epoch_sums=[loss_sum, correct, seen, time.perf_counter() - started]
             if epoch_to_resume == epoch
-            else [0.0, 0, 0, 0.0],
+            else list(_EPOCH_START),
             max_steps=max_steps,
             qat=qat,
         )
@@ -430,7 +432,7 @@ def _train(
     for epoch in range(first_epoch, train_config.epochs + 1):
         net.train()
         loss_sum, correct, seen, done_s = sums
-        sums = [0.0, 0, 0, 0.0]
+        sums = list(_EPOCH_START)
         started = time.perf_counter() - done_s
         plans = _epoch_plans(train_config, n, epoch, step, total, world, split.image_size)
         loads = load_steps(split.train, plans, workers, pin_memory=device.type == "cuda")
