@@ -7,6 +7,7 @@ Plain dicts (str, int, float, bool, list) are what a checkpoint stores, so that
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,18 @@ class LIFConfig:
             raise UserError(
                 f"unknown surrogate {self.surrogate!r}; choose one of: {', '.join(SURROGATES)}"
             )
+        _check_finite(self)
         if not 0.0 <= self.tau <= 1.0:
             raise UserError(f"tau must be in [0, 1] (the kept fraction), got {self.tau}")
+
+
+def _check_finite(config: Any) -> None:
+    """Refuse NaN and infinite values in a config's float fields (NaN passes every
+    comparison-based range check)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"setting {f.name} must be a finite number, got {value}")
 
 
 SURROGATES = ("rectangle", "triangle")
@@ -141,6 +152,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError("--epochs and --batch-size must be at least 1")
+        _check_finite(self)
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
         ranges = (

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,25 +43,96 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or file system cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leftovers(path: Path, kind: str) -> Iterator[Path]:
+    """Work directories of ``kind`` ("tmp" or "old") beside ``path`` whose process is gone."""
+    for entry in path.parent.glob(f".{path.name}.{kind}-*"):
+        pid = entry.name.removeprefix(f".{path.name}.{kind}-").split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            yield entry
+
+
+def _clean_leftovers(path: Path) -> None:
+    """Tidy what killed runs left beside ``path``: a directory swapped out by the two-rename
+    fallback comes back if ``path`` is missing; unfinished work directories go."""
+    for old in _leftovers(path, "old"):
+        if not path.exists() and (old / "previous").exists():
+            os.replace(old / "previous", path)
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in _leftovers(path, "tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install_directory(tmp: Path, path: Path) -> None:
+    """Put the finished directory ``tmp`` at ``path``: at every moment ``path`` is the old
+    directory or the new one (an atomic exchange where the file system has it)."""
+    if not path.exists() and not path.is_symlink():
+        try:
+            os.rename(tmp, path)
+            return
+        except OSError as exc:  # created meanwhile by another process
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+    if _exchange(tmp, path):  # tmp now holds the old directory
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    # two renames; a kill between them leaves the old one in .NAME.old-PID-*, restored
+    # by the next run's _clean_leftovers
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
+    os.replace(path, old / "previous")
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
+def atomic_directory(
+    path: str | Path, check: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; swap it into place on success.
 
-    An existing directory at ``path`` is replaced only once the new one is complete.
+    ``check(path)`` runs before the work starts and again just before the swap; it
+    raises (a :class:`UserError`) when what is at ``path`` must not be replaced. An
+    existing directory at ``path`` is replaced only once the new one is complete, in
+    one step, so a process killed at any moment leaves the old or the new directory.
+    What killed runs left beside ``path`` is tidied first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _clean_leftovers(path)
+    if check is not None:
+        check(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "previous")
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if check is not None:
+            check(path)
+        _install_directory(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -30,7 +30,8 @@ def run(args) -> dict:
     epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
     bundle = str(out / "bundle")
     print("== 1/4 train ==")
-    trained = train.run(parse(["train", "--out", str(out / "train"), *epochs, *quiet]))
+    train_args = ["train", "--out", str(out / "train"), "--overwrite", *epochs, *quiet]
+    trained = train.run(parse(train_args))
     print("== 2/4 export ==")
     exported = export.run(parse(["export", trained["checkpoint"], "--out", bundle]))
     print("== 3/4 simulate (Lava) ==")

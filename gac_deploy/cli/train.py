@@ -39,6 +39,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the training run already in OUT (without it, an existing run is refused)",
+    )
+    p.add_argument(
         "--tensorboard",
         action="store_true",
         default=None,
@@ -86,6 +91,7 @@ def run(args) -> dict:
     from dataclasses import replace
 
     from gac_deploy.data import load_dataset
+    from gac_deploy.training.run_dir import STATE_FILE, check_run_dir, load_state
     from gac_deploy.training.settings import (
         MODEL_KEYS,
         TRAIN_KEYS,
@@ -93,8 +99,11 @@ def run(args) -> dict:
         merge_settings,
         resume_configs,
     )
-    from gac_deploy.training.trainer import STATE_FILE, load_state, train
+    from gac_deploy.training.trainer import train
 
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the run in --out and --overwrite replaces it; pick one")
+    check_run_dir(Path(args.out), resume=args.resume, overwrite=args.overwrite)
     given = {k: getattr(args, k) for k in MODEL_KEYS if getattr(args, k) is not None}
     init = None
     if args.init:
@@ -148,6 +157,7 @@ def run(args) -> dict:
         init=init,
         qat=args.qat,
         resume=args.resume,
+        overwrite=args.overwrite,
     )
     elapsed = time.perf_counter() - started
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports

@@ -7,6 +7,7 @@ into place, so an interrupted export leaves no half-written bundle.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ TARGETS = ("loihi2",)
 ENCODER_FILE = "encoder.onnx"
 BODY_FILE = "body.net"
 MANIFEST_FILE = "manifest.json"
+BUNDLE_FILES = (ENCODER_FILE, BODY_FILE, MANIFEST_FILE)
 
 
 @dataclass
@@ -68,11 +70,45 @@ def check_deployable(config: ModelConfig) -> None:
         )
 
 
+def check_replaceable(path: Path) -> None:
+    """Refuse an output path that holds anything but a gac-deploy bundle: export replaces
+    an existing bundle (or an empty directory), never a user's other files."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise UserError(
+            f"output {path} exists and is not a directory; choose a new bundle directory"
+        )
+    names = sorted(p.name for p in path.iterdir())
+    foreign = [n for n in names if n not in BUNDLE_FILES]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UserError(
+            f"output {path} exists and is not a gac-deploy bundle (it holds {shown}); "
+            "choose a new directory, or remove it yourself if it may go"
+        )
+    if names and not _is_bundle_manifest(path / MANIFEST_FILE):
+        raise UserError(
+            f"output {path} holds bundle file names but no gac-deploy manifest; choose a "
+            "new directory, or remove it yourself if it may go"
+        )
+
+
+def _is_bundle_manifest(file: Path) -> bool:
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
 def export_bundle(
     checkpoint: str | Path, out: str | Path, target: str = "loihi2", chips: int = 1
 ) -> Bundle:
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
+    out = Path(out)
+    check_replaceable(out)
     ckpt = load_checkpoint(checkpoint)
     check_deployable(ckpt.model_config)
     model = ckpt.build()
@@ -86,7 +122,7 @@ def export_bundle(
     timing = balance_delays(graph)
     graph = graph.with_delays(timing.delay)
     config = ckpt.model_config
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, check_replaceable) as tmp:
         export_encoder_onnx(
             model.encoder,
             graph.payload_bits,

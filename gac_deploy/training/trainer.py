@@ -12,13 +12,11 @@ the interrupted one would have done, and N processes train on what one process w
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import yaml
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -27,9 +25,9 @@ from gac_deploy.checkpoint import Checkpoint, save_checkpoint
 from gac_deploy.config import ModelConfig, TrainConfig, model_config_from_dict, to_dict
 from gac_deploy.data import Split, load_dataset
 from gac_deploy.errors import UserError
-from gac_deploy.fileio import atomic_path
 from gac_deploy.models import build_model
 from gac_deploy.models.lif import compiled_recurrences
+from gac_deploy.training import run_dir
 from gac_deploy.training.batches import (
     StepPlan,
     assemble,
@@ -49,7 +47,7 @@ from gac_deploy.training.distributed import (
     training_device,
 )
 
-STATE_FILE = "last.pt"
+STATE_FILE = run_dir.STATE_FILE
 # an epoch's running sums at its start: loss x images, correct, images, seconds
 _EPOCH_START = (0.0, 0, 0, 0.0)
 
@@ -111,79 +109,7 @@ def _tensorboard(out: Path):
         raise UserError(
             "--tensorboard needs the tensorboard package: pip install 'gac-deploy[tensorboard]'"
         ) from None
-    return SummaryWriter(str(out / "tensorboard"))
-
-
-def _write_metrics(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path, ".jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-
-
-def _write_config(
-    path: Path, model_config: ModelConfig, train_config: TrainConfig, extra: dict
-) -> None:
-    with atomic_path(path, ".yaml") as tmp:
-        tmp.write_text(
-            yaml.safe_dump(
-                {"model": to_dict(model_config), "train": to_dict(train_config), **extra},
-                sort_keys=False,
-            )
-        )
-
-
-def _save_state(
-    path: Path,
-    net,
-    optimizer,
-    scheduler,
-    scaler,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    **progress,
-) -> None:
-    """Everything ``--resume`` needs: weights, optimiser, scheduler, gradient scaler, the
-    random number generators (the rate encoder draws from them), and ``progress``: the
-    epoch and step to continue at, the metrics rows so far and the running sums of the
-    current epoch."""
-    rows = progress.get("rows", [])
-    state = {
-        "format": "gac-deploy-training-state",
-        "model_config": to_dict(model_config),
-        "train_config": to_dict(train_config),
-        "net": net.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-        },
-        "best_test_acc": max((r["test_acc"] for r in rows), default=None),
-        **progress,
-    }
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(state, tmp)
-
-
-def _restore_rng(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def load_state(path: Path) -> dict:
-    """A run's training state (OUT/last.pt), read without unpickling code."""
-    if not path.is_file():
-        raise UserError(f"nothing to resume: {path} does not exist; start without --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise UserError(
-            f"{path} is not a readable training state; start without --resume"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != "gac-deploy-training-state":
-        raise UserError(f"{path} is not a gac-deploy training state")
-    return state
+    return SummaryWriter(str(out / run_dir.TENSORBOARD_DIR))
 
 
 def _prepare_qat(model, init: Checkpoint, split: Split, progress: bool):
@@ -277,6 +203,7 @@ def train(
     qat: bool = False,
     resume: bool = False,
     stop_after: int | None = None,
+    overwrite: bool = False,
 ) -> Checkpoint | None:
     """Train; returns the final checkpoint (also written to OUT/model.pt).
 
@@ -284,6 +211,9 @@ def train(
     with the body in Loihi fixed point (:mod:`gac_deploy.training.qat`); needs ``init``.
     ``resume``: continue from OUT/last.pt. ``stop_after``: stop (as if interrupted)
     after that many optimiser steps in total, leaving OUT/last.pt; returns None.
+    ``overwrite``: replace the run already in OUT (otherwise an existing run is refused,
+    see :func:`gac_deploy.training.run_dir.check_run_dir`); its files go only once the
+    new run's settings have been checked.
     """
     with compiled_recurrences(train_config.compile):
         return _train(
@@ -297,6 +227,7 @@ def train(
             qat,
             resume,
             stop_after,
+            overwrite,
         )
 
 
@@ -311,12 +242,13 @@ def _train(
     qat: bool,
     resume: bool,
     stop_after: int | None,
+    overwrite: bool,
 ) -> Checkpoint | None:
     if max_steps is not None and max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {max_steps}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = load_state(out / STATE_FILE) if resume else None
+    run_dir.check_run_dir(out, resume=resume, overwrite=overwrite)
+    state = run_dir.load_state(out / STATE_FILE) if resume else None
     if state is not None:
         model_config = model_config_from_dict(state["model_config"])
         if bool(state.get("qat")) != qat:
@@ -385,13 +317,17 @@ def _train(
                 f"the run in {out} finished at step {step} of {total}; nothing to resume"
             )
     if world.is_main:
-        _write_config(
-            out / "config.yaml",
+        if overwrite and not resume:
+            run_dir.clear_run(out)
+        out.mkdir(parents=True, exist_ok=True)
+    writer = _tensorboard(out) if train_config.tensorboard and world.is_main else None
+    if world.is_main:
+        run_dir.write_config(
+            out / run_dir.CONFIG_FILE,
             model_config,
             train_config,
             {"qat": qat, "init": bool(init), "max_steps": max_steps},
         )
-    writer = _tensorboard(out) if train_config.tensorboard and world.is_main else None
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     sums = list(_EPOCH_START)
@@ -399,11 +335,11 @@ def _train(
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         if "rng" in state:
-            _restore_rng(state["rng"])
+            run_dir.restore_rng(state["rng"])
         sums = list(state.get("epoch_sums", sums))
 
     def save_state(epoch_to_resume: int) -> None:
-        _save_state(
+        run_dir.save_state(
             out / STATE_FILE,
             net,
             optimizer,
@@ -447,6 +383,9 @@ def _train(
                 raise UserError(
                     f"loss became {loss.item()} at step {step} (epoch {epoch}); the last good "
                     f"state is {out / STATE_FILE}; lower --lr and continue with --resume"
+                    if (out / STATE_FILE).exists()
+                    else f"loss became {loss.item()} at step {step} (epoch {epoch}), before "
+                    "any training state was saved; lower --lr and train again with --overwrite"
                 )
             optimizer.zero_grad(set_to_none=True)
             # DDP averages the processes' gradients; weighting each process's mean loss by
@@ -487,7 +426,7 @@ def _train(
         if writer is not None:
             _log_tensorboard(writer, row)
         if world.is_main:
-            _write_metrics(out / "metrics.jsonl", rows)
+            run_dir.write_metrics(out / run_dir.METRICS_FILE, rows)
             save_state(epoch + 1)
         if progress:
             bar.write(
@@ -513,7 +452,7 @@ def _train(
         quantization=spec.to_dict() if spec else None,
     )
     if world.is_main:
-        save_checkpoint(out / "model.pt", ckpt)
+        save_checkpoint(out / run_dir.MODEL_FILE, ckpt)
     if world.distributed:
         torch.distributed.barrier()
     return ckpt

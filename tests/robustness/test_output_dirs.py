@@ -1,0 +1,204 @@
+"""Outputs never replace what is not ours, and a swap leaves the old or the new bundle.
+
+Issue 13's data-loss cases: ``export --out`` onto a run directory or a file; settings
+written (and a run's files replaced) before they were checked; a process killed while
+a bundle is swapped into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gac_deploy.errors import UserError
+from gac_deploy.export.bundle import export_bundle, load_bundle
+from gac_deploy.fileio import atomic_directory
+from tests.cli.test_cli import assert_user_error, run_cli
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` (relative name -> bytes)."""
+    return {
+        str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()
+    }
+
+
+def test_export_refuses_a_run_directory(trained_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_dir, run)
+    before = snapshot(run)
+    assert {"model.pt", "last.pt", "metrics.jsonl", "config.yaml"} <= set(before)
+    result = run_cli("export", str(run / "model.pt"), "--out", str(run))
+    assert_user_error(result, str(run), "not a gac-deploy bundle", "config.yaml")
+    assert snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no work directory left
+
+
+def test_export_refuses_an_existing_file(trained_dir, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    result = run_cli("export", str(trained_dir / "model.pt"), "--out", str(notes))
+    assert_user_error(result, "notes.txt", "not a directory")
+    assert notes.read_text() == "my notes\n"
+
+
+def test_export_refuses_a_bundle_with_foreign_files(bundle_dir, trained_dir, tmp_path):
+    out = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, out)
+    (out / "README.txt").write_text("mine\n")
+    before = snapshot(out)
+    assert_user_error(
+        run_cli("export", str(trained_dir / "model.pt"), "--out", str(out)), "README.txt"
+    )
+    assert snapshot(out) == before
+
+
+def test_export_replaces_its_own_bundle_and_an_empty_directory(bundle_dir, trained_dir, tmp_path):
+    out = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["float_test_accuracy"] = -1.0  # mark the old bundle
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    export_bundle(trained_dir / "model.pt", out)
+    assert snapshot(out) == snapshot(bundle_dir)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export_bundle(trained_dir / "model.pt", empty)
+    assert load_bundle(empty).manifest["target"] == "loihi2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "empty"]
+
+
+# A process that swaps a small directory into place and is killed (SIGKILL, so no
+# clean-up runs) at a chosen moment of the swap.
+_KILLED_SWAP = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import gac_deploy.fileio as fileio
+
+    out, moment = Path(sys.argv[1]), sys.argv[2]
+    real_exchange, real_replace = fileio._exchange, os.replace
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def exchange(a, b):
+        if moment == "before-exchange":
+            die()
+        done = real_exchange(a, b)
+        if moment == "after-exchange":
+            die()
+        return done
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if moment == "between-renames" and Path(dst).name == "previous":
+            die()
+
+    fileio._exchange = exchange if moment != "between-renames" else (lambda a, b: False)
+    fileio.os.replace = replace
+    with fileio.atomic_directory(out) as tmp:
+        (tmp / "data.txt").write_text("new")
+    """
+)
+
+
+@pytest.mark.parametrize("moment", ["before-exchange", "after-exchange", "between-renames"])
+def test_killed_swap_leaves_old_or_new(tmp_path, moment):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "data.txt").write_text("old")
+    script = tmp_path / "swap.py"
+    script.write_text(_KILLED_SWAP)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    result = subprocess.run(
+        [sys.executable, str(script), str(out), moment], env=env, capture_output=True
+    )
+    assert result.returncode == -signal.SIGKILL
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    assert leftovers, "the killed process left its work directory"
+    if moment == "between-renames":  # the two-rename fallback: out is briefly missing
+        assert not out.exists()
+    else:
+        assert (out / "data.txt").read_text() == ("new" if moment == "after-exchange" else "old")
+    # the next run tidies up (restoring the old directory first, if it was missing) ...
+    with pytest.raises(RuntimeError):
+        with atomic_directory(out):
+            assert (out / "data.txt").exists()
+            raise RuntimeError("this run fails too")
+    # ... and a failed run leaves what was there
+    assert (out / "data.txt").read_text() in ("old", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "swap.py"]
+
+
+def test_swap_check_runs_before_and_after_the_work(tmp_path):
+    out = tmp_path / "out"
+    calls = []
+
+    def check(path: Path) -> None:
+        calls.append(path.exists())
+        if path.exists():
+            raise UserError(f"{path} appeared meanwhile")
+
+    with pytest.raises(UserError, match="appeared meanwhile"):
+        with atomic_directory(out, check) as tmp:
+            (tmp / "x").write_text("x")
+            out.mkdir()
+            (out / "theirs").write_text("theirs")
+    assert calls == [False, True]
+    assert (out / "theirs").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_train_refuses_what_is_not_its_run(trained_dir, tmp_path):
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"\xff\xd8")
+    assert_user_error(run_cli("train", "--out", str(other)), "not a training run directory")
+    assert sorted(p.name for p in other.iterdir()) == ["cat.jpg"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    assert_user_error(run_cli("train", "--out", str(notes)), "not a directory")
+    run = tmp_path / "run"
+    shutil.copytree(trained_dir, run)
+    before = snapshot(run)
+    assert_user_error(run_cli("train", "--out", str(run)), "--resume", "--overwrite")
+    assert_user_error(run_cli("train", "--out", str(run), "--resume", "--overwrite"), "pick one")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_settings_are_refused_before_anything_is_written(trained_dir, tmp_path, value):
+    run = tmp_path / "run"
+    shutil.copytree(trained_dir, run)
+    before = snapshot(run)
+    assert_user_error(run_cli("train", "--out", str(run), "--overwrite", "--lr", value), "lr")
+    assert_user_error(run_cli("train", "--out", str(run), "--resume", "--lr", value), "lr")
+    assert snapshot(run) == before
+    fresh = tmp_path / "fresh"
+    assert_user_error(run_cli("train", "--out", str(fresh), "--cutmix", value), "cutmix")
+    assert not fresh.exists()
+
+
+def test_overwrite_replaces_the_run(trained_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_dir, run)
+    (run / "bundle").mkdir()  # not the run's: stays
+    (run / "bundle" / "keep").write_text("k")
+    old_model = (run / "model.pt").read_bytes()
+    result = run_cli(
+        "train", "--out", str(run), "--overwrite", "--epochs", "1", "--max-steps", "2", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    assert (run / "model.pt").read_bytes() != old_model
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1 and json.loads(rows[0])["step"] == 2
+    assert (run / "bundle" / "keep").read_text() == "k"
