@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q -e ".[dev]"
 	# Lava's declared pins (Python <3.11, torch <2.4) cannot be met; what it
 	# needs at run time is in pyproject.toml, and the workarounds are in
-	# gac_deploy/hardware/lava_compat.py.
+	# gac_deploy/lava_compat.py.
 	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA_SPEC)
 	touch $@
 

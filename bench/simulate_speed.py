@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gac_deploy.body.quantize import quantize_graph
+from gac_deploy.body.timing import balance_delays
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
 from gac_deploy.config import ModelConfig, TrainConfig
 from gac_deploy.data import DataSpec, load_split
 from gac_deploy.export.bundle import export_bundle, load_bundle
-from gac_deploy.export.quantize import quantize_graph
 from gac_deploy.hardware.emulator import emulate, prepare
 from gac_deploy.hardware.lava_runner import run_in_lava
 from gac_deploy.hardware.simulate import simulate_bundle
-from gac_deploy.hardware.timing import balance_delays
 from gac_deploy.models import build_model, default_config
 from gac_deploy.training.trainer import train
 

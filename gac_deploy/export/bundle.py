@@ -15,18 +15,18 @@ from typing import Any
 import numpy as np
 
 from gac_deploy import __version__
+from gac_deploy.body.graph import Graph
+from gac_deploy.body.loihi2 import check_deployable, check_fits
+from gac_deploy.body.ops import layer_specs
+from gac_deploy.body.quantize import QuantSpec, quantize_graph
+from gac_deploy.body.timing import balance_delays
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig, model_config_from_dict, to_dict
 from gac_deploy.data import DataSpec
 from gac_deploy.errors import UserError
-from gac_deploy.export.graph import Graph
 from gac_deploy.export.netx_hdf5 import read_body, write_body
 from gac_deploy.export.onnx_encoder import OPSET, export_encoder_onnx, run_encoder_onnx
-from gac_deploy.export.quantize import QuantSpec, quantize_graph
 from gac_deploy.fileio import atomic_directory, read_json, sha256_file, write_json
-from gac_deploy.hardware.energy import layer_specs
-from gac_deploy.hardware.loihi2 import check_fits
-from gac_deploy.hardware.timing import balance_delays
 
 FORMAT = "gac-deploy-bundle"
 FORMAT_VERSION = 1
@@ -54,20 +54,6 @@ class Bundle:
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Host stage by onnxruntime: images [N, C, H, W] -> (O, payload), each [T, N, C, H, W]."""
         return run_encoder_onnx(self.path / ENCODER_FILE, images)
-
-
-def check_deployable(config: ModelConfig) -> None:
-    """Refuse, with the fix, what the Loihi 2 body cannot represent."""
-    if config.encoder in ("direct", "rate"):
-        raise UserError(
-            f"{config.encoder} coding sends signed real values into the body, which this export "
-            "does not encode as graded spikes yet; use encoder 'gac' or 'lif'"
-        )
-    if not config.lif.strict or config.lif.reset != 0.0:
-        raise UserError(
-            "Loihi's CUBA neuron spikes when v > threshold and resets to 0; retrain with a "
-            "strict threshold and reset 0"
-        )
 
 
 def check_replaceable(path: Path) -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from gac_deploy.body.graph import INPUT, Edge, Graph, Population, check_graph
 from gac_deploy.errors import UserError
-from gac_deploy.export.graph import INPUT, Edge, Graph, Population, check_graph
 from gac_deploy.fileio import atomic_path
 
 FORMAT = "gac-deploy body.net"

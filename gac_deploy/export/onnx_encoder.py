@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gac_deploy.export.quantize import quantize_payload
+from gac_deploy.body.quantize import quantize_payload
 from gac_deploy.models.encoder import StemEncoder
 
 OPSET = 18

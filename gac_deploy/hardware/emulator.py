@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from gac_deploy.export.graph import INPUT, Edge, Graph
-from gac_deploy.export.quantize import max_synaptic_input
-from gac_deploy.hardware.timing import balance_delays
+from gac_deploy.body.graph import INPUT, Edge, Graph
+from gac_deploy.body.quantize import max_synaptic_input
+from gac_deploy.body.timing import balance_delays
 
 STATE_MAX = (1 << 23) - 1
 FLOAT32_EXACT = 1 << 24

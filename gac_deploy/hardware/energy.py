@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.ops import LayerSpec, edge_flops, stem_flops
 from gac_deploy.config import ModelConfig
-from gac_deploy.export.graph import INPUT, Graph
 
 HOROWITZ = "Horowitz, ISSCC 2014, 45 nm"
 
@@ -98,18 +99,6 @@ PROFILES = {
 
 
 @dataclass(frozen=True)
-class LayerSpec:
-    """One layer as Eq. 11 sees it: ``input`` is the population whose spikes it reads
-    (None for the stem, which reads the image); ``flops``: ANN MACs per time step."""
-
-    name: str
-    placement: str
-    op: str
-    flops: int
-    input: str | None
-
-
-@dataclass(frozen=True)
 class LayerEnergy:
     """One row of a report: ``ops`` operations of kind ``op`` per inference."""
 
@@ -138,37 +127,6 @@ class Activity:
     exact: bool
     source: str
     accuracy: float | None = None
-
-
-def layer_specs(graph: Graph, config: ModelConfig) -> list[LayerSpec]:
-    """Stem conv (host, MAC) plus every body conv/fc layer (chip, AC), from a body graph."""
-    specs = [LayerSpec("encoder.conv", "host", "MAC", stem_flops(graph, config), None)]
-    seen = set()
-    for edge in graph.edges:
-        if edge.src == INPUT or edge.layer in seen:
-            continue
-        seen.add(edge.layer)
-        src_shape = graph.shape_of(edge.src)
-        if edge.kind == "conv":
-            flops = edge_flops(graph, edge)
-        else:
-            # average pooling folded into the classifier: the ANN layer is C -> classes
-            flops = int(graph.shape_of(edge.dst)[0] * src_shape[0])
-        specs.append(LayerSpec(edge.layer, "chip", "AC", flops, edge.src))
-    return specs
-
-
-def stem_flops(graph: Graph, config: ModelConfig) -> int:
-    c, h, w = graph.input_shape
-    return config.stem_kernel**2 * config.in_channels * c * h * w
-
-
-def edge_flops(graph: Graph, edge) -> int:
-    """Dense-equivalent MACs of one edge per step (every synapse used once)."""
-    if edge.kind == "conv":
-        _, h, w = graph.shape_of(edge.dst)
-        return int(np.prod(edge.weight.shape)) * h * w
-    return int(edge.weight.size)
 
 
 def paper_energy(

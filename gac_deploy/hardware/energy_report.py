@@ -18,26 +18,25 @@ from pathlib import Path
 
 import torch
 
+from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.ops import LayerSpec, layer_specs
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig
 from gac_deploy.data import load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import MANIFEST_FILE, load_bundle
-from gac_deploy.export.graph import INPUT, Graph
-from gac_deploy.export.reference import run_float_graph
 from gac_deploy.hardware.emulator import active_per_position, emulate, prepare
 from gac_deploy.hardware.energy import (
     PROFILES,
     Activity,
     LayerEnergy,
-    LayerSpec,
     ann_energy,
     complete_energy,
     estimated_events,
     firing_rate,
-    layer_specs,
     paper_energy,
 )
+from gac_deploy.hardware.reference import run_float_graph
 from gac_deploy.models import GACMSResNet, build_model, default_config
 
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gac_deploy.export.graph import INPUT, Edge, Graph
-from gac_deploy.hardware.lava_compat import import_lava
-from gac_deploy.hardware.timing import Timing, balance_delays
+from gac_deploy.body.graph import INPUT, Edge, Graph
+from gac_deploy.body.timing import Timing, balance_delays
+from gac_deploy.lava_compat import import_lava
 
 RELAY_WEIGHT = 2
 

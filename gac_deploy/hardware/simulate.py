@@ -20,7 +20,7 @@ from tqdm import tqdm
 from gac_deploy.data import load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import Bundle
-from gac_deploy.export.reference import GraphRun, run_quantized_graph
+from gac_deploy.hardware.reference import GraphRun, run_quantized_graph
 
 BACKENDS = ("emulator", "lava")
 BATCH_SPIKE_BUDGET = 1 << 28  # bytes of uint8 spikes per emulator batch

@@ -202,7 +202,7 @@ def loihi_lif_forward(x: torch.Tensor, config: LIFConfig, scale_exp: int) -> tor
     Loihi); spikes are v > vThMant with this package's surrogate gradient.
     Needs a strict threshold and reset 0 (what Loihi does).
     """
-    from gac_deploy.hardware.lava_compat import import_slayer
+    from gac_deploy.lava_compat import import_slayer
 
     if not config.strict or config.reset != 0.0:
         raise ValueError("Loihi fixed point needs a strict threshold and reset 0")

@@ -18,15 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from gac_deploy.config import LIFConfig, ModelConfig
-from gac_deploy.errors import UserError
-from gac_deploy.export.graph import (
+from gac_deploy.body.graph import (
     INPUT,
     Edge,
     Graph,
     Population,
     conv_output_shape,
 )
+from gac_deploy.config import LIFConfig, ModelConfig
+from gac_deploy.errors import UserError
 from gac_deploy.models.encoder import build_encoder
 from gac_deploy.models.lif import LIF
 

@@ -1,7 +1,7 @@
 """Quantisation-aware fine-tuning: the body trained as Loihi 2 will run it.
 
 The body is taken in its deployed form (BatchNorm folded, the residual graph of
-:mod:`gac_deploy.export.graph`) and run in fixed point: every weight is the
+:mod:`gac_deploy.body.graph`) and run in fixed point: every weight is the
 8-bit mantissa it will be exported as (even integers at the destination
 population's unit 2**-k, straight-through gradients), biases are 13-bit, the
 encoder output reaches the body as its b-bit graded payload, and every
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gac_deploy.export.graph import INPUT, Graph
-from gac_deploy.export.quantize import (
+from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.quantize import (
     BIAS_LIMIT,
     WEIGHT_MAX,
     WEIGHT_MIN,

@@ -115,8 +115,8 @@ def _tensorboard(out: Path):
 def _prepare_qat(model, init: Checkpoint, split: Split, progress: bool):
     """The network QAT trains (the body in Loihi fixed point), its format, and the
     accuracies before fine-tuning."""
-    from gac_deploy.export.bundle import check_deployable
-    from gac_deploy.export.quantize import QuantSpec, choose_format
+    from gac_deploy.body.loihi2 import check_deployable
+    from gac_deploy.body.quantize import QuantSpec, choose_format
     from gac_deploy.training.qat import QATModel
 
     check_deployable(init.model_config)

@@ -2,11 +2,11 @@ import h5py
 import numpy as np
 import pytest
 
+from gac_deploy.body.graph import INPUT, Edge, Graph, Population
+from gac_deploy.body.quantize import quantize_graph
+from gac_deploy.body.timing import balance_delays
 from gac_deploy.errors import UserError
-from gac_deploy.export.graph import INPUT, Edge, Graph, Population
 from gac_deploy.export.netx_hdf5 import read_body, write_body
-from gac_deploy.export.quantize import quantize_graph
-from gac_deploy.hardware.timing import balance_delays
 from tests.conftest import random_model, small_config
 
 
@@ -80,7 +80,7 @@ def chain_graph() -> Graph:
 
 
 def test_plain_chain_loads_in_netx(tmp_path):
-    from gac_deploy.hardware.lava_compat import import_lava
+    from gac_deploy.lava_compat import import_lava
 
     netx = import_lava("lava.lib.dl.netx")
     write_body(tmp_path / "chain.net", chain_graph())
@@ -102,8 +102,8 @@ def test_plain_chain_runs_in_netx_as_the_reference_says(tmp_path):
     """lava-dl's own netx.hdf5.Network runs our body.net spike for spike (one hop per layer)."""
     import torch
 
-    from gac_deploy.export.reference import run_quantized_graph
-    from gac_deploy.hardware.lava_compat import import_lava
+    from gac_deploy.hardware.reference import run_quantized_graph
+    from gac_deploy.lava_compat import import_lava
 
     netx = import_lava("lava.lib.dl.netx")
     source = import_lava("lava.proc.io.source")

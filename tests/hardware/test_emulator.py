@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from gac_deploy.body.quantize import quantize_graph, quantize_payload
+from gac_deploy.body.timing import balance_delays
 from gac_deploy.export.bundle import load_bundle
-from gac_deploy.export.quantize import quantize_graph, quantize_payload
-from gac_deploy.export.reference import edge_current, run_quantized_graph
 from gac_deploy.hardware.emulator import emulate
+from gac_deploy.hardware.reference import edge_current, run_quantized_graph
 from gac_deploy.hardware.simulate import simulate_bundle
-from gac_deploy.hardware.timing import balance_delays
 from tests.conftest import random_model, small_config
 
 

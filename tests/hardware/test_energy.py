@@ -3,7 +3,8 @@ import re
 import pytest
 import torch
 
-from gac_deploy.hardware.energy import LayerSpec, firing_rate, layer_specs, paper_energy
+from gac_deploy.body.ops import LayerSpec, layer_specs
+from gac_deploy.hardware.energy import firing_rate, paper_energy
 from gac_deploy.hardware.energy_report import energy_report
 from gac_deploy.training.trainer import population_rates
 from tests.conftest import random_model, small_config

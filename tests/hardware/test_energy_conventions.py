@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from gac_deploy.hardware.energy import PROFILES, encoder_ops, layer_specs
+from gac_deploy.body.ops import layer_specs
+from gac_deploy.hardware.energy import PROFILES, encoder_ops
 from gac_deploy.hardware.energy_report import energy_report
 from gac_deploy.models import build_model, default_config
 from tests.hardware.test_energy import counted_flops

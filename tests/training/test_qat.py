@@ -3,13 +3,13 @@
 import pytest
 import torch
 
+from gac_deploy.body.quantize import choose_format, quantize_graph
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import TrainConfig
 from gac_deploy.data import load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import export_bundle
-from gac_deploy.export.quantize import choose_format, quantize_graph
-from gac_deploy.export.reference import run_quantized_graph
+from gac_deploy.hardware.reference import run_quantized_graph
 from gac_deploy.training.qat import QATModel, check_round_trip, write_back
 from gac_deploy.training.trainer import train
 

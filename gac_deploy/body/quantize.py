@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from gac_deploy.export.graph import INPUT, Edge, Graph, Population
+from gac_deploy.body.graph import INPUT, Edge, Graph, Population
 
 WEIGHT_MAX = 254
 WEIGHT_MIN = -256

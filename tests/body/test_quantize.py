@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from gac_deploy.export.graph import INPUT
-from gac_deploy.export.quantize import (
+from gac_deploy.body.graph import INPUT
+from gac_deploy.body.quantize import (
     SPIKING_THRESHOLD_MAX,
     quantize_graph,
     quantize_payload,
     quantize_weight,
     weight_exponent,
 )
-from gac_deploy.export.reference import run_float_graph, run_quantized_graph
+from gac_deploy.hardware.reference import run_float_graph, run_quantized_graph
 from tests.conftest import random_model, small_config
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from gac_deploy.body.graph import INPUT, Edge, Graph
+from gac_deploy.body.quantize import ACTIVATION_SHIFT, DECAY_UNITY
 from gac_deploy.config import LIFConfig
-from gac_deploy.export.graph import INPUT, Edge, Graph
-from gac_deploy.export.quantize import ACTIVATION_SHIFT, DECAY_UNITY
 from gac_deploy.models.lif import lif_forward
 
 
@@ -93,7 +93,7 @@ def slayer_cuba_neuron(threshold: int, voltage_decay: int):
     spike when v > vth << 6, then v = 0. Its strict test (v >= vth + 0.01/4096,
     in float32) is exact only while vThMant < 1024; quantisation keeps it there.
     """
-    from gac_deploy.hardware.lava_compat import import_slayer
+    from gac_deploy.lava_compat import import_slayer
 
     slayer = import_slayer()
     return slayer.neuron.cuba.Neuron(

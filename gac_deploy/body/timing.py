@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gac_deploy.export.graph import INPUT, Graph
+from gac_deploy.body.graph import INPUT, Graph
 
 
 @dataclass(frozen=True)

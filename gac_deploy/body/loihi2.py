@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gac_deploy.body.graph import Graph
+from gac_deploy.body.quantize import max_synaptic_input
+from gac_deploy.config import ModelConfig
 from gac_deploy.errors import UserError
-from gac_deploy.export.graph import Graph
-from gac_deploy.export.quantize import max_synaptic_input
 
 
 @dataclass(frozen=True)
@@ -144,3 +145,17 @@ def check_fits(graph: Graph, chips: int = 1) -> Mapping:
             f"{mapping.chips_needed}"
         )
     return mapping
+
+
+def check_deployable(config: ModelConfig) -> None:
+    """Refuse, with the fix, what the Loihi 2 body cannot represent."""
+    if config.encoder in ("direct", "rate"):
+        raise UserError(
+            f"{config.encoder} coding sends signed real values into the body, which this export "
+            "does not encode as graded spikes yet; use encoder 'gac' or 'lif'"
+        )
+    if not config.lif.strict or config.lif.reset != 0.0:
+        raise UserError(
+            "Loihi's CUBA neuron spikes when v > threshold and resets to 0; retrain with a "
+            "strict threshold and reset 0"
+        )

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from gac_deploy.export.reference import SLAYER_SCALE, slayer_cuba_neuron
+from gac_deploy.hardware.reference import SLAYER_SCALE, slayer_cuba_neuron
 
 
 def loihi_cuba(a_in: np.ndarray, vth: int, dv: int) -> tuple[np.ndarray, np.ndarray]:

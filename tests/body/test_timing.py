@@ -1,5 +1,5 @@
-from gac_deploy.export.graph import INPUT
-from gac_deploy.hardware.timing import balance_delays
+from gac_deploy.body.graph import INPUT
+from gac_deploy.body.timing import balance_delays
 from tests.conftest import random_model, small_config
 
 

@@ -38,7 +38,7 @@ def test_lava_runtime_import_fails_after_start_method_was_set():
 def test_workarounds_make_lava_and_slayer_import():
     result = run_python(
         "import multiprocessing as mp; mp.set_start_method('spawn');"
-        "from gac_deploy.hardware.lava_compat import import_lava, import_slayer;"
+        "from gac_deploy.lava_compat import import_lava, import_slayer;"
         "lif = import_lava('lava.proc.lif.process'); slayer = import_slayer();"
         "netx = import_lava('lava.lib.dl.netx');"
         "import lava.magma.compiler.var_model as vm;"

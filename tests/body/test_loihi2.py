@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from gac_deploy.body.graph import INPUT, Edge, Graph, Population
+from gac_deploy.body.loihi2 import LOIHI2, check_fits, estimate_mapping
+from gac_deploy.body.quantize import quantize_graph
 from gac_deploy.errors import UserError
-from gac_deploy.export.graph import INPUT, Edge, Graph, Population
-from gac_deploy.export.quantize import quantize_graph
-from gac_deploy.hardware.loihi2 import LOIHI2, check_fits, estimate_mapping
 from tests.conftest import random_model, small_config
 
 
