@@ -13,6 +13,7 @@ from gac_deploy.data import DataSpec
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 from gac_deploy.models import GACMSResNet, build_model
+from gac_deploy.models.size import check_model_size, meta_model
 
 FORMAT = "gac-deploy-checkpoint"
 VERSION = 1
@@ -67,6 +68,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise UserError(f"{path} is not a gac-deploy checkpoint; pass the model.pt from 'train'")
     if payload.get("version") != VERSION:
         raise UserError(f"{path} has checkpoint version {payload.get('version')}; re-train")
+    _check_sections(path, payload)
     try:
         data = DataSpec(**payload["data"])
     except TypeError:
@@ -75,10 +77,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         model_config=model_config_from_dict(payload["model_config"]),
         data=data,
         state_dict=payload["state_dict"],
-        metrics=payload.get("metrics", {}),
-        train_config=payload.get("train_config", {}),
+        metrics=payload.get("metrics") or {},
+        train_config=payload.get("train_config") or {},
         quantization=payload.get("quantization"),
     )
+    _check_weights(path, ckpt)  # before anything is allocated
     try:
         ckpt.build()
     except RuntimeError as exc:
@@ -86,3 +89,53 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path}: weights do not fit the model config ({str(exc).splitlines()[0][:120]})"
         ) from None
     return ckpt
+
+
+# section -> (required, allowed types)
+_SECTIONS: dict[str, tuple[bool, tuple[type, ...]]] = {
+    "model_config": (True, (dict,)),
+    "data": (True, (dict,)),
+    "state_dict": (True, (dict,)),
+    "metrics": (False, (dict, type(None))),
+    "train_config": (False, (dict, type(None))),
+    "quantization": (False, (dict, type(None))),
+}
+
+
+def _check_sections(path: Path, payload: dict) -> None:
+    """Every section present (where required) and of its type; weights are tensors."""
+    for key, (required, types) in _SECTIONS.items():
+        if key not in payload:
+            if required:
+                raise UserError(f"{path} has no {key}; re-train or re-import it")
+        elif not isinstance(payload[key], types):
+            raise UserError(
+                f"{path}: {key} is a {type(payload[key]).__name__}, not a mapping; re-train"
+            )
+    for name, value in payload["state_dict"].items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise UserError(f"{path}: state_dict entry {name!r} is not a tensor; re-train")
+
+
+def _check_weights(path: Path, ckpt: Checkpoint) -> None:
+    """The state dict has exactly the model's tensors, each of its shape (compared with a
+    model built on the meta device, so a config asking for a huge model is refused by
+    :func:`gac_deploy.models.size.check_model_size` before any allocation)."""
+    check_model_size(ckpt.model_config)
+    expected = {k: tuple(v.shape) for k, v in meta_model(ckpt.model_config).state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in ckpt.state_dict.items()}
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(given) if expected[k] != given[k])
+    problem = (
+        f"missing {missing[0]}"
+        if missing
+        else f"unexpected {unexpected[0]}"
+        if unexpected
+        else f"{wrong[0]} has shape {list(given[wrong[0]])}, the config needs "
+        f"{list(expected[wrong[0]])}"
+        if wrong
+        else None
+    )
+    if problem:
+        raise UserError(f"{path}: weights do not fit the model config ({problem}); re-train")

@@ -227,6 +227,43 @@ def read_cifar_batch(path: Path) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
 
 
+CIFAR_PIXELS = 3 * 32 * 32
+
+
+def check_cifar_arrays(
+    path: Path, data: object, labels: object, classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's images [N, 3, 32, 32] uint8 and labels [N] int64, checked before any array
+    is built from them: the official layout is a uint8 array [N, 3072] and N labels in
+    [0, classes). (A list that references one row millions of times is refused here, not
+    expanded into gigabytes.)"""
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        kind = f"{type(data).__name__} of {data.dtype}" if isinstance(data, np.ndarray) else (
+            type(data).__name__
+        )
+        raise UserError(
+            f"{path}: 'data' is a {kind}, not an array of uint8 pixels; use the official "
+            "CIFAR python archive"
+        )
+    if data.ndim != 2 or data.shape[1] != CIFAR_PIXELS:
+        raise UserError(
+            f"{path}: 'data' has shape {list(data.shape)}, not [N, {CIFAR_PIXELS}] "
+            "(32x32 RGB); use the official CIFAR python archive"
+        )
+    if not isinstance(labels, list | np.ndarray) or len(labels) != len(data):
+        count = len(labels) if isinstance(labels, list | np.ndarray) else type(labels).__name__
+        raise UserError(f"{path}: {len(data)} images but {count} labels; the file is damaged")
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        raise UserError(f"{path}: labels are not integers; the file is damaged")
+    if len(y) and (y.min() < 0 or y.max() >= classes):
+        raise UserError(
+            f"{path}: labels run from {y.min()} to {y.max()}, outside 0..{classes - 1}; "
+            f"is it CIFAR-{classes}?"
+        )
+    return data.reshape(-1, 3, 32, 32), y.astype(np.int64)
+
+
 def load_cifar_split(data_dir: str | Path, classes: int, seed: int = 0) -> Split:
     root = Path(data_dir)
     if classes == 10:
@@ -253,8 +290,9 @@ def load_cifar_split(data_dir: str | Path, classes: int, seed: int = 0) -> Split
             batch = read_cifar_batch(path)
             if "data" not in batch or key not in batch:
                 raise UserError(f"{path} has no 'data'/'{key}' entries; is it CIFAR-{classes}?")
-            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(batch[key], dtype=np.int64))
+            x, y = check_cifar_arrays(path, batch["data"], batch[key], classes)
+            images.append(x)
+            labels.append(y)
         return np.concatenate(images), np.concatenate(labels)
 
     x_tr, y_tr = read(train_files)

@@ -9,6 +9,7 @@ from typing import Any
 from gac_deploy.config import ModelConfig, StageConfig
 from gac_deploy.errors import UserError
 from gac_deploy.models.msresnet import GACMSResNet
+from gac_deploy.models.size import check_model_size, model_size
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
 
@@ -80,9 +81,13 @@ def default_config(name: str, **overrides: Any) -> ModelConfig:
 
 
 def count_parameters(config: ModelConfig) -> int:
-    """All parameters, BatchNorm affine included (the authors' count)."""
-    return sum(p.numel() for p in build_model(config).parameters())
+    """All parameters, BatchNorm affine included (the authors' count); nothing is
+    allocated, so any config can be counted."""
+    return model_size(config).parameters
 
 
 def build_model(config: ModelConfig) -> GACMSResNet:
+    """The model of ``config``, refused before allocation if it cannot fit in memory
+    (:func:`gac_deploy.models.size.check_model_size`)."""
+    check_model_size(config)
     return GACMSResNet(config)

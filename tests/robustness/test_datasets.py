@@ -1,0 +1,55 @@
+"""Damaged CIFAR batches are refused, naming the file, before arrays are built."""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import numpy as np
+import pytest
+
+from gac_deploy.data import load_dataset
+from gac_deploy.errors import UserError
+from tests.test_data import write_cifar
+
+
+def replace_batch(root, data, labels) -> None:
+    with open(root / "data_batch_2", "wb") as handle:
+        pickle.dump({b"data": data, b"labels": labels}, handle, protocol=2)
+
+
+rng = np.random.default_rng(0)
+PIXELS = rng.integers(0, 256, size=(40, 3072), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("data", "labels", "message"),
+    [
+        (PIXELS, [1] * 37, "40 images but 37 labels"),
+        (PIXELS.astype(np.float32) / 255, [1] * 40, "ndarray of float32, not an array of uint8"),
+        (PIXELS[:, :1024], [1] * 40, r"shape \[40, 1024\]"),
+        (PIXELS, [3] * 39 + [10], "outside 0..9"),
+        (PIXELS, [-1] * 40, "outside 0..9"),
+        (PIXELS, ["a"] * 40, "not integers"),
+        (PIXELS.tolist(), [1] * 40, "'data' is a list"),
+    ],
+)
+def test_damaged_cifar_batches(tmp_path, data, labels, message):
+    root = tmp_path / "cifar"
+    write_cifar(root, 10)
+    replace_batch(root, data, labels)
+    with pytest.raises(UserError, match=message) as info:
+        load_dataset("cifar10", str(root))
+    assert "data_batch_2" in str(info.value)
+
+
+def test_a_row_referenced_a_million_times_is_refused_without_expanding_it(tmp_path):
+    root = tmp_path / "cifar"
+    write_cifar(root, 10)
+    row = list(range(3072))
+    replace_batch(root, [row] * 1_000_000, [0] * 1_000_000)  # pickled once, referenced 1e6x
+    assert (root / "data_batch_2").stat().st_size < 20_000_000
+    started = time.perf_counter()
+    with pytest.raises(UserError, match="'data' is a list"):
+        load_dataset("cifar10", str(root))
+    assert time.perf_counter() - started < 30
