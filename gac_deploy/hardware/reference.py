@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from gac_deploy.body.formats import ACTIVATION_SHIFT, DECAY_UNITY
 from gac_deploy.body.graph import INPUT, Edge, Graph
-from gac_deploy.body.quantize import ACTIVATION_SHIFT, DECAY_UNITY
 from gac_deploy.config import LIFConfig
 from gac_deploy.models.lif import lif_forward
 
