@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from gac_deploy.body.formats import ACTIVATION_SHIFT, DECAY_UNITY
+from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.config import LIFConfig
-from gac_deploy.models.lif import lif_forward
+from gac_deploy.models.lif import lif_forward, slayer_cuba_neuron
 
 
 @dataclass
@@ -82,28 +82,6 @@ def run_float_graph(graph: Graph, encoded: torch.Tensor) -> GraphRun:
     return GraphRun(spikes, readout)
 
 
-SLAYER_SCALE = 1 << ACTIVATION_SHIFT
-
-
-def slayer_cuba_neuron(threshold: int, voltage_decay: int):
-    """lava-dl's CUBA neuron for vThMant ``threshold`` and 12-bit ``voltage_decay``.
-
-    It takes a_in / 64 as input and keeps its state in integers of 1/4096, so it
-    runs Loihi's arithmetic: u = a_in << 6, v = sign(v)(|v| (4096 - dv) >> 12) + u,
-    spike when v > vth << 6, then v = 0. Its strict test (v >= vth + 0.01/4096,
-    in float32) is exact only while vThMant < 1024; quantisation keeps it there.
-    """
-    from gac_deploy.lava_compat import import_slayer
-
-    slayer = import_slayer()
-    return slayer.neuron.cuba.Neuron(
-        threshold=threshold / SLAYER_SCALE,
-        current_decay=1.0,
-        voltage_decay=voltage_decay / DECAY_UNITY,
-        scale=SLAYER_SCALE,
-    )
-
-
 def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
     """Run an integer graph on graded payload integers [T, N, C, H, W] with slayer CUBA neurons.
 
@@ -117,7 +95,7 @@ def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
         for pop in graph.populations:
             a_in = _synaptic_input(graph, pop.name, signals) + _channel_bias(pop.bias, pop.shape)
             neuron = slayer_cuba_neuron(int(pop.threshold), int(pop.voltage_decay))
-            x = (a_in / SLAYER_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
+            x = (a_in / ACTIVATION_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
             if pop.role == "readout":
                 _, voltage = neuron.dynamics(x)
                 readout = torch.round(voltage.double() * neuron.s_scale).movedim(-1, 0)
