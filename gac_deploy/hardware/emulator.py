@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from gac_deploy.body.formats import ACTIVATION_SCALE, ACTIVATION_SHIFT, DECAY_UNITY, STATE_MAX
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
+from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.body.timing import balance_delays
 
 FLOAT32_EXACT = 1 << 24
@@ -78,14 +79,7 @@ class _Synapses:
 
     def current(self, signal: torch.Tensor) -> torch.Tensor:
         """signal [T, N, ...] (integer values) -> synaptic input [T, N, *dst]."""
-        flat = signal.flatten(0, 1)
-        if flat.dtype != self.dtype:
-            flat = flat.to(self.dtype)
-        if self.edge.kind == "conv":
-            out = F.conv2d(flat, self.weight, stride=self.edge.stride, padding=self.edge.padding)
-        else:
-            out = flat.flatten(1) @ self.weight.T
-        return out.view(*signal.shape[:2], *out.shape[1:])
+        return edge_current(self.edge, signal, self.weight)
 
     def events(self, per_position: torch.Tensor) -> int:
         """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
@@ -180,7 +174,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         keep = kept / DECAY_UNITY
         worst_drive = _worst_drive(graph, pop.name, synapses)
         dtype = _state_dtype(keep, worst_drive)
-        bias = torch.as_tensor(pop.bias, dtype=dtype).view(-1, *([1] * (len(pop.shape) - 1)))
+        bias = channel_bias(pop.bias, pop.shape, dtype)
         drive = (a_in.to(dtype) + bias) * ACTIVATION_SCALE  # << 6
         if pop.role == "readout" and keep == 1.0:
             readout = _accumulate(drive)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from gac_deploy.body.formats import ACTIVATION_SCALE
-from gac_deploy.body.graph import INPUT, Edge, Graph
+from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.config import LIFConfig
 from gac_deploy.models.lif import lif_forward, slayer_cuba_neuron
 
@@ -39,22 +39,6 @@ class GraphRun:
         return self.scores.argmax(dim=1)
 
 
-def edge_current(edge: Edge, signal: torch.Tensor) -> torch.Tensor:
-    """Synaptic input of ``edge``: source signal [T, N, ...] -> [T, N, *dst shape], float64."""
-    weight = torch.as_tensor(edge.weight, dtype=torch.float64)
-    flat = signal.to(torch.float64).flatten(0, 1)
-    if edge.kind == "conv":
-        out = F.conv2d(flat, weight, stride=edge.stride, padding=edge.padding)
-    else:
-        out = flat.flatten(1) @ weight.T
-    return out.view(signal.shape[0], signal.shape[1], *out.shape[1:])
-
-
-def _channel_bias(bias, shape: tuple[int, ...]) -> torch.Tensor:
-    b = torch.as_tensor(bias, dtype=torch.float64)
-    return b.view(-1, *([1] * (len(shape) - 1)))
-
-
 def _synaptic_input(graph: Graph, name: str, signals: dict[str, torch.Tensor]) -> torch.Tensor:
     total = None
     for edge in graph.incoming(name):
@@ -71,8 +55,8 @@ def run_float_graph(graph: Graph, encoded: torch.Tensor) -> GraphRun:
         current = _synaptic_input(graph, pop.name, signals)
         for edge in graph.incoming(pop.name):
             if edge.bias is not None:
-                current = current + _channel_bias(edge.bias, pop.shape)
-        current = current + _channel_bias(pop.bias, pop.shape)
+                current = current + channel_bias(edge.bias, pop.shape, torch.float64)
+        current = current + channel_bias(pop.bias, pop.shape, torch.float64)
         if pop.role == "readout":
             readout = torch.cumsum(current, dim=0)
         else:
@@ -93,7 +77,8 @@ def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
     readout = None
     with torch.no_grad():
         for pop in graph.populations:
-            a_in = _synaptic_input(graph, pop.name, signals) + _channel_bias(pop.bias, pop.shape)
+            bias = channel_bias(pop.bias, pop.shape, torch.float64)
+            a_in = _synaptic_input(graph, pop.name, signals) + bias
             neuron = slayer_cuba_neuron(int(pop.threshold), int(pop.voltage_decay))
             x = (a_in / ACTIVATION_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
             if pop.role == "readout":
