@@ -18,6 +18,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gac_deploy.body.formats import (
+    ACTIVATION_SCALE,
+    BIAS_BITS,
+    BIAS_LIMIT,
+    DECAY_BITS,
+    DECAY_UNITY,
+    PAYLOAD_PORT_BITS,
+    STATE_BITS,
+    STATE_MAX,
+    THRESHOLD_BITS,
+    THRESHOLD_MAX,
+    WEIGHT_BITS,
+)
 from gac_deploy.body.graph import Graph
 from gac_deploy.body.quantize import max_synaptic_input
 from gac_deploy.config import ModelConfig
@@ -38,13 +51,18 @@ LOIHI2 = {
     "neurons_per_core": Limit(8192, f"{BRIEF}: up to 8,192 neurons per core"),
     "neurons_per_chip": Limit(1_048_576, f"{BRIEF}: up to 1M neurons per chip"),
     "synapses_per_chip": Limit(120_000_000, f"{BRIEF}: up to 120M synapses per chip"),
-    "weight_bits": Limit(8, "Lava Dense/Conv bit-accurate models: 8-bit weights (+ exponent)"),
-    "state_bits": Limit(24, f"{LAVA_LIF}: current u and voltage v are 24-bit"),
-    "threshold_bits": Limit(17, f"{LAVA_LIF}: vth is unsigned 17-bit (applied << 6)"),
-    "bias_bits": Limit(13, f"{LAVA_LIF}: bias_mant is signed 13-bit"),
-    "decay_bits": Limit(12, f"{LAVA_LIF}: du and dv are unsigned 12-bit"),
-    "payload_bits": Limit(24, "Lava Conv/Dense fixed-point ports: 24-bit graded payloads"),
+    "weight_bits": Limit(
+        WEIGHT_BITS, "Lava Dense/Conv bit-accurate models: 8-bit weights (+ exponent)"
+    ),
+    "state_bits": Limit(STATE_BITS, f"{LAVA_LIF}: current u and voltage v are 24-bit"),
+    "threshold_bits": Limit(THRESHOLD_BITS, f"{LAVA_LIF}: vth is unsigned 17-bit (applied << 6)"),
+    "bias_bits": Limit(BIAS_BITS, f"{LAVA_LIF}: bias_mant is signed 13-bit"),
+    "decay_bits": Limit(DECAY_BITS, f"{LAVA_LIF}: du and dv are unsigned 12-bit"),
+    "payload_bits": Limit(
+        PAYLOAD_PORT_BITS, "Lava Conv/Dense fixed-point ports: 24-bit graded payloads"
+    ),
 }
+"""The chip's capacities, and its number formats as :mod:`gac_deploy.body.formats` defines them."""
 
 
 def _limit(name: str) -> int:
@@ -118,22 +136,21 @@ def check_fits(graph: Graph, chips: int = 1) -> Mapping:
     """Refuse, naming the population and the limit, what Loihi 2 cannot hold or represent."""
     if chips < 1:
         raise UserError(f"--chips must be at least 1, got {chips}")
-    state_max = 2 ** (_limit("state_bits") - 1) - 1
     for pop in graph.populations:
-        if pop.role == "lif" and int(pop.threshold) >= 2 ** _limit("threshold_bits"):
+        if pop.role == "lif" and int(pop.threshold) > THRESHOLD_MAX:
             raise UserError(f"{pop.name}: threshold {pop.threshold} exceeds Loihi's 17-bit vThMant")
-        if np.abs(pop.bias).max(initial=0) >= 2 ** (_limit("bias_bits") - 1):
+        if np.abs(pop.bias).max(initial=0) > BIAS_LIMIT:
             raise UserError(f"{pop.name}: bias beyond Loihi's 13-bit bias mantissa")
         worst = float(np.abs(pop.bias).max(initial=0)) + sum(
             max_synaptic_input(e, graph.payload_bits) for e in graph.incoming(pop.name)
         )
         if pop.role == "lif":
             decay = max(int(pop.voltage_decay), 1)
-            bound = worst * 64 * 4096 / decay  # |v| cannot pass u_max / (1 - tau)
-            if bound > state_max:
+            bound = worst * ACTIVATION_SCALE * DECAY_UNITY / decay  # |v| <= u_max / (1 - tau)
+            if bound > STATE_MAX:
                 raise UserError(
                     f"{pop.name}: its voltage could reach {bound:.3g}, beyond Loihi's 24-bit state "
-                    f"({state_max}); retrain with weight decay or fewer inputs per neuron"
+                    f"({STATE_MAX}); retrain with weight decay or fewer inputs per neuron"
                 )
     mapping = estimate_mapping(graph, chips)
     if mapping.chips_needed > chips:

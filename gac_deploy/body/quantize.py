@@ -18,6 +18,8 @@ compartment do.
   identity edge into p then has weight 2**(k_p - b).
 * read-out: non-spiking (threshold at the 17-bit maximum); its scale is chosen
   so that T steps of accumulated voltage cannot leave the 24-bit state.
+
+The chip's number formats themselves are in :mod:`gac_deploy.body.formats`.
 """
 
 from __future__ import annotations
@@ -28,16 +30,20 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from gac_deploy.body.formats import (
+    ACTIVATION_SCALE,
+    ACTIVATION_SHIFT,
+    BIAS_LIMIT,
+    SPIKING_THRESHOLD_MAX,
+    THRESHOLD_MAX,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    WEIGHT_STEP,
+    threshold_mant,
+    voltage_decay_int,
+)
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population
 
-WEIGHT_MAX = 254
-WEIGHT_MIN = -256
-BIAS_LIMIT = 4095
-THRESHOLD_MAX = (1 << 17) - 1
-SPIKING_THRESHOLD_MAX = 1023
-STATE_LIMIT = (1 << 23) - 1
-DECAY_UNITY = 4096
-ACTIVATION_SHIFT = 6
 MAX_PAYLOAD_BITS = 8
 MAX_SCALE_EXP = 16
 
@@ -57,7 +63,7 @@ def quantize_weight(weight: np.ndarray, scale_exp: int) -> tuple[np.ndarray, int
     """Float weights -> even integers in [-256, 254] at unit 2**-scale_exp.
 
     Returns (integers, number of weights clipped)."""
-    scaled = 2 * np.round(weight * 2.0**scale_exp / 2)
+    scaled = WEIGHT_STEP * np.round(weight * 2.0**scale_exp / WEIGHT_STEP)
     clipped = int(np.count_nonzero((scaled > WEIGHT_MAX) | (scaled < WEIGHT_MIN)))
     return np.clip(scaled, WEIGHT_MIN, WEIGHT_MAX).astype(np.int32), clipped
 
@@ -67,10 +73,6 @@ def weight_exponent(max_abs_weight: float) -> int:
     if max_abs_weight <= 0:
         return MAX_SCALE_EXP
     return min(MAX_SCALE_EXP, math.floor(math.log2(WEIGHT_MAX / max_abs_weight)))
-
-
-def voltage_decay_int(voltage_decay: float) -> int:
-    return int(round(DECAY_UNITY * voltage_decay))
 
 
 def _summed_bias(graph: Graph, pop: Population) -> np.ndarray:
@@ -87,7 +89,7 @@ def _readout_exponent(graph: Graph, pop: Population, edges: list[Edge], bias: np
     while k > -8:
         worst = sum(np.abs(quantize_weight(e.weight, k)[0]).sum(axis=1) for e in edges)
         worst = worst + np.abs(np.round(bias * 2.0**k))
-        if graph.time_steps * worst.max() * (1 << ACTIVATION_SHIFT) < THRESHOLD_MAX << 6:
+        if graph.time_steps * worst.max() * ACTIVATION_SCALE < THRESHOLD_MAX << ACTIVATION_SHIFT:
             return k
         k -= 1
     return k
@@ -170,7 +172,7 @@ def quantize_graph(
         if pop.role == "readout":
             threshold = THRESHOLD_MAX
         else:
-            threshold = int(round(pop.threshold * 2.0**k))
+            threshold = threshold_mant(pop.threshold, k)
         populations.append(
             replace(
                 pop,

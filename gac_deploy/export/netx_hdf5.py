@@ -25,6 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from gac_deploy.body.formats import CURRENT_DECAY
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population, check_graph
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
@@ -57,7 +58,7 @@ def _write_population(layer: h5py.Group, graph: Graph, pop: Population, previous
         layer.create_dataset("groups", data=1)
     neuron = layer.create_group("neuron")
     _string(neuron, "type", "CUBA")
-    neuron.create_dataset("iDecay", data=4096)
+    neuron.create_dataset("iDecay", data=CURRENT_DECAY)
     neuron.create_dataset("vDecay", data=int(pop.voltage_decay))
     neuron.create_dataset("vThMant", data=int(pop.threshold))
     neuron.create_dataset("refDelay", data=1)

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from gac_deploy.body.formats import ACTIVATION_SCALE, ACTIVATION_SHIFT, DECAY_UNITY, STATE_MAX
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
+from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.body.timing import balance_delays
 
-STATE_MAX = (1 << 23) - 1
 FLOAT32_EXACT = 1 << 24
 
 
@@ -78,14 +79,7 @@ class _Synapses:
 
     def current(self, signal: torch.Tensor) -> torch.Tensor:
         """signal [T, N, ...] (integer values) -> synaptic input [T, N, *dst]."""
-        flat = signal.flatten(0, 1)
-        if flat.dtype != self.dtype:
-            flat = flat.to(self.dtype)
-        if self.edge.kind == "conv":
-            out = F.conv2d(flat, self.weight, stride=self.edge.stride, padding=self.edge.padding)
-        else:
-            out = flat.flatten(1) @ self.weight.T
-        return out.view(*signal.shape[:2], *out.shape[1:])
+        return edge_current(self.edge, signal, self.weight)
 
     def events(self, per_position: torch.Tensor) -> int:
         """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
@@ -127,7 +121,7 @@ def check_balanced(graph: Graph) -> None:
 def _worst_drive(graph: Graph, name: str, synapses: dict) -> float:
     """Largest |a_in + bias| << 6 the population can receive, from its weights alone."""
     worst = sum(synapses[e.name].worst for e in graph.incoming(name))
-    return (worst + float(np.abs(graph.population(name).bias).max(initial=0))) * 64
+    return (worst + float(np.abs(graph.population(name).bias).max(initial=0))) * ACTIVATION_SCALE
 
 
 def _state_dtype(keep: float, worst_drive: float) -> torch.dtype:
@@ -140,9 +134,9 @@ def _state_dtype(keep: float, worst_drive: float) -> torch.dtype:
 
 def _decay(v: torch.Tensor, kept: int) -> torch.Tensor:
     """sign(v) * (|v| * kept >> 12): one exact division when kept divides 4096."""
-    if 4096 % kept == 0:
-        return torch.div(v, 4096 // kept, rounding_mode="trunc")
-    return torch.div(v * kept, 4096, rounding_mode="trunc")
+    if DECAY_UNITY % kept == 0:
+        return torch.div(v, DECAY_UNITY // kept, rounding_mode="trunc")
+    return torch.div(v * kept, DECAY_UNITY, rounding_mode="trunc")
 
 
 def _accumulate(drive: torch.Tensor) -> torch.Tensor:
@@ -176,16 +170,16 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             if edge.src not in positions:
                 positions[edge.src] = active_per_position(source)
             ops[edge.name] = syn.events(positions[edge.src])
-        kept = 4096 - int(pop.voltage_decay)  # v keeps kept/4096 per step, rounded toward 0
-        keep = kept / 4096
+        kept = DECAY_UNITY - int(pop.voltage_decay)  # v keeps kept/4096 per step, toward 0
+        keep = kept / DECAY_UNITY
         worst_drive = _worst_drive(graph, pop.name, synapses)
         dtype = _state_dtype(keep, worst_drive)
-        bias = torch.as_tensor(pop.bias, dtype=dtype)
-        drive = (a_in.to(dtype) + bias.view(-1, *([1] * (len(pop.shape) - 1)))) * 64  # << 6
+        bias = channel_bias(pop.bias, pop.shape, dtype)
+        drive = (a_in.to(dtype) + bias) * ACTIVATION_SCALE  # << 6
         if pop.role == "readout" and keep == 1.0:
             readout = _accumulate(drive)
             continue
-        threshold = float(int(pop.threshold) << 6)
+        threshold = float(int(pop.threshold) << ACTIVATION_SHIFT)
         # |v| <= max|drive| / (1 - keep): clamping to the 24-bit state can only matter beyond
         clamp = keep >= 1 or worst_drive / (1 - keep) > STATE_MAX
         v = torch.zeros_like(drive[0])

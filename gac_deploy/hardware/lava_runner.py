@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gac_deploy.body.formats import BIAS_EXP, DECAY_MAX, LAVA_CURRENT_DECAY
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.timing import Timing, balance_delays
 from gac_deploy.lava_compat import import_lava
@@ -77,10 +78,10 @@ class _Builder:
         neuron = self.lif.LIFReset(
             shape=shape,
             vth=int(pop.threshold),
-            du=4095,
+            du=LAVA_CURRENT_DECAY,
             dv=int(pop.voltage_decay),
             bias_mant=bias,
-            bias_exp=6,
+            bias_exp=BIAS_EXP,
             reset_interval=self.T,
             reset_offset=offset,
             name=pop.name,
@@ -96,7 +97,9 @@ class _Builder:
         if key not in self.relays:
             previous = self.relay(src, delay - 1)
             shape = previous.s_out.shape
-            relay = self.lif.LIF(shape=shape, vth=0, du=4095, dv=4095, name=f"{src}.relay{delay}")
+            relay = self.lif.LIF(
+                shape=shape, vth=0, du=LAVA_CURRENT_DECAY, dv=DECAY_MAX, name=f"{src}.relay{delay}"
+            )
             c = shape[-1]
             identity = RELAY_WEIGHT * np.eye(c, dtype=np.int32)[:, None, None, :]
             link = self.conv.Conv(weight=identity, input_shape=shape)

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
-from gac_deploy.body.graph import INPUT, Edge, Graph
-from gac_deploy.body.quantize import ACTIVATION_SHIFT, DECAY_UNITY
+from gac_deploy.body.formats import ACTIVATION_SCALE
+from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.config import LIFConfig
-from gac_deploy.models.lif import lif_forward
+from gac_deploy.models.lif import lif_forward, slayer_cuba_neuron
 
 
 @dataclass
@@ -39,22 +39,6 @@ class GraphRun:
         return self.scores.argmax(dim=1)
 
 
-def edge_current(edge: Edge, signal: torch.Tensor) -> torch.Tensor:
-    """Synaptic input of ``edge``: source signal [T, N, ...] -> [T, N, *dst shape], float64."""
-    weight = torch.as_tensor(edge.weight, dtype=torch.float64)
-    flat = signal.to(torch.float64).flatten(0, 1)
-    if edge.kind == "conv":
-        out = F.conv2d(flat, weight, stride=edge.stride, padding=edge.padding)
-    else:
-        out = flat.flatten(1) @ weight.T
-    return out.view(signal.shape[0], signal.shape[1], *out.shape[1:])
-
-
-def _channel_bias(bias, shape: tuple[int, ...]) -> torch.Tensor:
-    b = torch.as_tensor(bias, dtype=torch.float64)
-    return b.view(-1, *([1] * (len(shape) - 1)))
-
-
 def _synaptic_input(graph: Graph, name: str, signals: dict[str, torch.Tensor]) -> torch.Tensor:
     total = None
     for edge in graph.incoming(name):
@@ -71,8 +55,8 @@ def run_float_graph(graph: Graph, encoded: torch.Tensor) -> GraphRun:
         current = _synaptic_input(graph, pop.name, signals)
         for edge in graph.incoming(pop.name):
             if edge.bias is not None:
-                current = current + _channel_bias(edge.bias, pop.shape)
-        current = current + _channel_bias(pop.bias, pop.shape)
+                current = current + channel_bias(edge.bias, pop.shape, torch.float64)
+        current = current + channel_bias(pop.bias, pop.shape, torch.float64)
         if pop.role == "readout":
             readout = torch.cumsum(current, dim=0)
         else:
@@ -80,28 +64,6 @@ def run_float_graph(graph: Graph, encoded: torch.Tensor) -> GraphRun:
             signals[pop.name] = lif_forward(current, lif)
     spikes = {k: v for k, v in signals.items() if k != INPUT}
     return GraphRun(spikes, readout)
-
-
-SLAYER_SCALE = 1 << ACTIVATION_SHIFT
-
-
-def slayer_cuba_neuron(threshold: int, voltage_decay: int):
-    """lava-dl's CUBA neuron for vThMant ``threshold`` and 12-bit ``voltage_decay``.
-
-    It takes a_in / 64 as input and keeps its state in integers of 1/4096, so it
-    runs Loihi's arithmetic: u = a_in << 6, v = sign(v)(|v| (4096 - dv) >> 12) + u,
-    spike when v > vth << 6, then v = 0. Its strict test (v >= vth + 0.01/4096,
-    in float32) is exact only while vThMant < 1024; quantisation keeps it there.
-    """
-    from gac_deploy.lava_compat import import_slayer
-
-    slayer = import_slayer()
-    return slayer.neuron.cuba.Neuron(
-        threshold=threshold / SLAYER_SCALE,
-        current_decay=1.0,
-        voltage_decay=voltage_decay / DECAY_UNITY,
-        scale=SLAYER_SCALE,
-    )
 
 
 def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
@@ -115,9 +77,10 @@ def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
     readout = None
     with torch.no_grad():
         for pop in graph.populations:
-            a_in = _synaptic_input(graph, pop.name, signals) + _channel_bias(pop.bias, pop.shape)
+            bias = channel_bias(pop.bias, pop.shape, torch.float64)
+            a_in = _synaptic_input(graph, pop.name, signals) + bias
             neuron = slayer_cuba_neuron(int(pop.threshold), int(pop.voltage_decay))
-            x = (a_in / SLAYER_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
+            x = (a_in / ACTIVATION_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
             if pop.role == "readout":
                 _, voltage = neuron.dynamics(x)
                 readout = torch.round(voltage.double() * neuron.s_scale).movedim(-1, 0)

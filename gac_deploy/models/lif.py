@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from gac_deploy.body.formats import ACTIVATION_SCALE, DECAY_UNITY, lif_device_params
 from gac_deploy.config import LIFConfig
 
 
@@ -192,33 +193,46 @@ class _RoundSTE(torch.autograd.Function):
         return grad
 
 
+def slayer_cuba_neuron(threshold: int, voltage_decay: int):
+    """lava-dl's CUBA neuron for vThMant ``threshold`` and 12-bit ``voltage_decay``.
+
+    It takes a_in / 64 as input and keeps its state in integers of 1/4096, so it
+    runs Loihi's arithmetic: u = a_in << 6, v = sign(v)(|v| (4096 - dv) >> 12) + u,
+    spike when v > vth << 6, then v = 0. Its strict test (v >= vth + 0.01/4096,
+    in float32) is exact only while vThMant < 1024; quantisation keeps it there.
+    """
+    from gac_deploy.lava_compat import import_slayer
+
+    return import_slayer().neuron.cuba.Neuron(
+        threshold=threshold / ACTIVATION_SCALE,
+        current_decay=1.0,
+        voltage_decay=voltage_decay / DECAY_UNITY,
+        scale=ACTIVATION_SCALE,
+    )
+
+
 def loihi_lif_forward(x: torch.Tensor, config: LIFConfig, scale_exp: int) -> torch.Tensor:
     """The same population in Loihi fixed point, run by lava-dl's CUBA neuron.
 
     ``x`` [T, ...] in model units is rounded to the population's integer unit
     2**-scale_exp (straight-through); the threshold becomes vThMant =
-    round(Vth * 2**scale_exp) and the voltage decay round(4096 * (1 - tau)). The
-    voltage follows slayer's integer dynamics (decay rounded toward zero, as on
-    Loihi); spikes are v > vThMant with this package's surrogate gradient.
+    round(Vth * 2**scale_exp) and the voltage decay round(4096 * (1 - tau))
+    (:func:`gac_deploy.body.formats.lif_device_params`). The voltage follows
+    slayer's integer dynamics (decay rounded toward zero, as on Loihi); spikes are
+    v > vThMant with this package's surrogate gradient, in a_in / 64 units.
     Needs a strict threshold and reset 0 (what Loihi does).
     """
-    from gac_deploy.lava_compat import import_slayer
-
     if not config.strict or config.reset != 0.0:
         raise ValueError("Loihi fixed point needs a strict threshold and reset 0")
     scale = 2.0**scale_exp
-    vth = round(config.threshold * scale)
-    neuron = import_slayer().neuron.cuba.Neuron(
-        threshold=vth / 64,
-        current_decay=1.0,
-        voltage_decay=round(4096 * (1 - config.tau)) / 4096,
-        scale=64,
-    )
-    a_in = (_RoundSTE.apply(x * scale) / 64).movedim(0, -1).float()  # [N, ..., T]
+    device = lif_device_params(config, scale_exp)
+    neuron = slayer_cuba_neuron(device.threshold, device.voltage_decay)
+    a_in = (_RoundSTE.apply(x * scale) / ACTIVATION_SCALE).movedim(0, -1).float()  # [N, ..., T]
     shape = a_in.shape
     _, voltage = neuron.dynamics(a_in.reshape(shape[0], -1, shape[-1]))  # slayer: [N, n, T]
-    width = config.surrogate_width * scale / 64
-    spikes = SurrogateSpike.apply(voltage - vth / 64, True, config.surrogate, width)
+    width = config.surrogate_width * scale / ACTIVATION_SCALE
+    vth = device.threshold / ACTIVATION_SCALE
+    spikes = SurrogateSpike.apply(voltage - vth, True, config.surrogate, width)
     return spikes.reshape(shape).movedim(-1, 0).to(x.dtype)
 
 

@@ -16,16 +16,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from gac_deploy.body.formats import BIAS_LIMIT, WEIGHT_MAX, WEIGHT_MIN, WEIGHT_STEP
 from gac_deploy.body.graph import INPUT, Graph
-from gac_deploy.body.quantize import (
-    BIAS_LIMIT,
-    WEIGHT_MAX,
-    WEIGHT_MIN,
-    QuantSpec,
-    quantize_payload,
-)
+from gac_deploy.body.quantize import QuantSpec, quantize_payload
+from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.models.lif import loihi_lif_forward
 from gac_deploy.models.msresnet import ConvBN, GACMSResNet
 
@@ -38,7 +33,8 @@ def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def fake_quant_weight(w: torch.Tensor, k: int) -> torch.Tensor:
     """Weights as exported at unit 2**-k: even integers in [-256, 254]."""
     scale = 2.0**k
-    q = torch.clamp(2 * torch.round(w * scale / 2), WEIGHT_MIN, WEIGHT_MAX) / scale
+    q = torch.clamp(WEIGHT_STEP * torch.round(w * scale / WEIGHT_STEP), WEIGHT_MIN, WEIGHT_MAX)
+    q = q / scale
     return _ste(w, q)
 
 
@@ -87,7 +83,6 @@ class QATBody(nn.Module):
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
         b = self.spec.payload_bits
         signals = {INPUT: _ste(encoded, quantize_payload(encoded, b) / 2.0**b)}
-        t, n = encoded.shape[:2]
         for pop in self.graph.populations:
             k = self.spec.scale_exp[pop.name]
             current, bias = 0.0, encoded.new_zeros(pop.shape[0])
@@ -97,16 +92,12 @@ class QATBody(nn.Module):
                     current = current + src
                     continue
                 bias = bias + self.bias[_key(edge.layer)]
-                flat = src.flatten(0, 1)
                 if edge.kind == "conv":
                     w = fake_quant_weight(self.weight[_key(edge.layer)], k)
-                    out = F.conv2d(flat, w, stride=edge.stride, padding=edge.padding)
                 else:
                     w = fake_quant_weight(self._dense_weight(edge.layer, src.shape[2:]), k)
-                    out = flat.flatten(1) @ w.T
-                current = current + out.view(t, n, *out.shape[1:])
-            bias = fake_quant_bias(bias, k)
-            current = current + bias.view(-1, *([1] * (len(pop.shape) - 1)))
+                current = current + edge_current(edge, src, w)
+            current = current + channel_bias(fake_quant_bias(bias, k), pop.shape)
             if pop.role == "readout":
                 return current.mean(dim=0)
             signals[pop.name] = loihi_lif_forward(current, self.lif, k)

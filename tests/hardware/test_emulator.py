@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from gac_deploy.body.quantize import quantize_graph, quantize_payload
+from gac_deploy.body.synapses import edge_current
 from gac_deploy.body.timing import balance_delays
 from gac_deploy.export.bundle import load_bundle
 from gac_deploy.hardware.emulator import emulate
-from gac_deploy.hardware.reference import edge_current, run_quantized_graph
+from gac_deploy.hardware.reference import run_quantized_graph
 from gac_deploy.hardware.simulate import simulate_bundle
 from tests.conftest import random_model, small_config
 

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from gac_deploy.hardware.reference import SLAYER_SCALE, slayer_cuba_neuron
+from gac_deploy.body.formats import ACTIVATION_SCALE as SLAYER_SCALE
+from gac_deploy.models.lif import slayer_cuba_neuron
 
 
 def loihi_cuba(a_in: np.ndarray, vth: int, dv: int) -> tuple[np.ndarray, np.ndarray]:
