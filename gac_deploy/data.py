@@ -111,17 +111,27 @@ class FolderDataset:
         return len(self.files)
 
     def _load(self, path: Path, train: bool, generator) -> torch.Tensor:
+        """One image, decoded and transformed. A file that does not decode (truncated,
+        empty, not an image, or a decompression bomb past Pillow's pixel limit) is
+        refused, naming it: skipping it would change which image each planned position
+        holds, and with it resumed and multi-process runs."""
         from PIL import Image
 
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if train:
-                img = random_resized_crop(img, self.size, generator)
-                if torch.rand(1, generator=generator).item() < 0.5:
-                    img = img.transpose(Image.FLIP_LEFT_RIGHT)
-            else:
-                img = resize_centre_crop(img, int(self.size * 256 / 224), self.size)
-            array = np.asarray(img, dtype=np.float32) / 255.0
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if train:
+                    img = random_resized_crop(img, self.size, generator)
+                    if torch.rand(1, generator=generator).item() < 0.5:
+                        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+                else:
+                    img = resize_centre_crop(img, int(self.size * 256 / 224), self.size)
+                array = np.asarray(img, dtype=np.float32) / 255.0
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"{path} cannot be used as an image ({reason[:120]}); remove or replace it"
+            ) from None
         return (torch.from_numpy(array).permute(2, 0, 1) - self.mean) / self.std
 
     def batch(

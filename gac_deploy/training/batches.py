@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from gac_deploy.data import ArrayDataset, FolderDataset
+from gac_deploy.errors import UserError
 from gac_deploy.training.distributed import World, shard
 
 _MASK64 = 2**64 - 1
@@ -189,12 +190,15 @@ def load_ahead(
             indices, seeds = zip(*items, strict=True)
             yield dataset.batch(torch.tensor(indices), train=train, seeds=seeds if train else None)
         return
-    yield from DataLoader(
-        _Items(dataset, train),
-        batch_sampler=item_lists,
-        num_workers=workers,
-        pin_memory=pin_memory,
-    )
+    try:
+        yield from DataLoader(
+            _Items(dataset, train),
+            batch_sampler=item_lists,
+            num_workers=workers,
+            pin_memory=pin_memory,
+        )
+    except UserError as exc:  # re-raised by the DataLoader with the worker's traceback
+        raise UserError(str(exc).strip().splitlines()[-1].split("UserError: ", 1)[-1]) from None
 
 
 def load_steps(

@@ -53,3 +53,45 @@ def test_a_row_referenced_a_million_times_is_refused_without_expanding_it(tmp_pa
     with pytest.raises(UserError, match="'data' is a list"):
         load_dataset("cifar10", str(root))
     assert time.perf_counter() - started < 30
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _text(path):
+    path.write_text("this is not a picture\n")
+
+
+def _bomb(path):
+    from PIL import Image
+
+    Image.new("L", (12_000, 12_000)).save(path, format="PNG")  # 144 M pixels, a small file
+
+
+@pytest.mark.parametrize("damage", [_truncated, _empty, _text, _bomb])
+@pytest.mark.parametrize("workers", [0, 1])
+def test_damaged_images_are_refused_naming_the_file(tmp_path, damage, workers):
+    """Policy: refuse, naming the file (skipping would shift every planned position)."""
+    from PIL import Image
+
+    from gac_deploy.training.batches import load_ahead
+    from tests.test_data import write_imagenet
+
+    write_imagenet(tmp_path)
+    bad = tmp_path / "train" / "n02" / "img1.JPEG"
+    damage(bad)
+    split = load_dataset("imagenet", str(tmp_path))
+    items = [[(i, i) for i in range(len(split.train))]]
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 30_000_000  # the bomb is past twice this: Pillow refuses it
+    try:
+        with pytest.raises(UserError, match="img1.JPEG cannot be used as an image") as info:
+            list(load_ahead(split.train, items, workers=workers))
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    assert "\n" not in str(info.value) and str(bad) in str(info.value)
