@@ -29,7 +29,7 @@ def test_slayer_import_fails_without_workaround():
 def test_lava_runtime_import_fails_after_start_method_was_set():
     result = run_python(
         "import multiprocessing as mp; mp.set_start_method('spawn');"
-        "from gac_deploy.hardware import lava_compat as c; c._hashable_byte_encoder();"
+        "from gac_deploy import lava_compat as c; c._hashable_byte_encoder();"
         "import lava.magma.runtime.message_infrastructure.multiprocessing"
     )
     assert result.returncode != 0 and "context has already been set" in result.stderr

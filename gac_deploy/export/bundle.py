@@ -53,7 +53,8 @@ class Bundle:
 
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Host stage by onnxruntime: images [N, C, H, W] -> (O, payload), each [T, N, C, H, W]."""
-        return run_encoder_onnx(self.path / ENCODER_FILE, images)
+        expected = (self.graph.time_steps, *self.graph.input_shape)
+        return run_encoder_onnx(self.path / ENCODER_FILE, images, expected)
 
 
 def check_replaceable(path: Path) -> None:

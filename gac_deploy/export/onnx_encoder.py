@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from gac_deploy.body.quantize import quantize_payload
+from gac_deploy.errors import UserError
 from gac_deploy.models.encoder import StemEncoder
 
 OPSET = 18
@@ -63,12 +64,58 @@ def export_encoder_onnx(
     onnx_log.setLevel(level)
 
 
-def run_encoder_onnx(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run encoder.onnx with onnxruntime: images [N, C, H, W] -> (encoded, payload) [T, N, ...]."""
+INPUTS = ("image",)
+OUTPUTS = ("encoded", "payload")
+
+
+def check_encoder_onnx(path: Path) -> None:
+    """Refuse a file that is not an encoder this package wrote: not ONNX, external data
+    (weights read from other files), or other inputs/outputs than ``image`` ->
+    ``encoded``, ``payload``."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for garbage
+        raise UserError(
+            f"{path} is not an ONNX model ({type(exc).__name__}); re-export the bundle"
+        ) from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise UserError(f"{path} reads weights from external files; re-export the bundle")
+    inputs = tuple(i.name for i in model.graph.input)
+    outputs = tuple(o.name for o in model.graph.output)
+    if inputs != INPUTS or outputs != OUTPUTS:
+        raise UserError(
+            f"{path} is not a gac-deploy encoder (inputs {list(inputs)}, outputs "
+            f"{list(outputs)}; expected {list(INPUTS)} -> {list(OUTPUTS)}); re-export the bundle"
+        )
+
+
+def run_encoder_onnx(
+    path: Path, images: np.ndarray, expected: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run encoder.onnx with onnxruntime: images [N, C, H, W] -> (encoded, payload) [T, N, ...].
+
+    The file is checked first (:func:`check_encoder_onnx`); ``expected`` (T, C, H, W), when
+    given, is the shape each output must have around the batch dimension."""
     import onnxruntime as ort
 
+    check_encoder_onnx(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    encoded, payload = session.run(None, {"image": np.ascontiguousarray(images, np.float32)})
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        encoded, payload = session.run(None, {"image": np.ascontiguousarray(images, np.float32)})
+    except Exception as exc:  # onnxruntime's Fail, InvalidArgument, ... for a bad model
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise UserError(f"{path} does not run ({reason}); re-export the bundle") from None
+    if expected is not None:
+        t, *image = expected
+        want = [t, len(images), *image]
+        for name, out in zip(OUTPUTS, (encoded, payload), strict=True):
+            if list(out.shape) != want:
+                raise UserError(
+                    f"{path}: {name} has shape {list(out.shape)}, the body needs {want}; "
+                    "re-export the bundle"
+                )
     return encoded, payload

@@ -80,9 +80,20 @@ def test_resume_from_the_command_line_takes_the_runs_own_settings(tmp_path):
 
 def test_nan_loss_stops_with_the_last_good_state(tmp_path):
     split = load_synthetic_split(seed=0)
-    config = TrainConfig(dataset="synthetic", epochs=3, batch_size=16, lr=1e30)
+    config = TrainConfig(
+        dataset="synthetic", epochs=3, batch_size=16, lr=1e30, checkpoint_every=1
+    )
     with pytest.raises(UserError, match="loss became .* last good state .*last.pt"):
         train(SMALL, config, tmp_path, split=split, progress=False)
+
+
+def test_nan_loss_before_any_state_names_no_state(tmp_path):
+    """Without a saved state the message must not point at a last.pt (issue 13)."""
+    split = load_synthetic_split(seed=0)
+    config = TrainConfig(dataset="synthetic", epochs=3, batch_size=16, lr=1e30)
+    with pytest.raises(UserError, match="before any training state was saved") as info:
+        train(SMALL, config, tmp_path, split=split, progress=False)
+    assert "last.pt" not in str(info.value) and not (tmp_path / "last.pt").exists()
 
 
 def test_presets_yaml_and_flags_layer_in_order(tmp_path):
