@@ -25,7 +25,7 @@ from tqdm import tqdm
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
 from gac_deploy.config import ModelConfig, TrainConfig, model_config_from_dict, to_dict
 from gac_deploy.data import Split, load_dataset
-from gac_deploy.errors import UserError
+from gac_deploy.errors import UserError, bad_setting
 from gac_deploy.models import build_model
 from gac_deploy.models.lif import compiled_recurrences
 from gac_deploy.training import run_dir
@@ -127,7 +127,7 @@ def _train(
     overwrite: bool,
 ) -> Checkpoint | None:
     if max_steps is not None and max_steps < 1:
-        raise UserError(f"--max-steps must be at least 1, got {max_steps}")
+        raise bad_setting("max_steps", "at least 1", max_steps)
     out = Path(out_dir)
     run_dir.check_run_dir(out, resume=resume, overwrite=overwrite)
     saved = _saved_state(out, qat) if resume else None
