@@ -69,6 +69,7 @@ class _Run:
         return self.device.type == "cuda"
 
     def save(self, state: TrainingState) -> None:
+        """Write ``state`` to OUT/last.pt."""
         run_dir.save_state(
             self.out / run_dir.STATE_FILE, state, self.model_config, self.train_config
         )
@@ -370,6 +371,7 @@ def _train_epoch(run: _Run, state: TrainingState, bar: tqdm, stop_after: int | N
 
 
 def _diverged(loss: float, state: TrainingState, state_file: Path) -> UserError:
+    """The error for a loss that became NaN or infinite: where to go on from."""
     where = f"loss became {loss} at step {state.step} (epoch {state.epoch})"
     if state_file.exists():
         return UserError(
