@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gac_deploy.errors import UserError
+from gac_deploy.errors import UserError, bad_setting
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,12 @@ class LIFConfig:
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
             raise UserError(
-                f"unknown surrogate {self.surrogate!r}; choose one of: {', '.join(SURROGATES)}"
+                f"unknown surrogate {self.surrogate!r}; choose one of: {', '.join(SURROGATES)}",
+                setting="surrogate",
             )
         _check_finite(self)
         if not 0.0 <= self.tau <= 1.0:
-            raise UserError(f"tau must be in [0, 1] (the kept fraction), got {self.tau}")
+            raise bad_setting("tau", "in [0, 1] (the kept fraction)", self.tau)
 
 
 def _check_finite(config: Any) -> None:
@@ -48,7 +49,7 @@ def _check_finite(config: Any) -> None:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"setting {f.name} must be a finite number, got {value}")
+            raise bad_setting(f.name, "a finite number", value)
 
 
 SURROGATES = ("rectangle", "triangle")
@@ -103,7 +104,9 @@ class ModelConfig:
         for key, allowed in (("encoder", ENCODERS), ("gau", GAU_MODES), ("shortcut", SHORTCUTS)):
             value = getattr(self, key)
             if value not in allowed:
-                raise UserError(f"unknown {key} {value!r}; choose one of: {', '.join(allowed)}")
+                raise UserError(
+                    f"unknown {key} {value!r}; choose one of: {', '.join(allowed)}", setting=key
+                )
         for key in (
             "in_channels",
             "image_size",
@@ -116,11 +119,12 @@ class ModelConfig:
             "ta_reduction",
         ):
             if getattr(self, key) < 1:
-                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
+                raise bad_setting(key, "at least 1", getattr(self, key))
         if self.time_steps // self.ta_reduction < 1:
             raise UserError(
                 f"time_steps {self.time_steps} is smaller than ta_reduction "
-                f"{self.ta_reduction}; use more time steps or a smaller reduction"
+                f"{self.ta_reduction}; use more time steps or a smaller reduction",
+                setting="time_steps",
             )
 
 
@@ -150,11 +154,12 @@ class TrainConfig:
     workers: int | None = None  # loader processes; None: 0 for in-memory data, else up to 8
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UserError("--epochs and --batch-size must be at least 1")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise bad_setting(key, "at least 1", getattr(self, key))
         _check_finite(self)
         if self.lr <= 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
+            raise bad_setting("lr", "positive", self.lr)
         ranges = (
             ("momentum", 0.0 <= self.momentum < 1.0, "in [0, 1)"),
             ("weight_decay", self.weight_decay >= 0, "at least 0"),
@@ -167,9 +172,7 @@ class TrainConfig:
         )
         for key, ok, rule in ranges:
             if not ok:
-                raise UserError(
-                    f"--{key.replace('_', '-')} must be {rule}, got {getattr(self, key)}"
-                )
+                raise bad_setting(key, rule, getattr(self, key))
 
 
 _CIFAR_RECIPE = {

@@ -28,7 +28,7 @@ def run(args) -> dict:
     from gac_deploy.data import load_split
     from gac_deploy.training.batches import default_workers
     from gac_deploy.training.distributed import World
-    from gac_deploy.training.trainer import evaluate
+    from gac_deploy.training.evaluate import evaluate
 
     if args.samples is not None and args.samples < 1:
         raise UserError(f"--samples must be at least 1, got {args.samples}")

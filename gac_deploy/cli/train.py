@@ -88,6 +88,19 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
+    from gac_deploy.training.settings import MODEL_KEYS, TRAIN_KEYS, flag_for
+
+    named = ("model", "max_steps", *MODEL_KEYS, *TRAIN_KEYS)
+    flags = {k for k in named if getattr(args, k, None) is not None}  # before QAT defaults
+    try:
+        return _train(args)
+    except UserError as exc:  # a setting's error says which flag gave the setting
+        if exc.setting not in flags:
+            raise
+        raise UserError(f"argument {flag_for(exc.setting)}: {exc}") from None
+
+
+def _train(args) -> dict:
     from dataclasses import replace
 
     from gac_deploy.data import load_dataset
@@ -96,6 +109,7 @@ def run(args) -> dict:
         MODEL_KEYS,
         TRAIN_KEYS,
         build_configs,
+        flag_for,
         merge_settings,
         resume_configs,
     )
@@ -112,7 +126,7 @@ def run(args) -> dict:
         if given:
             raise UserError(
                 f"--init takes the architecture from the checkpoint; drop "
-                f"{', '.join('--' + k.replace('_', '-') for k in given)}"
+                f"{', '.join(flag_for(k) for k in given)}"
             )
         init = load_checkpoint(args.init)
     elif args.qat:

@@ -11,8 +11,10 @@ user's files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -70,6 +72,29 @@ def clear_run(out: Path) -> None:
             path.unlink()
 
 
+def open_tensorboard(out: Path):
+    """A TensorBoard writer logging into ``OUT/tensorboard``."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(
+            "--tensorboard needs the tensorboard package: pip install 'gac-deploy[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(out / TENSORBOARD_DIR))
+
+
+def log_tensorboard(writer, row: dict) -> None:
+    """An epoch's metrics row as TensorBoard scalars, a firing rate per population."""
+    epoch = row["epoch"]
+    for key, value in row.items():
+        if key == "firing_rates":
+            for name, rate in value.items():
+                writer.add_scalar(f"firing_rate/{name}", rate, epoch)
+        elif key != "epoch":
+            writer.add_scalar(key, value, epoch)
+    writer.flush()
+
+
 def write_metrics(path: Path, rows: list[dict]) -> None:
     """``rows`` (one dict per epoch) as JSON lines."""
     with atomic_path(path, ".jsonl") as tmp:
@@ -89,38 +114,91 @@ def write_config(
         )
 
 
+@dataclass
+class EpochSums:
+    """The running sums of the epoch being trained, in this process: loss x images,
+    correct predictions, images and seconds."""
+
+    loss: float = 0.0
+    correct: int = 0
+    images: int = 0
+    seconds: float = 0.0
+
+    def to_list(self) -> list[float]:
+        """The sums as ``last.pt`` keeps them: a list in field order."""
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> EpochSums:
+        return cls(**{f.name: v for f, v in zip(dataclasses.fields(cls), values, strict=True)})
+
+
+@dataclass
+class TrainingState:
+    """What ``OUT/last.pt`` holds and ``--resume`` reads back: the network being trained
+    with its optimiser, learning-rate scheduler and gradient scaler; the global ``step``
+    done and the ``epoch`` to continue at, with ``sums``, that epoch's running sums so far;
+    the metrics ``rows`` of the epochs done; and how the run was started (``max_steps``,
+    ``qat``)."""
+
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    max_steps: int | None
+    qat: bool
+    step: int = 0
+    epoch: int = 1
+    rows: list[dict] = field(default_factory=list)
+    sums: EpochSums = field(default_factory=EpochSums)
+
+    def restore(self, saved: dict) -> None:
+        """Continue from ``saved`` (as :func:`load_state` reads it), random number
+        generators included. States written by earlier versions may lack the gradient
+        scaler, the generators and the epoch's sums."""
+        self.net.load_state_dict(saved["net"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.rows, self.step, self.epoch = (
+            list(saved["rows"]),
+            int(saved["step"]),
+            int(saved["epoch"]),
+        )
+        if "scaler" in saved:
+            self.scaler.load_state_dict(saved["scaler"])
+        if "rng" in saved:
+            restore_rng(saved["rng"])
+        if "epoch_sums" in saved:
+            self.sums = EpochSums.from_list(saved["epoch_sums"])
+
+
 def save_state(
-    path: Path,
-    net,
-    optimizer,
-    scheduler,
-    scaler,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    **progress,
+    path: Path, state: TrainingState, model_config: ModelConfig, train_config: TrainConfig
 ) -> None:
-    """Everything ``--resume`` needs: weights, optimiser, scheduler, gradient scaler, the
-    random number generators (the rate encoder draws from them), and ``progress``: the
-    epoch and step to continue at, the metrics rows so far and the running sums of the
-    current epoch."""
-    rows = progress.get("rows", [])
-    state = {
+    """Everything ``--resume`` needs: ``state``, the run's configurations and the random
+    number generators (the rate encoder draws from them)."""
+    saved = {
         "format": STATE_FORMAT,
         "model_config": to_dict(model_config),
         "train_config": to_dict(train_config),
-        "net": net.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
+        "net": state.net.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "scaler": state.scaler.state_dict(),
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
         },
-        "best_test_acc": max((r["test_acc"] for r in rows), default=None),
-        **progress,
+        "best_test_acc": max((r["test_acc"] for r in state.rows), default=None),
+        "epoch": state.epoch,
+        "step": state.step,
+        "rows": state.rows,
+        "epoch_sums": state.sums.to_list(),
+        "max_steps": state.max_steps,
+        "qat": state.qat,
     }
     with atomic_path(path, ".pt") as tmp:
-        torch.save(state, tmp)
+        torch.save(saved, tmp)
 
 
 def restore_rng(states: dict) -> None:

@@ -10,11 +10,16 @@ from typing import Any
 import yaml
 
 from gac_deploy.config import PRESETS, ModelConfig, TrainConfig, model_config_from_dict, to_dict
-from gac_deploy.errors import UserError
+from gac_deploy.errors import UserError, bad_setting
 from gac_deploy.models import default_config
 
 MODEL_KEYS = ("time_steps", "encoder", "gau", "sca_kernel", "shortcut")
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def flag_for(setting: str) -> str:
+    """The command-line flag that gives ``setting``: ``batch_size`` -> ``--batch-size``."""
+    return "--" + setting.replace("_", "-")
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -65,7 +70,7 @@ def _typed(key: str, value: Any) -> Any:
         if number is not None and math.isfinite(number) and number == int(number):
             return int(number)
     expected = {"bool": "true or false", "str": "a string"}.get(base, f"a number ({base})")
-    raise UserError(f"setting {key} must be {expected}, got {value!r}")
+    raise bad_setting(key, expected, value)
 
 
 def merge_settings(
@@ -128,7 +133,7 @@ def resume_configs(
     given = dict(settings) if max_steps is None else {**settings, "max_steps": max_steps}
     differ = [k for k, v in given.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]
     if differ:
-        what = ", ".join(f"--{k.replace('_', '-')} {given[k]} (was {saved.get(k)})" for k in differ)
+        what = ", ".join(f"{flag_for(k)} {given[k]} (was {saved.get(k)})" for k in differ)
         raise UserError(
             f"--resume continues the run as it was set up, but {what}; drop the "
             "changed settings, or train into a new --out"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
 from gac_deploy.config import ModelConfig, TrainConfig, model_config_from_dict, to_dict
 from gac_deploy.data import Split, load_dataset
-from gac_deploy.errors import UserError
+from gac_deploy.errors import UserError, bad_setting
 from gac_deploy.models import build_model
 from gac_deploy.models.lif import compiled_recurrences
 from gac_deploy.training import run_dir
@@ -32,7 +33,6 @@ from gac_deploy.training.batches import (
     StepPlan,
     assemble,
     default_workers,
-    load_ahead,
     load_steps,
     plan_step,
 )
@@ -42,154 +42,37 @@ from gac_deploy.training.distributed import (
     all_sum,
     init_world,
     process_device,
-    shard,
     synchronise_batchnorm,
     training_device,
 )
-
-STATE_FILE = run_dir.STATE_FILE
-# an epoch's running sums at its start: loss x images, correct, images, seconds
-_EPOCH_START = (0.0, 0, 0, 0.0)
+from gac_deploy.training.evaluate import evaluate, population_rates
+from gac_deploy.training.run_dir import EpochSums, TrainingState
 
 
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    split: Split,
-    batch_size: int = 256,
-    count: int | None = None,
-    world: World | None = None,
-    workers: int = 0,
-) -> float:
-    """Top-1 accuracy of ``model`` (eval mode) on the first ``count`` test images (all).
-    With several processes each evaluates its share and the counts are summed; ``workers``
-    processes load the images ahead (see :func:`gac_deploy.training.batches.load_ahead`)."""
-    model.eval()
-    world = world or World()
-    total = len(split.test) if count is None else min(count, len(split.test))
-    share = shard(torch.arange(total), world).tolist()
-    chunks = (
-        [(i, 0) for i in share[lo : lo + batch_size]] for lo in range(0, len(share), batch_size)
-    )
-    correct = 0
-    for x, y in load_ahead(split.test, chunks, workers, train=False):
-        correct += int((model(x.to(_device(model))).argmax(1).cpu() == y).sum())
-    (correct,) = all_sum([correct], world)
-    return correct / max(total, 1)
+@dataclass(frozen=True)
+class _Run:
+    """What every step of a run reads: fixed once the run is set up."""
 
+    out: Path
+    model_config: ModelConfig
+    train_config: TrainConfig
+    split: Split
+    world: World
+    device: torch.device
+    workers: int  # processes loading images ahead
+    total: int  # the optimiser steps of the whole run
+    step_net: torch.nn.Module  # the network a step runs (wrapped for DDP when distributed)
+    progress: bool
 
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    @property
+    def mixed_precision(self) -> bool:
+        return self.device.type == "cuda"
 
-
-@torch.no_grad()
-def population_rates(model, x: torch.Tensor) -> dict[str, float]:
-    """Eq. 12 firing rate of each LIF population of a float model on images x."""
-    if not hasattr(model, "populations"):
-        return {}
-    spikes: dict[str, float] = {}
-    hooks = [
-        lif.register_forward_hook(
-            lambda _m, _i, out, name=name: spikes.__setitem__(name, float(out.mean()))
+    def save(self, state: TrainingState) -> None:
+        """Write ``state`` to OUT/last.pt."""
+        run_dir.save_state(
+            self.out / run_dir.STATE_FILE, state, self.model_config, self.train_config
         )
-        for name, lif in model.populations().items()
-    ]
-    try:
-        model.eval()(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return spikes
-
-
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise UserError(
-            "--tensorboard needs the tensorboard package: pip install 'gac-deploy[tensorboard]'"
-        ) from None
-    return SummaryWriter(str(out / run_dir.TENSORBOARD_DIR))
-
-
-def _prepare_qat(model, init: Checkpoint, split: Split, progress: bool):
-    """The network QAT trains (the body in Loihi fixed point), its format, and the
-    accuracies before fine-tuning."""
-    from gac_deploy.body.loihi2 import check_deployable
-    from gac_deploy.body.quantize import QuantSpec, choose_format
-    from gac_deploy.training.qat import QATModel
-
-    check_deployable(init.model_config)
-    spec = (
-        QuantSpec.from_dict(init.quantization)
-        if init.quantization
-        else choose_format(model.export_graph())
-    )
-    net = QATModel(model, spec)
-    before = {
-        "float_test_acc": init.metrics.get("float_test_acc", evaluate(model, split)),
-        "quantized_test_acc_before_qat": evaluate(net, split),
-    }
-    if progress:
-        print(
-            f"before QAT: float {before['float_test_acc']:.4f}, fixed point "
-            f"{before['quantized_test_acc_before_qat']:.4f}"
-        )
-    return net, spec, before
-
-
-def _check_shares(batch_size: int, images: int, world: World) -> None:
-    """Every process gets at least one image of every global batch."""
-    if batch_size % world.size:
-        raise UserError(f"--batch-size {batch_size} must divide evenly over {world.size} processes")
-    last = images % batch_size
-    if 0 < last < world.size:
-        raise UserError(
-            f"the last batch of each epoch holds {last} of {images} training images, fewer "
-            f"than the {world.size} processes; choose a --batch-size that leaves at least "
-            "one image per process"
-        )
-
-
-def _log_tensorboard(writer, row: dict) -> None:
-    epoch = row["epoch"]
-    for key, value in row.items():
-        if key == "firing_rates":
-            for name, rate in value.items():
-                writer.add_scalar(f"firing_rate/{name}", rate, epoch)
-        elif key != "epoch":
-            writer.add_scalar(key, value, epoch)
-    writer.flush()
-
-
-def _epoch_plans(
-    config: TrainConfig, images: int, epoch: int, step: int, total: int, world: World, size: int
-) -> Iterator[StepPlan]:
-    """The steps of ``epoch`` from global step ``step`` (mid-epoch when resuming) up to
-    ``total``; the epoch's data order comes from a generator seeded by (seed, epoch)."""
-    per_epoch = (images + config.batch_size - 1) // config.batch_size
-    order = torch.randperm(
-        images, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    )
-    first = max(step - (epoch - 1) * per_epoch, 0)
-    b = config.batch_size
-    for i in range(first, min(per_epoch, first + total - step)):
-        batch = order[i * b : (i + 1) * b]
-        yield plan_step(batch, world, config.seed, (epoch - 1) * per_epoch + i, size, config.cutmix)
-
-
-def _summary(rows: list[dict], steps: int) -> dict:
-    """The final checkpoint's metrics: the last epoch's, and the best test accuracy (the
-    model saved is the last, not the best)."""
-    final, best = rows[-1], max(rows, key=lambda r: r["test_acc"])
-    return {
-        "test_acc": final["test_acc"],
-        "train_acc": final["train_acc"],
-        "epochs": final["epoch"],
-        "steps": steps,
-        "best_test_acc": best["test_acc"],
-        "best_epoch": best["epoch"],
-    }
 
 
 def train(
@@ -245,36 +128,26 @@ def _train(
     overwrite: bool,
 ) -> Checkpoint | None:
     if max_steps is not None and max_steps < 1:
-        raise UserError(f"--max-steps must be at least 1, got {max_steps}")
+        raise bad_setting("max_steps", "at least 1", max_steps)
     out = Path(out_dir)
     run_dir.check_run_dir(out, resume=resume, overwrite=overwrite)
-    state = run_dir.load_state(out / STATE_FILE) if resume else None
-    if state is not None:
-        model_config = model_config_from_dict(state["model_config"])
-        if bool(state.get("qat")) != qat:
-            raise UserError(
-                f"the run in {out} is QAT fine-tuning; resume it with --qat --init and the "
-                "model.pt it started from"
-                if qat is False
-                else f"the run in {out} is not QAT fine-tuning; resume it without --qat"
-            )
+    saved = _saved_state(out, qat) if resume else None
+    if saved is not None:
+        model_config = model_config_from_dict(saved["model_config"])
     torch.manual_seed(train_config.seed)
     split = split or load_dataset(
         train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
     )
     device = training_device(train_config.device)
     if init is not None:
-        model = init.build()
-        model_config = init.model_config
+        model, model_config = init.build(), init.model_config
     else:
         model = build_model(model_config)
-    net: torch.nn.Module = model
-    spec = None
-    extra: dict = {}
+    net, spec, before_qat = model, None, {}
     if qat:
         if init is None:
             raise UserError("--qat fine-tunes a trained model; pass it with --init model.pt")
-        net, spec, extra = _prepare_qat(model, init, split, progress)
+        net, spec, before_qat = _prepare_qat(model, init, split, progress)
     world = init_world(device)
     device = process_device(device, world)
     workers = (
@@ -286,41 +159,34 @@ def _train(
         _check_shares(train_config.batch_size, len(split.train), world)
         net = synchronise_batchnorm(net, device)
     net.to(device)
-    step_net = (
-        DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    run = _Run(
+        out=out,
+        model_config=model_config,
+        train_config=train_config,
+        split=split,
+        world=world,
+        device=device,
+        workers=workers,
+        total=_total_steps(train_config, len(split.train), max_steps),
+        step_net=DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
         if world.distributed
-        else net
+        else net,
+        progress=progress and world.is_main,
     )
-    progress = progress and world.is_main
-    optimizer = torch.optim.SGD(
-        net.parameters(),
-        lr=train_config.lr,
-        momentum=train_config.momentum,
-        weight_decay=train_config.weight_decay,
-    )
-    n = len(split.train)
-    steps_per_epoch = (n + train_config.batch_size - 1) // train_config.batch_size
-    total = train_config.epochs * steps_per_epoch
-    if max_steps is not None:
-        total = min(total, max_steps)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    rows: list[dict] = []
-    step = 0
-    first_epoch = 1
-    if state is not None:
-        net.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        rows, step, first_epoch = list(state["rows"]), int(state["step"]), int(state["epoch"])
-        if step >= total:
+    state = _new_state(run, net, max_steps, qat)
+    if saved is not None:
+        state.restore(saved)
+        if state.step >= run.total:
             raise UserError(
-                f"the run in {out} finished at step {step} of {total}; nothing to resume"
+                f"the run in {out} finished at step {state.step} of {run.total}; nothing to resume"
             )
     if world.is_main:
         if overwrite and not resume:
             run_dir.clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
-    writer = _tensorboard(out) if train_config.tensorboard and world.is_main else None
+    writer = run_dir.open_tensorboard(out) if train_config.tensorboard and world.is_main else None
     if world.is_main:
         run_dir.write_config(
             out / run_dir.CONFIG_FILE,
@@ -328,131 +194,256 @@ def _train(
             train_config,
             {"qat": qat, "init": bool(init), "max_steps": max_steps},
         )
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    sums = list(_EPOCH_START)
-    if state is not None:  # (states from earlier versions may lack these)
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        if "rng" in state:
-            run_dir.restore_rng(state["rng"])
-        sums = list(state.get("epoch_sums", sums))
-
-    def save_state(epoch_to_resume: int) -> None:
-        run_dir.save_state(
-            out / STATE_FILE,
-            net,
-            optimizer,
-            scheduler,
-            scaler,
-            model_config,
-            train_config,
-            epoch=epoch_to_resume,
-            step=step,
-            rows=rows,
-            epoch_sums=[loss_sum, correct, seen, time.perf_counter() - started]
-            if epoch_to_resume == epoch
-            else list(_EPOCH_START),
-            max_steps=max_steps,
-            qat=qat,
-        )
-
     bar = tqdm(  # drawn on a terminal only; the epoch lines are printed either way
-        total=total,
-        initial=step,
+        total=run.total,
+        initial=state.step,
         desc="train",
         unit="batch",
-        disable=None if progress else True,
+        disable=None if run.progress else True,
         leave=False,
     )
-    for epoch in range(first_epoch, train_config.epochs + 1):
-        net.train()
-        loss_sum, correct, seen, done_s = sums
-        sums = list(_EPOCH_START)
-        started = time.perf_counter() - done_s
-        plans = _epoch_plans(train_config, n, epoch, step, total, world, split.image_size)
-        loads = load_steps(split.train, plans, workers, pin_memory=device.type == "cuda")
-        for plan, loaded in loads:
-            x, y, target = assemble(*loaded, plan, split.num_classes)
-            x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=use_amp):
-                logits = step_net(x)
-                loss = F.cross_entropy(logits, target, label_smoothing=train_config.label_smoothing)
-            if not all_finite(loss, world):
-                bar.close()
-                raise UserError(
-                    f"loss became {loss.item()} at step {step} (epoch {epoch}); the last good "
-                    f"state is {out / STATE_FILE}; lower --lr and continue with --resume"
-                    if (out / STATE_FILE).exists()
-                    else f"loss became {loss.item()} at step {step} (epoch {epoch}), before "
-                    "any training state was saved; lower --lr and train again with --overwrite"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            # DDP averages the processes' gradients; weighting each process's mean loss by
-            # its share makes that the gradient of the global batch's mean loss, also
-            # when the last batch of an epoch does not split evenly
-            scaler.scale(loss * (len(y) * world.size / plan.batch_size)).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1).cpu() == y).sum())
-            seen += len(y)
-            bar.update(1)
-            if progress:
-                rate = seen * world.size / max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", images_s=f"{rate:.0f}")
-            every = train_config.checkpoint_every
-            stopping = stop_after is not None and step >= stop_after
-            if world.is_main and (stopping or (every and step % every == 0)):
-                save_state(epoch)
-            if stopping:
-                bar.close()
+    try:
+        while state.epoch <= train_config.epochs:
+            if _train_epoch(run, state, bar, stop_after):
                 return None
-        elapsed = time.perf_counter() - started
-        loss_sum, correct, seen = all_sum([loss_sum, correct, seen], world)
-        row = {
-            "epoch": epoch,
-            "step": step,
-            "loss": loss_sum / max(seen, 1),
-            "train_acc": correct / max(seen, 1),
-            "test_acc": evaluate(net, split, world=world, workers=workers),
-            "lr": scheduler.get_last_lr()[0],
-            "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
-            "firing_rates": population_rates(net, split.test_images(64)[0].to(device)),
-        }
-        rows.append(row)
+            row = _end_epoch(run, state, writer)
+            if run.progress:
+                bar.write(
+                    f"epoch {row['epoch']:3d}  loss {row['loss']:.4f}  "
+                    f"train {row['train_acc']:.3f}  test {row['test_acc']:.3f}"
+                )
+            if state.step >= run.total:
+                break
+    finally:
+        bar.close()
         if writer is not None:
-            _log_tensorboard(writer, row)
-        if world.is_main:
-            run_dir.write_metrics(out / run_dir.METRICS_FILE, rows)
-            save_state(epoch + 1)
-        if progress:
-            bar.write(
-                f"epoch {epoch:3d}  loss {row['loss']:.4f}  train {row['train_acc']:.3f}  "
-                f"test {row['test_acc']:.3f}"
-            )
-        if step >= total:
-            break
-    bar.close()
+            writer.close()
+    return _final_checkpoint(run, state, model, spec, before_qat)
+
+
+def _saved_state(out: Path, qat: bool) -> dict:
+    """The training state in ``out`` to resume; refused when the run is not the kind
+    asked for (QAT fine-tuning or not)."""
+    saved = run_dir.load_state(out / run_dir.STATE_FILE)
+    if bool(saved.get("qat")) != qat:
+        raise UserError(
+            f"the run in {out} is QAT fine-tuning; resume it with --qat --init and the "
+            "model.pt it started from"
+            if qat is False
+            else f"the run in {out} is not QAT fine-tuning; resume it without --qat"
+        )
+    return saved
+
+
+def _prepare_qat(model, init: Checkpoint, split: Split, progress: bool):
+    """The network QAT trains (the body in Loihi fixed point), its format, and the
+    accuracies before fine-tuning."""
+    from gac_deploy.body.loihi2 import check_deployable
+    from gac_deploy.body.quantize import QuantSpec, choose_format
+    from gac_deploy.training.qat import QATModel
+
+    check_deployable(init.model_config)
+    spec = (
+        QuantSpec.from_dict(init.quantization)
+        if init.quantization
+        else choose_format(model.export_graph())
+    )
+    net = QATModel(model, spec)
+    before = {
+        "float_test_acc": init.metrics.get("float_test_acc", evaluate(model, split)),
+        "quantized_test_acc_before_qat": evaluate(net, split),
+    }
+    if progress:
+        print(
+            f"before QAT: float {before['float_test_acc']:.4f}, fixed point "
+            f"{before['quantized_test_acc_before_qat']:.4f}"
+        )
+    return net, spec, before
+
+
+def _check_shares(batch_size: int, images: int, world: World) -> None:
+    """Every process gets at least one image of every global batch."""
+    if batch_size % world.size:
+        raise UserError(f"--batch-size {batch_size} must divide evenly over {world.size} processes")
+    last = images % batch_size
+    if 0 < last < world.size:
+        raise UserError(
+            f"the last batch of each epoch holds {last} of {images} training images, fewer "
+            f"than the {world.size} processes; choose a --batch-size that leaves at least "
+            "one image per process"
+        )
+
+
+def _steps_per_epoch(config: TrainConfig, images: int) -> int:
+    return (images + config.batch_size - 1) // config.batch_size
+
+
+def _total_steps(config: TrainConfig, images: int, max_steps: int | None) -> int:
+    total = config.epochs * _steps_per_epoch(config, images)
+    return total if max_steps is None else min(total, max_steps)
+
+
+def _new_state(run: _Run, net: torch.nn.Module, max_steps: int | None, qat: bool) -> TrainingState:
+    """A run's state before its first step: SGD with momentum, the learning rate cosine
+    to 0 over the run's steps."""
+    config = run.train_config
+    optimizer = torch.optim.SGD(
+        net.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    return TrainingState(
+        net=net,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=run.total),
+        scaler=torch.amp.GradScaler("cuda", enabled=run.mixed_precision),
+        max_steps=max_steps,
+        qat=qat,
+    )
+
+
+def _epoch_plans(
+    config: TrainConfig, images: int, epoch: int, step: int, total: int, world: World, size: int
+) -> Iterator[StepPlan]:
+    """The steps of ``epoch`` from global step ``step`` (mid-epoch when resuming) up to
+    ``total``; the epoch's data order comes from a generator seeded by (seed, epoch)."""
+    per_epoch = _steps_per_epoch(config, images)
+    order = torch.randperm(
+        images, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    )
+    first = max(step - (epoch - 1) * per_epoch, 0)
+    b = config.batch_size
+    for i in range(first, min(per_epoch, first + total - step)):
+        batch = order[i * b : (i + 1) * b]
+        yield plan_step(batch, world, config.seed, (epoch - 1) * per_epoch + i, size, config.cutmix)
+
+
+def _train_epoch(run: _Run, state: TrainingState, bar: tqdm, stop_after: int | None) -> bool:
+    """Train the steps of ``state.epoch`` from ``state.step`` on, adding to ``state.sums``;
+    True when the run stopped at ``stop_after`` (OUT/last.pt written)."""
+    config, world, device, sums = run.train_config, run.world, run.device, state.sums
+    state.net.train()
+    started = time.perf_counter() - sums.seconds
+    plans = _epoch_plans(
+        config,
+        len(run.split.train),
+        state.epoch,
+        state.step,
+        run.total,
+        world,
+        run.split.image_size,
+    )
+    loads = load_steps(run.split.train, plans, run.workers, pin_memory=device.type == "cuda")
+    for plan, loaded in loads:
+        x, y, target = assemble(*loaded, plan, run.split.num_classes)
+        x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=run.mixed_precision):
+            logits = run.step_net(x)
+            loss = F.cross_entropy(logits, target, label_smoothing=config.label_smoothing)
+        if not all_finite(loss, world):
+            raise _diverged(loss.item(), state, run.out / run_dir.STATE_FILE)
+        state.optimizer.zero_grad(set_to_none=True)
+        # DDP averages the processes' gradients; weighting each process's mean loss by
+        # its share makes that the gradient of the global batch's mean loss, also
+        # when the last batch of an epoch does not split evenly
+        state.scaler.scale(loss * (len(y) * world.size / plan.batch_size)).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        state.step += 1
+        sums.loss += loss.item() * len(y)
+        sums.correct += int((logits.argmax(1).cpu() == y).sum())
+        sums.images += len(y)
+        sums.seconds = time.perf_counter() - started
+        bar.update(1)
+        if run.progress:
+            rate = sums.images * world.size / max(sums.seconds, 1e-9)
+            bar.set_postfix(epoch=state.epoch, loss=f"{loss.item():.3f}", images_s=f"{rate:.0f}")
+        every = config.checkpoint_every
+        stopping = stop_after is not None and state.step >= stop_after
+        if world.is_main and (stopping or (every and state.step % every == 0)):
+            run.save(state)
+        if stopping:
+            return True
+    sums.seconds = time.perf_counter() - started
+    return False
+
+
+def _diverged(loss: float, state: TrainingState, state_file: Path) -> UserError:
+    """The error for a loss that became NaN or infinite: where to go on from."""
+    where = f"loss became {loss} at step {state.step} (epoch {state.epoch})"
+    if state_file.exists():
+        return UserError(
+            f"{where}; the last good state is {state_file}; lower --lr and continue with --resume"
+        )
+    return UserError(
+        f"{where}, before any training state was saved; lower --lr and train again with --overwrite"
+    )
+
+
+def _end_epoch(run: _Run, state: TrainingState, writer) -> dict:
+    """The finished epoch's metrics row (all processes' images); the state moves on to
+    the next epoch, and the main process writes the rows and the state."""
+    loss, correct, images = all_sum(
+        [state.sums.loss, state.sums.correct, state.sums.images], run.world
+    )
+    seconds = state.sums.seconds
+    row = {
+        "epoch": state.epoch,
+        "step": state.step,
+        "loss": loss / max(images, 1),
+        "train_acc": correct / max(images, 1),
+        "test_acc": evaluate(state.net, run.split, world=run.world, workers=run.workers),
+        "lr": state.scheduler.get_last_lr()[0],
+        "images_per_s": images / seconds if seconds > 0 else 0.0,
+        "firing_rates": population_rates(state.net, run.split.test_images(64)[0].to(run.device)),
+    }
+    state.rows.append(row)
+    state.epoch += 1
+    state.sums = EpochSums()
     if writer is not None:
-        writer.close()
-    if qat:
+        run_dir.log_tensorboard(writer, row)
+    if run.world.is_main:
+        run_dir.write_metrics(run.out / run_dir.METRICS_FILE, state.rows)
+        run.save(state)
+    return row
+
+
+def _summary(rows: list[dict], steps: int) -> dict:
+    """The final checkpoint's metrics: the last epoch's, and the best test accuracy (the
+    model saved is the last, not the best)."""
+    final, best = rows[-1], max(rows, key=lambda r: r["test_acc"])
+    return {
+        "test_acc": final["test_acc"],
+        "train_acc": final["train_acc"],
+        "epochs": final["epoch"],
+        "steps": steps,
+        "best_test_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+    }
+
+
+def _final_checkpoint(
+    run: _Run, state: TrainingState, model: torch.nn.Module, spec, before_qat: dict
+) -> Checkpoint:
+    """The trained model (QAT's fixed-point body written back into it) as a checkpoint,
+    saved to OUT/model.pt by the main process."""
+    if state.qat:
         from gac_deploy.training.qat import write_back
 
-        write_back(model, net.body)
+        write_back(model, state.net.body)
     model.to("cpu")
     ckpt = Checkpoint(
-        model_config=model_config,
-        data=split.spec,
+        model_config=run.model_config,
+        data=run.split.spec,
         state_dict=model.state_dict(),
-        metrics={**_summary(rows, step), **extra},
-        train_config=to_dict(train_config),
+        metrics={**_summary(state.rows, state.step), **before_qat},
+        train_config=to_dict(run.train_config),
         quantization=spec.to_dict() if spec else None,
     )
-    if world.is_main:
-        save_checkpoint(out / run_dir.MODEL_FILE, ckpt)
-    if world.distributed:
+    if run.world.is_main:
+        save_checkpoint(run.out / run_dir.MODEL_FILE, ckpt)
+    if run.world.distributed:
         torch.distributed.barrier()
     return ckpt

@@ -6,7 +6,7 @@ import torch
 from gac_deploy.body.ops import LayerSpec, layer_specs
 from gac_deploy.hardware.energy import firing_rate, paper_energy
 from gac_deploy.hardware.energy_report import energy_report
-from gac_deploy.training.trainer import population_rates
+from gac_deploy.training.evaluate import population_rates
 from tests.conftest import random_model, small_config
 
 

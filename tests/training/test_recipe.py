@@ -230,3 +230,15 @@ def test_imagenet_preset_trains_on_an_image_folder(tmp_path):
     assert rows[0]["step"] == 2 and 0.0 <= rows[0]["test_acc"] <= 1.0
     evaluated = run_cli("evaluate", str(out / "model.pt"), "--samples", "4")
     assert evaluated.returncode == 0 and "on 4 imagenet test images" in evaluated.stdout
+
+
+def test_setting_errors_speak_of_settings():
+    """The configuration names the setting; the CLI adds the flag that gave it."""
+    for kwargs, message in (
+        ({"lr": -1.0}, "lr must be positive, got -1.0"),
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+        ({"cutmix": float("nan")}, "cutmix must be a finite number, got nan"),
+    ):
+        with pytest.raises(UserError) as caught:
+            TrainConfig(**kwargs)
+        assert (str(caught.value), caught.value.setting) == (message, next(iter(kwargs)))
