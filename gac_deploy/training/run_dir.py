@@ -220,4 +220,25 @@ def load_state(path: Path) -> dict:
         ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise UserError(f"{path} is not a gac-deploy training state")
+    for key, kind in _STATE_KEYS.items():
+        if not isinstance(state.get(key), kind):
+            problem = "missing" if key not in state else f"a {type(state[key]).__name__}"
+            raise UserError(
+                f"{path}: {key} is {problem}, not a {kind.__name__}; the training state is "
+                "damaged, start again with --overwrite"
+            )
     return state
+
+
+# what --resume reads from a training state, and its type (older states may lack the
+# scaler, the generators and the epoch's sums: those stay optional)
+_STATE_KEYS: dict[str, type] = {
+    "model_config": dict,
+    "train_config": dict,
+    "net": dict,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rows": list,
+    "step": int,
+    "epoch": int,
+}

@@ -9,7 +9,14 @@ from typing import Any
 
 import yaml
 
-from gac_deploy.config import PRESETS, ModelConfig, TrainConfig, model_config_from_dict, to_dict
+from gac_deploy.config import (
+    PRESETS,
+    ModelConfig,
+    TrainConfig,
+    model_config_from_dict,
+    to_dict,
+    train_config_from_dict,
+)
 from gac_deploy.errors import UserError, bad_setting
 from gac_deploy.models import default_config
 
@@ -34,6 +41,12 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise UserError(f"{file} must hold a mapping of settings")
     if "train" in data or "model" in data and isinstance(data.get("model"), dict):
         # a config.yaml written by a run: {model: {...}, train: {...}}
+        for section in ("train", "model"):
+            if not isinstance(data.get(section, {}), dict):
+                raise UserError(
+                    f"{file}: {section} must hold a mapping of settings, got "
+                    f"{data[section]!r}"
+                )
         flat = dict(data.get("train", {}))
         model = data.get("model", {})
         flat["model"] = model.get("arch")
@@ -123,7 +136,7 @@ def resume_configs(
     differs is refused, except those in ``RESUMABLE_CHANGES``, which apply.
     """
     model = model_config_from_dict(state["model_config"])
-    train = TrainConfig(**state["train_config"])
+    train = train_config_from_dict(state["train_config"])
     saved = {
         **to_dict(train),
         "model": model.arch,
