@@ -9,6 +9,7 @@ they run, so ``gac-deploy --help`` stays fast and loads no Lava module.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from types import ModuleType
 
@@ -27,6 +28,7 @@ from gac_deploy.cli import (
 from gac_deploy.errors import UserError
 
 EXIT_USER_ERROR = 2
+NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # disk full, file size limit, quota
 
 COMMANDS: dict[str, ModuleType] = {
     "train": train,
@@ -73,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
         print(
             f"gac-deploy: error: cannot use {exc.filename}: {exc.strerror}; choose another path",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"gac-deploy: error: no room to write{where} ({exc.strerror}); free disk space "
+            "or choose another output path (nothing was left half-written)",
             file=sys.stderr,
         )
         return EXIT_USER_ERROR

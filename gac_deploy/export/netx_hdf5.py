@@ -20,6 +20,7 @@ Extension (gac-deploy; NetX ignores it):
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import h5py
@@ -83,11 +84,16 @@ def _write_population(layer: h5py.Group, graph: Graph, pop: Population, previous
 
 
 def write_body(path: str | Path, graph: Graph) -> None:
-    """Write a quantised graph (delays set) to ``path`` atomically."""
+    """Write a quantised graph (delays set) to ``path`` atomically.
+
+    The HDF5 file is built in memory and written with one plain write, so a full disk
+    is an ordinary ``OSError`` (HDF5 failing inside its own writes can crash the
+    process)."""
     if not graph.quantized:
         raise ValueError("body.net holds quantised graphs only")
     check_graph(graph)
-    with atomic_path(path, ".net") as tmp, h5py.File(tmp, "w", track_order=True) as f:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", track_order=True) as f:
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
         f.attrs["time_steps"] = graph.time_steps
@@ -107,6 +113,8 @@ def write_body(path: str | Path, graph: Graph) -> None:
             index += 1
             _write_population(layers.create_group(str(index)), graph, pop, previous)
             previous = pop.name
+    with atomic_path(path, ".net") as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 def _read_str(value) -> str:
