@@ -30,6 +30,7 @@ import numpy as np
 from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.ops import LayerSpec, edge_flops, stem_flops
 from gac_deploy.config import ModelConfig
+from gac_deploy.models.msresnet import ENCODER_LIF, reads_membrane
 
 HOROWITZ = "Horowitz, ISSCC 2014, 45 nm"
 
@@ -151,7 +152,7 @@ def paper_energy(
 
 def estimated_events(graph: Graph, rates: dict[str, float], time_steps: int) -> dict[str, float]:
     """Synaptic events per edge if every input fires at its rate: FLOPs x rate x T."""
-    input_rate = rates.get("encoder.lif", 1.0)
+    input_rate = rates.get(ENCODER_LIF, 1.0)
     return {
         e.name: edge_flops(graph, e) * (input_rate if e.src == INPUT else rates[e.src]) * time_steps
         for e in graph.edges
@@ -203,8 +204,8 @@ def complete_energy(
     t = activity.time_steps
     mac_layers: set[str] = set()
     for edge in graph.edges:
-        rate = activity.rates.get("encoder.lif") if edge.src == INPUT else activity.rates[edge.src]
-        if config.shortcut == "membrane" and edge.layer.endswith(".downsample"):
+        rate = activity.rates.get(ENCODER_LIF) if edge.src == INPUT else activity.rates[edge.src]
+        if reads_membrane(config, edge.layer):
             # the authors' shortcut reads the real-valued stream: a dense MAC layer, every
             # step, computed once however many populations its output reaches
             if edge.layer in mac_layers:

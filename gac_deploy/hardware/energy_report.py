@@ -38,6 +38,7 @@ from gac_deploy.hardware.energy import (
 )
 from gac_deploy.hardware.reference import run_float_graph
 from gac_deploy.models import GACMSResNet, build_model, default_config
+from gac_deploy.models.msresnet import ENCODER_LIF
 
 
 @dataclass
@@ -80,7 +81,7 @@ def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str
     events = {e.name: synapses[e.name].events(positions[e.src]) / images for e in graph.edges}
     rates = {k: firing_rate(v) for k, v in signals.items() if k != INPUT}
     encoded = signals[INPUT]
-    rates["encoder.lif"] = float((encoded != 0).double().mean())
+    rates[ENCODER_LIF] = float((encoded != 0).double().mean())
     return Activity(graph.time_steps, rates, events, True, source)
 
 
@@ -113,7 +114,7 @@ def model_activity(
     if labels is not None:
         activity.accuracy = float((run.predictions == labels).double().mean())
     if model.config.encoder != "gac" and model.config.encoder != "lif":
-        activity.rates.pop("encoder.lif")
+        activity.rates.pop(ENCODER_LIF)
     return activity, graph
 
 
@@ -122,7 +123,7 @@ def what_if_activity(config: ModelConfig, rates: dict[str, float]) -> tuple[Acti
     torch.manual_seed(0)
     # the graph gives the shapes; a membrane-shortcut body has the same ones
     graph = build_model(replace(config, shortcut="spike")).eval().export_graph()
-    names = [p.name for p in graph.populations if p.role == "lif"] + ["encoder.lif"]
+    names = [p.name for p in graph.populations if p.role == "lif"] + [ENCODER_LIF]
     if set(rates) == {"*"}:
         rates = dict.fromkeys(names, rates["*"])
     missing = [n for n in names if n not in rates]

@@ -20,6 +20,15 @@ from gac_deploy.config import ModelConfig
 from gac_deploy.models.lif import LIF
 
 
+def host_name(part: str) -> str:
+    """The graph/report name of an encoder part: ``encoder.`` + its module name."""
+    return f"encoder.{part}"
+
+
+ENCODER_LIF = host_name("lif")
+"""The encoder's LIF population (host side): where a spiking encoder's rate is reported."""
+
+
 class TemporalAttention(nn.Module):
     """F_T (Eq. 2): shared MLP T -> T/r -> T on the avg- and max-pooled steps, summed.
 
