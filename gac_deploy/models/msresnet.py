@@ -13,7 +13,7 @@ binary spikes. Each block knows how to describe itself as graph edges
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -41,34 +41,18 @@ READOUT = "readout"
 
 @dataclass(frozen=True)
 class BlockNames:
-    """The graph names inside body block ``index`` (1-based, as the graph counts blocks):
-    two LIF populations and up to three conv layers."""
+    """The graph names inside one body block: two LIF populations and up to three conv
+    layers, each ``block{i}.{field}`` with i counted from 1 as the graph does."""
 
-    index: int
+    lif1: str
+    conv1: str
+    lif2: str
+    conv2: str
+    downsample: str
 
-    @property
-    def prefix(self) -> str:
-        return f"block{self.index}"
-
-    @property
-    def lif1(self) -> str:
-        return f"{self.prefix}.lif1"
-
-    @property
-    def lif2(self) -> str:
-        return f"{self.prefix}.lif2"
-
-    @property
-    def conv1(self) -> str:
-        return f"{self.prefix}.conv1"
-
-    @property
-    def conv2(self) -> str:
-        return f"{self.prefix}.conv2"
-
-    @property
-    def downsample(self) -> str:
-        return f"{self.prefix}.downsample"
+    @classmethod
+    def of(cls, index: int) -> BlockNames:
+        return cls(**{part.name: f"block{index}.{part.name}" for part in fields(cls)})
 
 
 def reads_membrane(config: ModelConfig, layer: str) -> bool:
@@ -221,7 +205,7 @@ class GACMSResNet(nn.Module):
 
     def named_blocks(self) -> list[tuple[BlockNames, MSBlock]]:
         """The body blocks with their graph names, in order."""
-        return [(BlockNames(i), block) for i, block in enumerate(self.blocks, start=1)]
+        return [(BlockNames.of(i), block) for i, block in enumerate(self.blocks, start=1)]
 
     def populations(self) -> dict[str, LIF]:
         """The LIF populations by graph name (the encoder's LIF is ``ENCODER_LIF``)."""
