@@ -1,13 +1,14 @@
 """``gac-deploy energy``: measure (or assume) what an inference does, then price it.
 
-Activity comes from one of three places:
-* a bundle: the emulator on the bundle's test images (the network Lava runs, spike
-  for spike): firing rates and exact synaptic events;
-* a checkpoint: the float PyTorch model on its test images, events counted exactly
-  from its spikes;
-* an architecture with assumed firing rates (what-if): events estimated as
+Activity comes from one of three places, one entry point each:
+* ``report_for_bundle``: the emulator on the bundle's test images (the network Lava
+  runs, spike for spike): firing rates and exact synaptic events;
+* ``report_for_checkpoint``: the float PyTorch model on its test images, events
+  counted exactly from its spikes;
+* ``report_what_if``: an architecture with assumed firing rates, events estimated as
   FLOPs x rate x T.
-Both conventions (paper Eq. 11 and complete) are always computed.
+Each hands its activity to ``priced_report``, which computes both conventions (paper
+Eq. 11 and complete) and the ANN equivalent.
 """
 
 from __future__ import annotations
