@@ -10,7 +10,7 @@ The paper used per-layer rates we do not have, so a difference is expected; the
 
 from __future__ import annotations
 
-from gac_deploy.hardware.energy_report import energy_report
+from gac_deploy.hardware.energy_report import load_rates, report_what_if, what_if_config
 from gac_deploy.table import format_table
 
 ROWS = [
@@ -28,7 +28,8 @@ ANN = {"msresnet18-imagenet": 14.26, "msresnet34-imagenet": 16.87}
 def main() -> None:
     rows, ann = [], {}
     for label, arch, encoder, t, rate, paper in ROWS:
-        report = energy_report(arch=arch, time_steps=t, firing_rate_value=rate, encoder=encoder)
+        config = what_if_config(arch, time_steps=t, encoder=encoder)
+        report = report_what_if(config, load_rates(rate, None))
         ours = report.paper_pj / 1e9
         rows.append(
             [

@@ -31,6 +31,14 @@ from gac_deploy.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PIXEL_SCALING = {
+    "digits": "pixel / 16",
+    "cifar10": "pixel / 255",
+    "cifar100": "pixel / 255",
+    "imagenet": "pixel / 255",
+    "synthetic": "pixel",
+}
+"""How each dataset brings its stored pixels to [0, 1] before normalising."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,12 @@ class DataSpec:
             if not isinstance(value, tuple):
                 value = tuple(value) if isinstance(value, list) else (float(value),)
                 object.__setattr__(self, key, value)
+
+    @property
+    def layout(self) -> str:
+        """The model input as this data gives it: [N, C, H, W] float32 pixels, scaled to
+        [0, 1] and normalised per channel with ``mean`` / ``std``."""
+        return f"NCHW, float32, normalised: ({PIXEL_SCALING[self.dataset]} - mean) / std"
 
 
 class ArrayDataset:

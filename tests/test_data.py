@@ -121,3 +121,11 @@ def test_imagenet_folder_layout(tmp_path):
         load_dataset("imagenet", str(tmp_path))
     with pytest.raises(UserError, match="missing train/"):
         load_dataset("imagenet", str(tmp_path / "val"))
+
+
+def test_layout_names_each_dataset_pixel_scaling():
+    from gac_deploy.config import DATASETS
+
+    assert DataSpec("digits").layout == "NCHW, float32, normalised: (pixel / 16 - mean) / std"
+    assert DataSpec("cifar10").layout == "NCHW, float32, normalised: (pixel / 255 - mean) / std"
+    assert all(DataSpec(name).layout for name in DATASETS)

@@ -45,26 +45,31 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from gac_deploy.hardware.energy_report import energy_report, format_comparison, format_report
+    from gac_deploy.errors import UserError
+    from gac_deploy.hardware.energy_report import (
+        check_samples,
+        energy_profile,
+        format_comparison,
+        format_report,
+        load_rates,
+        report_for_path,
+        report_what_if,
+        what_if_config,
+    )
 
-    def measure(path):
-        return energy_report(
-            path,
-            args.samples,
-            args.profile,
-            args.arch,
-            args.time_steps,
-            args.firing_rate,
-            args.rates,
-            args.encoder,
-            args.shortcut,
-        )
-
-    report = measure(args.path)
+    profile = energy_profile(args.profile)
+    check_samples(args.samples)
+    if args.arch is not None:
+        config = what_if_config(args.arch, args.time_steps, args.encoder, args.shortcut)
+        report = report_what_if(config, load_rates(args.firing_rate, args.rates), profile)
+    elif args.path is None:
+        raise UserError("give a bundle, a model.pt, or --arch NAME with --firing-rate")
+    else:
+        report = report_for_path(args.path, args.samples, profile)
     print(format_report(report, args.convention))
     data = report.to_dict()
     if args.compare:
-        other = energy_report(args.compare, args.samples, args.profile)
+        other = report_for_path(args.compare, args.samples, profile)
         print()
         print(format_comparison(report, other))
         data = {"a": data, "b": other.to_dict()}

@@ -16,10 +16,10 @@ import numpy as np
 
 from gac_deploy import __version__
 from gac_deploy.body.graph import Graph
-from gac_deploy.body.loihi2 import check_deployable, check_fits
-from gac_deploy.body.ops import layer_specs
-from gac_deploy.body.quantize import QuantSpec, quantize_graph
-from gac_deploy.body.timing import balance_delays
+from gac_deploy.body.loihi2 import Mapping, check_deployable, check_fits
+from gac_deploy.body.ops import LayerSpec, layer_specs
+from gac_deploy.body.quantize import LayerQuantReport, QuantSpec, quantize_graph
+from gac_deploy.body.timing import Timing, balance_delays
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig, model_config_from_dict, to_dict
 from gac_deploy.data import DataSpec
@@ -89,6 +89,84 @@ def _is_bundle_manifest(file: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
+def build_manifest(
+    *,
+    target: str,
+    config: ModelConfig,
+    data: DataSpec,
+    float_test_accuracy: float | None,
+    quantization_aware: bool,
+    graph: Graph,
+    timing: Timing,
+    quantization: list[LayerQuantReport],
+    layers: list[LayerSpec],
+    mapping: Mapping,
+    artifacts: dict[str, str],
+) -> dict[str, Any]:
+    """manifest.json: what the host and the chip run, and how they were made.
+
+    ``graph`` is the quantised body with its delays (``timing``); ``layers`` the float
+    body's Eq. 11 layers; ``artifacts`` each file's sha256, which ``load_bundle`` checks."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gac_deploy_version": __version__,
+        "target": target,
+        "time_steps": graph.time_steps,
+        "model": to_dict(config),
+        "float_test_accuracy": float_test_accuracy,
+        "quantization_aware": quantization_aware,
+        "input": {
+            "shape": [config.in_channels, config.image_size, config.image_size],
+            "layout": data.layout,
+            "normalization": {"mean": data.mean, "std": data.std},
+            "data": to_dict(data),
+        },
+        "encoder": {
+            "file": ENCODER_FILE,
+            "runs_on": "host",
+            "opset": OPSET,
+            "outputs": {
+                "encoded": "O [T, N, C, H, W], float in [0, 1)",
+                "payload": "round(O * 2**payload_bits), clipped: graded spikes to the chip",
+            },
+        },
+        "body": {
+            "file": BODY_FILE,
+            "runs_on": "chip",
+            "schema": "lava-dl netx hdf5 + gac extension (see gac_deploy/export/netx_hdf5.py)",
+            "payload_bits": graph.payload_bits,
+            "latency_steps": timing.total_latency,
+            "populations": [
+                {
+                    "name": p.name,
+                    "shape": list(p.shape),
+                    "role": p.role,
+                    "latency": timing.latency[p.name],
+                }
+                for p in graph.populations
+            ],
+            "edges": [
+                {"layer": e.layer, "src": e.src, "dst": e.dst, "kind": e.kind, "delay": e.delay}
+                for e in graph.edges
+            ],
+        },
+        "quantization": [
+            {
+                "population": r.population,
+                "scale_exp": r.scale_exp,
+                "weight_max": r.weight_max,
+                "clipped_weights": r.clipped_weights,
+                "clipped_bias": r.clipped_bias,
+            }
+            for r in quantization
+        ],
+        "layers": [to_dict(spec) for spec in layers],
+        "resources": mapping.to_dict(),
+        "artifacts": artifacts,
+    }
+
+
 def export_bundle(
     checkpoint: str | Path, out: str | Path, target: str = "loihi2", chips: int = 1
 ) -> Bundle:
@@ -117,67 +195,19 @@ def export_bundle(
             tmp / ENCODER_FILE,
         )
         write_body(tmp / BODY_FILE, graph)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "gac_deploy_version": __version__,
-            "target": target,
-            "time_steps": graph.time_steps,
-            "model": to_dict(config),
-            "float_test_accuracy": ckpt.metrics.get("float_test_acc", ckpt.metrics.get("test_acc")),
-            "quantization_aware": ckpt.quantization is not None,
-            "input": {
-                "shape": [config.in_channels, config.image_size, config.image_size],
-                "layout": "NCHW, float32, normalised: (pixel / 16 - mean) / std",
-                "normalization": {"mean": ckpt.data.mean, "std": ckpt.data.std},
-                "data": to_dict(ckpt.data),
-            },
-            "encoder": {
-                "file": ENCODER_FILE,
-                "runs_on": "host",
-                "opset": OPSET,
-                "outputs": {
-                    "encoded": "O [T, N, C, H, W], float in [0, 1)",
-                    "payload": "round(O * 2**payload_bits), clipped: graded spikes to the chip",
-                },
-            },
-            "body": {
-                "file": BODY_FILE,
-                "runs_on": "chip",
-                "schema": "lava-dl netx hdf5 + gac extension (see gac_deploy/export/netx_hdf5.py)",
-                "payload_bits": graph.payload_bits,
-                "latency_steps": timing.total_latency,
-                "populations": [
-                    {
-                        "name": p.name,
-                        "shape": list(p.shape),
-                        "role": p.role,
-                        "latency": timing.latency[p.name],
-                    }
-                    for p in graph.populations
-                ],
-                "edges": [
-                    {"layer": e.layer, "src": e.src, "dst": e.dst, "kind": e.kind, "delay": e.delay}
-                    for e in graph.edges
-                ],
-            },
-            "quantization": [
-                {
-                    "population": r.population,
-                    "scale_exp": r.scale_exp,
-                    "weight_max": r.weight_max,
-                    "clipped_weights": r.clipped_weights,
-                    "clipped_bias": r.clipped_bias,
-                }
-                for r in report
-            ],
-            "layers": [to_dict(spec) for spec in layer_specs(float_graph, config)],
-            "resources": mapping.to_dict(),
-            "artifacts": {
-                ENCODER_FILE: sha256_file(tmp / ENCODER_FILE),
-                BODY_FILE: sha256_file(tmp / BODY_FILE),
-            },
-        }
+        manifest = build_manifest(
+            target=target,
+            config=config,
+            data=ckpt.data,
+            float_test_accuracy=ckpt.metrics.get("float_test_acc", ckpt.metrics.get("test_acc")),
+            quantization_aware=ckpt.quantization is not None,
+            graph=graph,
+            timing=timing,
+            quantization=report,
+            layers=layer_specs(float_graph, config),
+            mapping=mapping,
+            artifacts={name: sha256_file(tmp / name) for name in (ENCODER_FILE, BODY_FILE)},
+        )
         write_json(tmp / MANIFEST_FILE, manifest)
     return load_bundle(out)
 

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from gac_deploy.body.graph import INPUT, Graph
-from gac_deploy.body.ops import LayerSpec, edge_flops, stem_flops
+from gac_deploy.body.ops import LayerSpec, edge_flops
 from gac_deploy.config import ModelConfig
+from gac_deploy.models.encoder import HostOp, encoder_class
+from gac_deploy.models.msresnet import ENCODER_LIF, reads_membrane
 
 HOROWITZ = "Horowitz, ISSCC 2014, 45 nm"
 
@@ -151,43 +153,16 @@ def paper_energy(
 
 def estimated_events(graph: Graph, rates: dict[str, float], time_steps: int) -> dict[str, float]:
     """Synaptic events per edge if every input fires at its rate: FLOPs x rate x T."""
-    input_rate = rates.get("encoder.lif", 1.0)
+    input_rate = rates.get(ENCODER_LIF, 1.0)
     return {
         e.name: edge_flops(graph, e) * (input_rate if e.src == INPUT else rates[e.src]) * time_steps
         for e in graph.edges
     }
 
 
-def encoder_ops(config: ModelConfig, graph: Graph) -> list[tuple[str, str, float, float | None]]:
-    """Host operations of the encoder per inference: (name, op, count, naive per-step count)."""
-    c, h, w = graph.input_shape
-    t, chw = config.time_steps, c * h * w
-    stem = float(stem_flops(graph, config))
-    if config.encoder == "direct":
-        return [("encoder.conv", "MAC", stem, stem * t)]
-    if config.encoder == "rate":
-        return [("encoder.conv", "MAC", stem * t, None)]
-    rows = [
-        ("encoder.conv", "MAC", stem, stem * t),
-        ("encoder.lif", "host neuron update", chw * t, None),
-    ]
-    if config.encoder == "lif":
-        return rows
-    if config.gau in ("full", "ta"):
-        hidden = t // config.ta_reduction
-        rows += [
-            ("encoder.ta.pool", "add", 2.0 * chw, 2.0 * chw * t),
-            ("encoder.ta.mlp", "MAC", 2.0 * 2 * t * hidden, None),
-        ]
-    if config.gau in ("full", "sca"):
-        sca = 2.0 * c * c * config.sca_kernel**2 * h * w
-        rows.append(("encoder.sca", "MAC", sca, sca * t))
-    sigmoid = {"full": chw * t, "ta": float(t), "sca": float(chw)}[config.gau]
-    rows.append(("encoder.gate.sigmoid", "MAC", sigmoid, None))  # one MAC-equivalent each
-    if config.gau == "full":
-        rows.append(("encoder.gate.product", "mul", chw * t, None))  # M * N
-    rows.append(("encoder.gating", "mul", chw * t, None))  # sigmoid(...) * spikes
-    return rows
+def encoder_ops(config: ModelConfig, graph: Graph) -> list[HostOp]:
+    """Host operations of the encoder per inference, as its class reports them."""
+    return encoder_class(config).host_ops(config, graph)
 
 
 def complete_energy(
@@ -203,8 +178,8 @@ def complete_energy(
     t = activity.time_steps
     mac_layers: set[str] = set()
     for edge in graph.edges:
-        rate = activity.rates.get("encoder.lif") if edge.src == INPUT else activity.rates[edge.src]
-        if config.shortcut == "membrane" and edge.layer.endswith(".downsample"):
+        rate = activity.rates.get(ENCODER_LIF) if edge.src == INPUT else activity.rates[edge.src]
+        if reads_membrane(config, edge.layer):
             # the authors' shortcut reads the real-valued stream: a dense MAC layer, every
             # step, computed once however many populations its output reaches
             if edge.layer in mac_layers:

@@ -1,13 +1,14 @@
 """``gac-deploy energy``: measure (or assume) what an inference does, then price it.
 
-Activity comes from one of three places:
-* a bundle: the emulator on the bundle's test images (the network Lava runs, spike
-  for spike): firing rates and exact synaptic events;
-* a checkpoint: the float PyTorch model on its test images, events counted exactly
-  from its spikes;
-* an architecture with assumed firing rates (what-if): events estimated as
+Activity comes from one of three places, one entry point each:
+* ``report_for_bundle``: the emulator on the bundle's test images (the network Lava
+  runs, spike for spike): firing rates and exact synaptic events;
+* ``report_for_checkpoint``: the float PyTorch model on its test images, events
+  counted exactly from its spikes;
+* ``report_what_if``: an architecture with assumed firing rates, events estimated as
   FLOPs x rate x T.
-Both conventions (paper Eq. 11 and complete) are always computed.
+Each hands its activity to ``priced_report``, which computes both conventions (paper
+Eq. 11 and complete) and the ANN equivalent.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gac_deploy.hardware.emulator import active_per_position, emulate, prepare
 from gac_deploy.hardware.energy import (
     PROFILES,
     Activity,
+    EnergyProfile,
     LayerEnergy,
     ann_energy,
     complete_energy,
@@ -38,6 +40,7 @@ from gac_deploy.hardware.energy import (
 )
 from gac_deploy.hardware.reference import run_float_graph
 from gac_deploy.models import GACMSResNet, build_model, default_config
+from gac_deploy.models.msresnet import ENCODER_LIF
 
 
 @dataclass
@@ -80,8 +83,22 @@ def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str
     events = {e.name: synapses[e.name].events(positions[e.src]) / images for e in graph.edges}
     rates = {k: firing_rate(v) for k, v in signals.items() if k != INPUT}
     encoded = signals[INPUT]
-    rates["encoder.lif"] = float((encoded != 0).double().mean())
+    rates[ENCODER_LIF] = float((encoded != 0).double().mean())
     return Activity(graph.time_steps, rates, events, True, source)
+
+
+DEFAULT_PROFILE = "horowitz45-fp32"
+
+
+def energy_profile(name: str) -> EnergyProfile:
+    if name not in PROFILES:
+        raise UserError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def check_samples(samples: int) -> None:
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
 
 
 def bundle_activity(path: Path, samples: int) -> tuple[Activity, Graph, ModelConfig, list, int]:
@@ -113,8 +130,19 @@ def model_activity(
     if labels is not None:
         activity.accuracy = float((run.predictions == labels).double().mean())
     if model.config.encoder != "gac" and model.config.encoder != "lif":
-        activity.rates.pop("encoder.lif")
+        activity.rates.pop(ENCODER_LIF)
     return activity, graph
+
+
+def what_if_config(
+    arch: str,
+    time_steps: int | None = None,
+    encoder: str | None = None,
+    shortcut: str | None = None,
+) -> ModelConfig:
+    """A registered architecture with the what-if overrides that are given."""
+    overrides = {"time_steps": time_steps, "encoder": encoder, "shortcut": shortcut}
+    return default_config(arch, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def what_if_activity(config: ModelConfig, rates: dict[str, float]) -> tuple[Activity, Graph]:
@@ -122,7 +150,7 @@ def what_if_activity(config: ModelConfig, rates: dict[str, float]) -> tuple[Acti
     torch.manual_seed(0)
     # the graph gives the shapes; a membrane-shortcut body has the same ones
     graph = build_model(replace(config, shortcut="spike")).eval().export_graph()
-    names = [p.name for p in graph.populations if p.role == "lif"] + ["encoder.lif"]
+    names = [p.name for p in graph.populations if p.role == "lif"] + [ENCODER_LIF]
     if set(rates) == {"*"}:
         rates = dict.fromkeys(names, rates["*"])
     missing = [n for n in names if n not in rates]
@@ -157,10 +185,85 @@ def load_rates(firing_rate_value: float | None, rates_file: str | None) -> dict[
     return {str(k): float(v) for k, v in data.items()}
 
 
+def priced_report(
+    source: str,
+    activity: Activity,
+    config: ModelConfig,
+    graph: Graph,
+    specs: list[LayerSpec],
+    samples: int,
+    profile: EnergyProfile,
+) -> EnergyReport:
+    """Price one inference's activity in both conventions (and the ANN equivalent).
+
+    ``samples``: test images the activity was measured on (0 for assumed rates)."""
+    return EnergyReport(
+        source=source,
+        activity=activity.source,
+        exact_events=activity.exact,
+        samples=samples,
+        time_steps=activity.time_steps,
+        profile=profile.name,
+        profile_source=profile.source,
+        paper=paper_energy(specs, activity.rates, activity.time_steps, profile),
+        complete=complete_energy(config, graph, activity, profile),
+        ann_pj=ann_energy(specs, profile),
+        firing_rates=activity.rates,
+        accuracy=activity.accuracy,
+    )
+
+
+def report_for_bundle(
+    path: str | Path, samples: int = 64, profile: EnergyProfile = PROFILES[DEFAULT_PROFILE]
+) -> EnergyReport:
+    """A bundle (its directory or its manifest.json) measured by the emulator on
+    ``samples`` test images."""
+    check_samples(samples)
+    path = Path(path)
+    directory = path.parent if path.name == MANIFEST_FILE and not path.is_dir() else path
+    activity, graph, config, specs, count = bundle_activity(directory, samples)
+    return priced_report(str(path), activity, config, graph, specs, count, profile)
+
+
+def report_for_checkpoint(
+    path: str | Path, samples: int = 64, profile: EnergyProfile = PROFILES[DEFAULT_PROFILE]
+) -> EnergyReport:
+    """A model.pt measured by the float model on ``samples`` test images."""
+    check_samples(samples)
+    ckpt = load_checkpoint(path)
+    images, labels = load_split(ckpt.data).test_images(samples)
+    activity, graph = model_activity(ckpt.build(), images, labels)
+    config = ckpt.model_config
+    specs = layer_specs(graph, config)
+    return priced_report(str(Path(path)), activity, config, graph, specs, len(images), profile)
+
+
+def report_for_path(
+    path: str | Path, samples: int = 64, profile: EnergyProfile = PROFILES[DEFAULT_PROFILE]
+) -> EnergyReport:
+    """A bundle directory (or its manifest.json), else a model.pt."""
+    path = Path(path)
+    if path.is_dir() or path.name == MANIFEST_FILE:
+        return report_for_bundle(path, samples, profile)
+    return report_for_checkpoint(path, samples, profile)
+
+
+def report_what_if(
+    config: ModelConfig,
+    rates: dict[str, float],
+    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+) -> EnergyReport:
+    """An architecture with assumed firing rates (``load_rates``); events estimated."""
+    activity, graph = what_if_activity(config, rates)
+    return priced_report(
+        config.arch, activity, config, graph, layer_specs(graph, config), 0, profile
+    )
+
+
 def energy_report(
     path: str | Path | None = None,
     samples: int = 64,
-    profile: str = "horowitz45-fp32",
+    profile: str = DEFAULT_PROFILE,
     arch: str | None = None,
     time_steps: int | None = None,
     firing_rate_value: float | None = None,
@@ -168,46 +271,17 @@ def energy_report(
     encoder: str | None = None,
     shortcut: str | None = None,
 ) -> EnergyReport:
-    """Energy per inference of a bundle, a model.pt, or an architecture with assumed rates."""
-    if profile not in PROFILES:
-        raise UserError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
-    if samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
-    energy_profile = PROFILES[profile]
+    """The ``energy`` command's choice in one call, for scripts and tests: the what-if
+    report when ``arch`` is given, else the report of the bundle or model.pt at ``path``.
+    Options are refused in the command's order: profile, samples, then the source's own."""
+    pricing = energy_profile(profile)
+    check_samples(samples)
     if arch is not None:
-        overrides = {"time_steps": time_steps, "encoder": encoder, "shortcut": shortcut}
-        config = default_config(arch, **{k: v for k, v in overrides.items() if v is not None})
-        activity, graph = what_if_activity(config, load_rates(firing_rate_value, rates_file))
-        specs, count, source = layer_specs(graph, config), 0, arch
-    elif path is None:
+        config = what_if_config(arch, time_steps, encoder, shortcut)
+        return report_what_if(config, load_rates(firing_rate_value, rates_file), pricing)
+    if path is None:
         raise UserError("give a bundle, a model.pt, or --arch NAME with --firing-rate")
-    else:
-        path = Path(path)
-        source = str(path)
-        if path.is_dir() or path.name == MANIFEST_FILE:
-            activity, graph, config, specs, count = bundle_activity(
-                path if path.is_dir() else path.parent, samples
-            )
-        else:
-            ckpt = load_checkpoint(path)
-            config = ckpt.model_config
-            images, labels = load_split(ckpt.data).test_images(samples)
-            activity, graph = model_activity(ckpt.build(), images, labels)
-            specs, count = layer_specs(graph, config), len(images)
-    return EnergyReport(
-        source=source,
-        activity=activity.source,
-        exact_events=activity.exact,
-        samples=count,
-        time_steps=activity.time_steps,
-        profile=energy_profile.name,
-        profile_source=energy_profile.source,
-        paper=paper_energy(specs, activity.rates, activity.time_steps, energy_profile),
-        complete=complete_energy(config, graph, activity, energy_profile),
-        ann_pj=ann_energy(specs, energy_profile),
-        firing_rates=activity.rates,
-        accuracy=activity.accuracy,
-    )
+    return report_for_path(path, samples, pricing)
 
 
 def _nj(pj: float) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gac_deploy.data import load_split
+from gac_deploy.data import Split, load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import Bundle
 from gac_deploy.hardware.reference import GraphRun, run_quantized_graph
@@ -109,9 +109,8 @@ class _Tally:
         )
 
 
-def test_images(bundle: Bundle, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``samples`` images and labels of the bundle's test split."""
-    split = load_split(bundle.data_spec)
+def test_images(split: Split, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` images [N, C, H, W] and labels [N] of ``split``'s test set."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
     if samples > len(split.test):
@@ -152,7 +151,7 @@ def simulate_bundle(
     started = time.perf_counter()
     split = load_split(bundle.data_spec)
     count = len(split.test) if samples is None else samples
-    images, labels = test_images(bundle, count)
+    images, labels = test_images(split, count)
     tally = _Tally()
     run_s = 0.0
     bar = tqdm(

@@ -8,16 +8,43 @@ Static-input factoring: the image is the same at every step, so the stem conv
 f(X), the temporal attention's pooled inputs and the spatial-channel attention
 SCA(f(X)) are computed once per image and broadcast over T. Only the LIF spikes
 and the temporal weights M vary with t.
+
+Each encoder class reports the host operations one inference costs
+(``host_ops``), counted with that factoring; the energy report prices them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gac_deploy.body.graph import Graph
+from gac_deploy.body.ops import stem_flops
 from gac_deploy.config import ModelConfig
 from gac_deploy.models.lif import LIF
+
+
+def host_name(part: str) -> str:
+    """The graph/report name of an encoder part: ``encoder.`` + its module name."""
+    return f"encoder.{part}"
+
+
+ENCODER_LIF = host_name("lif")
+"""The encoder's LIF population (host side): where a spiking encoder's rate is reported."""
+
+
+class HostOp(NamedTuple):
+    """One host operation per inference: ``count`` operations of kind ``op`` ("MAC",
+    "mul", "add" or "host neuron update"); ``naive``: the count if it were evaluated at
+    every step instead of once per image (None where the two are the same)."""
+
+    name: str
+    op: str
+    count: float
+    naive: float | None
 
 
 class TemporalAttention(nn.Module):
@@ -89,6 +116,13 @@ class StemEncoder(nn.Module):
         """[N, ...] -> [T, N, ...] (a view; the input is the same at every step)."""
         return features.unsqueeze(0).expand(self.time_steps, *features.shape)
 
+    @classmethod
+    def host_ops(cls, config: ModelConfig, graph: Graph) -> list[HostOp]:
+        """Host operations per inference feeding ``graph`` (O per step is graph.input_shape):
+        the stem conv once, the input being static (T times in the per-step form)."""
+        stem = float(stem_flops(graph, config))
+        return [HostOp(host_name("conv"), "MAC", stem, stem * config.time_steps)]
+
 
 class DirectEncoder(StemEncoder):
     """Direct coding (Wu et al. 2019): O = f(X) at every step, real-valued."""
@@ -106,6 +140,16 @@ class LIFEncoder(StemEncoder):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.lif(self.repeat(self.stem(image)))
+
+    @classmethod
+    def host_ops(cls, config: ModelConfig, graph: Graph) -> list[HostOp]:
+        """The stem, then one LIF update per neuron of O and step."""
+        c, h, w = graph.input_shape
+        updates = c * h * w * config.time_steps
+        return [
+            *super().host_ops(config, graph),
+            HostOp(ENCODER_LIF, "host neuron update", updates, None),
+        ]
 
 
 class GACEncoder(LIFEncoder):
@@ -136,6 +180,31 @@ class GACEncoder(LIFEncoder):
         features = self.stem(image)
         return self.gate(features) * self.lif(self.repeat(features))
 
+    @classmethod
+    def host_ops(cls, config: ModelConfig, graph: Graph) -> list[HostOp]:
+        """The stem and its LIF, then the gate ``config.gau`` selects: TA pools the stem output
+        (avg and max, once per image) into its T -> T/r -> T MLP (twice: avg and max); SCA's
+        two KxK convs run once per image; a sigmoid per gate value (priced as one MAC), the
+        product M * N (full gate) and the gating of the spikes."""
+        c, h, w = graph.input_shape
+        t, chw = config.time_steps, c * h * w
+        ops = super().host_ops(config, graph)
+        if config.gau in ("full", "ta"):
+            hidden = t // config.ta_reduction
+            ops += [
+                HostOp(host_name("ta.pool"), "add", 2.0 * chw, 2.0 * chw * t),
+                HostOp(host_name("ta.mlp"), "MAC", 2.0 * 2 * t * hidden, None),
+            ]
+        if config.gau in ("full", "sca"):
+            sca = 2.0 * c * c * config.sca_kernel**2 * h * w
+            ops.append(HostOp(host_name("sca"), "MAC", sca, sca * t))
+        sigmoid = {"full": chw * t, "ta": float(t), "sca": float(chw)}[config.gau]
+        ops.append(HostOp(host_name("gate.sigmoid"), "MAC", sigmoid, None))
+        if config.gau == "full":
+            ops.append(HostOp(host_name("gate.product"), "mul", chw * t, None))  # M * N
+        ops.append(HostOp(host_name("gating"), "mul", chw * t, None))  # sigmoid(...) * spikes
+        return ops
+
 
 class RateEncoder(StemEncoder):
     """Rate coding: Bernoulli spikes with probability clamp(x, 0, 1) of the normalised
@@ -158,6 +227,12 @@ class RateEncoder(StemEncoder):
         out = self.stem(spikes.flatten(0, 1))
         return out.view(self.time_steps, image.shape[0], *out.shape[1:])
 
+    @classmethod
+    def host_ops(cls, config: ModelConfig, graph: Graph) -> list[HostOp]:
+        """The stem conv at every step: its input, the spikes, changes with t."""
+        stem = float(stem_flops(graph, config))
+        return [HostOp(host_name("conv"), "MAC", stem * config.time_steps, None)]
+
 
 ENCODER_CLASSES = {
     "gac": GACEncoder,
@@ -167,5 +242,9 @@ ENCODER_CLASSES = {
 }
 
 
+def encoder_class(config: ModelConfig) -> type[StemEncoder]:
+    return ENCODER_CLASSES[config.encoder]
+
+
 def build_encoder(config: ModelConfig) -> StemEncoder:
-    return ENCODER_CLASSES[config.encoder](config)
+    return encoder_class(config)(config)

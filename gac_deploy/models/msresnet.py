@@ -13,6 +13,7 @@ binary spikes. Each block knows how to describe itself as graph edges
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -27,8 +28,37 @@ from gac_deploy.body.graph import (
 )
 from gac_deploy.config import LIFConfig, ModelConfig
 from gac_deploy.errors import UserError
-from gac_deploy.models.encoder import build_encoder
+from gac_deploy.models.encoder import ENCODER_LIF, build_encoder, host_name
 from gac_deploy.models.lif import LIF
+
+INPUT_LAYER = "input"
+"""The identity edge that carries the encoder's output O into the body."""
+HEAD_LIF = "head.lif"
+HEAD_FC = "head.fc"
+"""The classifier: global average pooling folded into a dense layer to the read-out."""
+READOUT = "readout"
+
+
+@dataclass(frozen=True)
+class BlockNames:
+    """The graph names inside one body block: two LIF populations and up to three conv
+    layers, each ``block{i}.{field}`` with i counted from 1 as the graph does."""
+
+    lif1: str
+    conv1: str
+    lif2: str
+    conv2: str
+    downsample: str
+
+    @classmethod
+    def of(cls, index: int) -> BlockNames:
+        return cls(**{part.name: f"block{index}.{part.name}" for part in fields(cls)})
+
+
+def reads_membrane(config: ModelConfig, layer: str) -> bool:
+    """True for a body layer that reads the real-valued stream (a MAC layer): the
+    downsample convs of a membrane-shortcut model (``shortcut="membrane"``)."""
+    return config.shortcut == "membrane" and layer.endswith(".downsample")
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -114,21 +144,21 @@ class MSBlock(nn.Module):
         return out + self.downsample(x, binary=False)  # the real-valued stream
 
     def export_graph(
-        self, graph: Graph, name: str, stream: list[Edge], lif: LIFConfig
+        self, graph: Graph, names: BlockNames, stream: list[Edge], lif: LIFConfig
     ) -> list[Edge]:
         """Add this block's two populations; return the stream that leaves the block."""
-        pop1 = _add_population(graph, f"{name}.lif1", stream, lif)
-        mid = self.conv1.stream_term(f"{name}.conv1", pop1)
-        pop2 = _add_population(graph, f"{name}.lif2", [mid], lif)
-        out = self.conv2.stream_term(f"{name}.conv2", pop2)
+        pop1 = _add_population(graph, names.lif1, stream, lif)
+        mid = self.conv1.stream_term(names.conv1, pop1)
+        pop2 = _add_population(graph, names.lif2, [mid], lif)
+        out = self.conv2.stream_term(names.conv2, pop2)
         if self.downsample is None:
             return [*stream, out]
         if self.shortcut != "spike":
             raise UserError(
-                f"{name}.downsample reads the real-valued stream (membrane shortcut), a MAC "
+                f"{names.downsample} reads the real-valued stream (membrane shortcut), a MAC "
                 "layer that cannot run on Loihi; retrain with shortcut 'spike'"
             )
-        return [self.downsample.stream_term(f"{name}.downsample", pop1), out]
+        return [self.downsample.stream_term(names.downsample, pop1), out]
 
 
 def _add_population(graph: Graph, name: str, stream: list[Edge], lif: LIFConfig) -> str:
@@ -173,29 +203,40 @@ class GACMSResNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.forward_steps(image).mean(dim=0)
 
+    def named_blocks(self) -> list[tuple[BlockNames, MSBlock]]:
+        """The body blocks with their graph names, in order."""
+        return [(BlockNames.of(i), block) for i, block in enumerate(self.blocks, start=1)]
+
     def populations(self) -> dict[str, LIF]:
-        """The LIF populations by graph name (the encoder's LIF is ``encoder.lif``)."""
-        pops = {"encoder.lif": self.encoder.lif} if hasattr(self.encoder, "lif") else {}
-        for i, block in enumerate(self.blocks, start=1):
-            pops[f"block{i}.lif1"] = block.lif1
-            pops[f"block{i}.lif2"] = block.lif2
-        pops["head.lif"] = self.head_lif
+        """The LIF populations by graph name (the encoder's LIF is ``ENCODER_LIF``)."""
+        pops = {ENCODER_LIF: self.encoder.lif} if hasattr(self.encoder, "lif") else {}
+        for names, block in self.named_blocks():
+            pops[names.lif1] = block.lif1
+            pops[names.lif2] = block.lif2
+        pops[HEAD_LIF] = self.head_lif
         return pops
+
+    def body_layers(self) -> dict[str, ConvBN | nn.Linear]:
+        """The body's conv/linear layers by graph layer name (the classifier last)."""
+        layers: dict[str, ConvBN | nn.Linear] = {}
+        for names, block in self.named_blocks():
+            layers[names.conv1] = block.conv1
+            if block.downsample is not None:
+                layers[names.downsample] = block.downsample
+            layers[names.conv2] = block.conv2
+        layers[HEAD_FC] = self.fc
+        return layers
 
     def layer_ops(self) -> dict[str, str]:
         """Every conv/linear layer and what it does per input: "MAC" (reads real values)
         or "AC" (reads binary spikes, so each synaptic event is an addition)."""
         ops = {
-            name: "MAC"
+            host_name(name): "MAC"
             for name, m in self.encoder.named_modules()
             if isinstance(m, nn.Conv2d | nn.Linear)
         }
-        ops = {f"encoder.{name}": op for name, op in ops.items()}
-        for i, block in enumerate(self.blocks, start=1):
-            ops[f"block{i}.conv1"] = ops[f"block{i}.conv2"] = "AC"
-            if block.downsample is not None:
-                ops[f"block{i}.downsample"] = "AC" if block.shortcut == "spike" else "MAC"
-        ops["head.fc"] = "AC"
+        for name in self.body_layers():
+            ops[name] = "MAC" if reads_membrane(self.config, name) else "AC"
         return ops
 
     def encoder_output_shape(self) -> tuple[int, int, int]:
@@ -211,10 +252,10 @@ class GACMSResNet(nn.Module):
         shape = self.encoder_output_shape()
         graph = Graph(input_shape=shape, time_steps=self.config.time_steps)
         identity = np.eye(shape[0])[:, :, None, None]
-        stream = [Edge("input", INPUT, "", "conv", identity)]
-        for i, block in enumerate(self.blocks, start=1):
-            stream = block.export_graph(graph, f"block{i}", stream, self.config.lif)
-        head = _add_population(graph, "head.lif", stream, self.config.lif)
+        stream = [Edge(INPUT_LAYER, INPUT, "", "conv", identity)]
+        for names, block in self.named_blocks():
+            stream = block.export_graph(graph, names, stream, self.config.lif)
+        head = _add_population(graph, HEAD_LIF, stream, self.config.lif)
         c, h, w = graph.shape_of(head)
         # Global average pooling folded into the classifier: each spatial position
         # of channel c reaches class k with weight fc[k, c] / (H * W).
@@ -222,13 +263,13 @@ class GACMSResNet(nn.Module):
         dense = np.repeat(fc[:, :, None], h * w, axis=2).reshape(fc.shape[0], c * h * w) / (h * w)
         classes = self.config.num_classes
         graph.populations.append(
-            Population("readout", (classes,), "readout", float("inf"), 0.0, np.zeros(classes))
+            Population(READOUT, (classes,), "readout", float("inf"), 0.0, np.zeros(classes))
         )
         graph.edges.append(
             Edge(
-                "head.fc",
+                HEAD_FC,
                 head,
-                "readout",
+                READOUT,
                 "dense",
                 dense,
                 bias=self.fc.bias.detach().double().numpy(),

@@ -22,7 +22,7 @@ from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.quantize import QuantSpec, quantize_payload
 from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.models.lif import loihi_lif_forward
-from gac_deploy.models.msresnet import ConvBN, GACMSResNet
+from gac_deploy.models.msresnet import HEAD_FC, ConvBN, GACMSResNet
 
 
 def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ class QATBody(nn.Module):
         for edge in self.graph.edges:
             if edge.src == INPUT or _key(edge.layer) in self.weight:
                 continue
-            if edge.layer == "head.fc":
+            if edge.layer == HEAD_FC:
                 self.weight[_key(edge.layer)] = nn.Parameter(model.fc.weight.detach().clone())
             else:
                 self.weight[_key(edge.layer)] = nn.Parameter(
@@ -116,22 +116,11 @@ class QATModel(nn.Module):
         return self.body(self.encoder(image))
 
 
-def layer_modules(model: GACMSResNet) -> dict[str, nn.Module]:
-    """The model's body layers by graph layer name."""
-    modules: dict[str, nn.Module] = {"head.fc": model.fc}
-    for i, block in enumerate(model.blocks, start=1):
-        modules[f"block{i}.conv1"] = block.conv1
-        modules[f"block{i}.conv2"] = block.conv2
-        if block.downsample is not None:
-            modules[f"block{i}.downsample"] = block.downsample
-    return modules
-
-
 @torch.no_grad()
 def write_back(model: GACMSResNet, body: QATBody) -> None:
     """Store the fine-tuned body in ``model``: each conv holds the folded weights and its
     BatchNorm becomes the identity plus the folded shift (what folding gives back)."""
-    for layer, module in layer_modules(model).items():
+    for layer, module in model.body_layers().items():
         weight = body.weight[_key(layer)].detach()
         bias = body.bias[_key(layer)].detach()
         if isinstance(module, ConvBN):
@@ -151,7 +140,7 @@ def check_round_trip(model: GACMSResNet, body: QATBody) -> float:
     graph = model.export_graph()
     worst = 0.0
     for edge in graph.edges:
-        if edge.src == INPUT or edge.layer == "head.fc":
+        if edge.src == INPUT or edge.layer == HEAD_FC:
             continue
         diff = np.abs(edge.weight - body.weight[_key(edge.layer)].detach().double().numpy())
         worst = max(worst, float(diff.max()))
