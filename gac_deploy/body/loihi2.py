@@ -25,14 +25,18 @@ from gac_deploy.body.formats import (
     DECAY_BITS,
     DECAY_UNITY,
     PAYLOAD_PORT_BITS,
+    SPIKING_THRESHOLD_MAX,
     STATE_BITS,
     STATE_MAX,
     THRESHOLD_BITS,
     THRESHOLD_MAX,
     WEIGHT_BITS,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    WEIGHT_STEP,
 )
 from gac_deploy.body.graph import Graph
-from gac_deploy.body.quantize import max_synaptic_input
+from gac_deploy.body.quantize import MAX_PAYLOAD_BITS, MAX_SCALE_EXP, max_synaptic_input
 from gac_deploy.config import ModelConfig
 from gac_deploy.errors import UserError
 
@@ -130,6 +134,62 @@ def _unrolled_synapses(edge, dst_shape: tuple[int, ...]) -> int:
         return int(edge.weight.size)
     c_out, h, w = dst_shape
     return c_out * h * w * _fan_in(edge)
+
+
+ROLES = ("lif", "readout")
+
+
+def check_formats(graph: Graph) -> None:
+    """Raise ValueError, naming the population or edge, the field and its range, for any
+    value of a quantised graph outside the Loihi 2 formats this package writes: weight
+    mantissas (even, 8-bit), 13-bit biases, thresholds (spiking ones at most
+    ``SPIKING_THRESHOLD_MAX``, see :mod:`gac_deploy.body.quantize`), 12-bit decays,
+    payload bits, scale exponents, delays, and T >= 1. A graph read from a file is
+    checked with this before anything runs it."""
+    if graph.time_steps < 1:
+        raise ValueError(f"time_steps is {graph.time_steps}, must be at least 1")
+    if not 1 <= graph.payload_bits <= MAX_PAYLOAD_BITS:
+        raise ValueError(f"payload_bits is {graph.payload_bits}, must be in 1..{MAX_PAYLOAD_BITS}")
+    max_delay = len(graph.populations)  # balanced delays never exceed the longest path
+    for edge in graph.edges:
+        w = np.asarray(edge.weight)
+        if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX or np.any(w % WEIGHT_STEP)):
+            raise ValueError(
+                f"edge {edge.name}: weights run from {w.min()} to {w.max()}; Loihi's 8-bit "
+                f"mantissas are even integers in [{WEIGHT_MIN}, {WEIGHT_MAX}]"
+            )
+        if not 0 <= edge.delay <= max_delay:
+            raise ValueError(f"edge {edge.name}: delay {edge.delay} is outside 0..{max_delay}")
+        if edge.stride < 1 or edge.padding < 0:
+            raise ValueError(f"edge {edge.name}: stride {edge.stride}, padding {edge.padding}")
+    for pop in graph.populations:
+        limit = SPIKING_THRESHOLD_MAX if pop.role == "lif" else THRESHOLD_MAX
+        low, high = np.min(pop.bias, initial=0), np.max(pop.bias, initial=0)
+        checks = (
+            ("role", pop.role in ROLES, f"one of {', '.join(ROLES)}", pop.role),
+            ("threshold", 0 <= pop.threshold <= limit, f"in 0..{limit}", pop.threshold),
+            (
+                "voltage decay",
+                0 <= pop.voltage_decay <= DECAY_UNITY,
+                f"in 0..{DECAY_UNITY}",
+                pop.voltage_decay,
+            ),
+            (
+                "bias",
+                -BIAS_LIMIT - 1 <= low and high <= BIAS_LIMIT,
+                f"in {-BIAS_LIMIT - 1}..{BIAS_LIMIT}",
+                f"{low}..{high}",
+            ),
+            (
+                "scale exponent",
+                abs(pop.scale_exp) <= 2 * MAX_SCALE_EXP,
+                f"in {-2 * MAX_SCALE_EXP}..{2 * MAX_SCALE_EXP}",
+                pop.scale_exp,
+            ),
+        )
+        for field, ok, rule, value in checks:
+            if not ok:
+                raise ValueError(f"population {pop.name}: {field} {value} must be {rule}")
 
 
 def check_fits(graph: Graph, chips: int = 1) -> Mapping:

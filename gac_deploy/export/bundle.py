@@ -7,6 +7,7 @@ into place, so an interrupted export leaves no half-written bundle.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,19 +213,82 @@ def export_bundle(
     return load_bundle(out)
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Open a bundle directory, refusing it if any artifact's hash does not match."""
-    path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"bundle not found: {path}; create it with 'gac-deploy export model.pt'")
-    manifest = read_json(path / MANIFEST_FILE, "bundle manifest")
-    if manifest.get("format") != FORMAT:
-        raise UserError(f"{path / MANIFEST_FILE} is not a gac-deploy bundle manifest; re-export")
+# manifest.json's schema: every key build_manifest writes, with its type
+MANIFEST_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "format_version": int,
+    "gac_deploy_version": str,
+    "target": str,
+    "time_steps": int,
+    "model": dict,
+    "float_test_accuracy": (float, int, type(None)),
+    "quantization_aware": bool,
+    "input": dict,
+    "encoder": dict,
+    "body": dict,
+    "quantization": list,
+    "layers": list,
+    "resources": dict,
+    "artifacts": dict,
+}
+INPUT_KEYS = ("shape", "layout", "normalization", "data")
+BODY_KEYS = ("file", "runs_on", "schema", "payload_bits", "latency_steps", "populations", "edges")
+ARTIFACTS = (ENCODER_FILE, BODY_FILE)
+HEX = "0123456789abcdef"
+
+
+def check_manifest(file: Path, manifest: Any) -> None:
+    """Refuse a manifest that is not exactly what :func:`build_manifest` writes: its keys
+    and their types, the input and data sections, hashes of exactly the bundle's own
+    artifacts (mandatory), and one T throughout."""
+
+    def refuse(problem: str) -> UserError:
+        return UserError(f"{file}: {problem}; re-export the bundle")
+
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise UserError(f"{file} is not a gac-deploy bundle manifest; re-export")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise UserError(
             f"bundle format version {manifest.get('format_version')} is not supported; re-export"
         )
-    for name, digest in manifest.get("artifacts", {}).items():
+    keys = set(manifest)
+    if keys != set(MANIFEST_SCHEMA):
+        odd = sorted(keys - set(MANIFEST_SCHEMA)) or sorted(set(MANIFEST_SCHEMA) - keys)
+        raise refuse(f"{'unexpected' if keys - set(MANIFEST_SCHEMA) else 'missing'} {odd[0]}")
+    for key, kind in MANIFEST_SCHEMA.items():
+        if not isinstance(manifest[key], kind) or kind is int and isinstance(manifest[key], bool):
+            raise refuse(f"{key} is a {type(manifest[key]).__name__}")
+    data_keys = {f.name for f in dataclasses.fields(DataSpec)}
+    sections = (
+        ("input", manifest["input"], set(INPUT_KEYS)),
+        ("input.data", manifest["input"].get("data"), data_keys),
+        ("body", manifest["body"], set(BODY_KEYS)),
+        ("artifacts", manifest["artifacts"], set(ARTIFACTS)),
+    )
+    for name, section, expected in sections:
+        if not isinstance(section, dict) or set(section) != expected:
+            given = set(section) if isinstance(section, dict) else set()
+            odd = sorted(given - expected) or sorted(expected - given) or [type(section).__name__]
+            raise refuse(f"{name} must hold exactly {', '.join(sorted(expected))} (not {odd[0]})")
+    for name, digest in manifest["artifacts"].items():
+        if not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= set(HEX)):
+            raise refuse(f"the sha256 of {name} is not a 64-digit hex digest")
+    if manifest["model"].get("time_steps") != manifest["time_steps"]:
+        raise refuse(
+            f"time_steps {manifest['time_steps']} differs from the model's "
+            f"{manifest['model'].get('time_steps')}"
+        )
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Open a bundle directory, refusing it if its manifest does not follow the schema,
+    any artifact's hash does not match, or body.net leaves the Loihi 2 formats."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"bundle not found: {path}; create it with 'gac-deploy export model.pt'")
+    manifest = read_json(path / MANIFEST_FILE, "bundle manifest")
+    check_manifest(path / MANIFEST_FILE, manifest)
+    for name, digest in manifest["artifacts"].items():
         file = path / name
         if not file.is_file():
             raise UserError(f"bundle is missing {name}; re-export it")
@@ -232,4 +296,11 @@ def load_bundle(path: str | Path) -> Bundle:
             raise UserError(
                 f"{file} does not match its sha256 in the manifest; re-export the bundle"
             )
-    return Bundle(path, manifest, read_body(path / BODY_FILE))
+    graph = read_body(path / BODY_FILE)
+    if graph.time_steps != manifest["time_steps"]:
+        raise UserError(
+            f"{path / BODY_FILE} runs T={graph.time_steps} steps but the encoder's T is "
+            f"{manifest['time_steps']}; re-export the bundle"
+        )
+    model_config_from_dict(manifest["model"])  # a one-line error now, not when first used
+    return Bundle(path, manifest, graph)

@@ -28,6 +28,7 @@ import numpy as np
 
 from gac_deploy.body.formats import CURRENT_DECAY
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population, check_graph
+from gac_deploy.body.loihi2 import check_formats
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import atomic_path
 
@@ -121,8 +122,21 @@ def _read_str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _integers(path: str | Path, dataset, what: str) -> np.ndarray:
+    """A dataset's values, refused unless stored as integers (a float array can hide NaN
+    or fractions that a cast would silently change)."""
+    values = dataset[()]
+    if not np.issubdtype(np.asarray(values).dtype, np.integer):
+        raise UserError(
+            f"{path}: {what} are stored as {np.asarray(values).dtype}, not integers; "
+            "re-export the bundle"
+        )
+    return np.asarray(values)
+
+
 def read_body(path: str | Path) -> Graph:
-    """Read a body.net written by :func:`write_body` back into a quantised graph."""
+    """Read a body.net written by :func:`write_body` back into a quantised graph, refusing
+    one whose values lie outside the Loihi 2 formats (:func:`check_formats`)."""
     try:
         with h5py.File(path, "r") as f:
             if _read_str(f.attrs.get("format", "")) != FORMAT:
@@ -145,9 +159,9 @@ def read_body(path: str | Path) -> Graph:
                     name=name,
                     shape=tuple(int(v) for v in layer["shape"][()]),
                     role=_read_str(ext.attrs["role"]),
-                    threshold=int(neuron["vThMant"][()]),
-                    voltage_decay=int(neuron["vDecay"][()]),
-                    bias=layer["bias"][()].astype(np.int32),
+                    threshold=int(_integers(path, neuron["vThMant"], f"{name} vThMant")),
+                    voltage_decay=int(_integers(path, neuron["vDecay"], f"{name} vDecay")),
+                    bias=_integers(path, layer["bias"], f"{name} biases").astype(np.int32),
                     scale_exp=int(ext.attrs["scale_exp"]),
                 )
                 graph.populations.append(pop)
@@ -159,7 +173,7 @@ def read_body(path: str | Path) -> Graph:
                         previous,
                         name,
                         kind,
-                        layer["weight"][()].astype(np.int32),
+                        _integers(path, layer["weight"], f"{name} weights").astype(np.int32),
                         stride,
                         padding,
                         delay=int(ext.attrs["delay"]),
@@ -173,7 +187,7 @@ def read_body(path: str | Path) -> Graph:
                             _read_str(g.attrs["src"]),
                             name,
                             _read_str(g.attrs["kind"]),
-                            g["weight"][()].astype(np.int32),
+                            _integers(path, g["weight"], f"{name} weights").astype(np.int32),
                             int(g.attrs["stride"]),
                             int(g.attrs["padding"]),
                             delay=int(g.attrs["delay"]),
@@ -188,4 +202,8 @@ def read_body(path: str | Path) -> Graph:
         check_graph(graph)
     except ValueError as exc:
         raise UserError(f"{path} describes an inconsistent network ({exc}); re-export") from None
+    try:
+        check_formats(graph)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}; re-export the bundle") from None
     return graph

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
+from gac_deploy.errors import UserError
+from gac_deploy.export.bundle import MANIFEST_SCHEMA, check_manifest, load_bundle
 from gac_deploy.fileio import sha256_file
 from tests.cli.test_cli import assert_user_error, run_cli
 
@@ -62,3 +65,92 @@ def test_replaced_encoder_is_refused(bundle_dir, tmp_path, replace, words):
     replace(bundle / "encoder.onnx", tmp_path)
     rehash(bundle, "encoder.onnx")
     assert_user_error(run_cli("simulate", str(bundle), "--samples", "4"), *words)
+
+
+def _edit_body(bundle, edit) -> None:
+    import h5py
+
+    with h5py.File(bundle / "body.net", "r+") as f:
+        edit(f)
+    rehash(bundle, "body.net")
+
+
+def _set_weights(values):
+    def edit(f):
+        weight = f["layer/1/weight"]
+        data = np.full(weight.shape, values[0], dtype=values[1])
+        del f["layer/1/weight"]
+        f["layer/1"].create_dataset("weight", data=data)
+
+    return edit
+
+
+def _set_attr(where, key, value):
+    def edit(f):
+        f[where].attrs[key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set_weights((np.nan, np.float32)), "weights are stored as float32, not integers"),
+        (_set_weights((30000, np.int16)), "weights run from 30000"),
+        (_set_weights((3, np.int16)), "even integers"),
+        (_set_attr("/", "time_steps", 0), "time_steps is 0"),
+        (_set_attr("/", "time_steps", 1_000_000_000), "T=1000000000 steps but the encoder's T"),
+        (_set_attr("/", "payload_bits", 0), "payload_bits is 0"),
+        (_set_attr("layer/1/gac", "delay", -1), "delay -1"),
+    ],
+)
+def test_body_net_outside_the_loihi_formats_is_refused(bundle_dir, tmp_path, edit, message):
+    bundle = copy_bundle(bundle_dir, tmp_path)
+    _edit_body(bundle, edit)
+    with pytest.raises(UserError, match=message):
+        load_bundle(bundle)
+
+
+def _manifest_edit(edit):
+    def apply(manifest):
+        edit(manifest)
+        return manifest
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: [], "not a gac-deploy bundle manifest"),
+        (_manifest_edit(lambda m: m.pop("body")), "missing body"),
+        (_manifest_edit(lambda m: m.pop("artifacts")), "missing artifacts"),
+        (_manifest_edit(lambda m: m.update(extra=1)), "unexpected extra"),
+        (_manifest_edit(lambda m: m["input"]["data"].update(x=1)), "input.data must hold"),
+        (_manifest_edit(lambda m: m["artifacts"].update({"../../x": "0" * 64})), "artifacts"),
+        (_manifest_edit(lambda m: m["artifacts"].pop("body.net")), "artifacts must hold"),
+        (_manifest_edit(lambda m: m["artifacts"].update({"body.net": "zz"})), "hex digest"),
+        (_manifest_edit(lambda m: m.update(time_steps=5)), "differs from the model's"),
+        (_manifest_edit(lambda m: m.update(time_steps="4")), "time_steps is a str"),
+        (_manifest_edit(lambda m: m["model"].update(lif=[1])), "model config is malformed"),
+    ],
+)
+def test_manifest_outside_its_schema_is_refused(bundle_dir, tmp_path, edit, message):
+    bundle = copy_bundle(bundle_dir, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps(edit(manifest)))
+    with pytest.raises(UserError, match=message):
+        load_bundle(bundle)
+
+
+def test_schema_names_every_key_build_manifest_writes(bundle_dir):
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert set(manifest) == set(MANIFEST_SCHEMA)
+    check_manifest(bundle_dir / "manifest.json", manifest)
+
+
+def test_tampered_body_from_the_command_line(bundle_dir, tmp_path):
+    bundle = copy_bundle(bundle_dir, tmp_path)
+    _edit_body(bundle, _set_attr("/", "time_steps", 1_000_000_000))
+    assert_user_error(run_cli("energy", str(bundle)), "T=1000000000")
+    assert_user_error(run_cli("simulate", str(bundle)), "T=1000000000")

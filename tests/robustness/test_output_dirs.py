@@ -202,3 +202,53 @@ def test_overwrite_replaces_the_run(trained_dir, tmp_path):
     rows = (run / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1 and json.loads(rows[0])["step"] == 2
     assert (run / "bundle" / "keep").read_text() == "k"
+
+
+def _file_size_limit(limit: int):
+    """preexec_fn: writes past ``limit`` bytes fail with EFBIG, as on a full disk."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_disk_full_during_export_is_one_line_and_keeps_the_old_bundle(
+    bundle_dir, trained_dir, tmp_path
+):
+    out = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, out)
+    before = snapshot(out)
+    result = subprocess.run(
+        [sys.executable, "-m", "gac_deploy", "export", str(trained_dir / "model.pt"), "--out",
+         str(out)],
+        preexec_fn=_file_size_limit(20_000),
+        capture_output=True,
+        text=True,
+    )
+    assert_user_error(result, "no room to write")
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_body_net_is_written_in_one_plain_write(bundle_dir, tmp_path):
+    """HDF5 builds the file in memory: a failing disk write is Python's OSError."""
+    code = textwrap.dedent(
+        f"""
+        import errno, resource, signal
+        from gac_deploy.export.netx_hdf5 import read_body, write_body
+        graph = read_body({str(bundle_dir / "body.net")!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+        try:
+            write_body({str(tmp_path / "body.net")!r}, graph)
+        except OSError as exc:
+            print(exc.errno == errno.EFBIG)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert list(tmp_path.iterdir()) == []
