@@ -182,6 +182,12 @@ def load_rates(firing_rate_value: float | None, rates_file: str | None) -> dict[
         ) from None
     if not isinstance(data, dict):
         raise UserError(f"{rates_file} must hold a JSON object {{population: rate}}")
+    for name, rate in data.items():
+        if not isinstance(rate, int | float) or isinstance(rate, bool):
+            raise UserError(
+                f"{rates_file}: the rate of {name} is {rate!r}, not a number; give spikes per "
+                "neuron and step, between 0 and 1"
+            )
     return {str(k): float(v) for k, v in data.items()}
 
 
