@@ -11,7 +11,7 @@ import torch
 from gac_deploy.config import ModelConfig, model_config_from_dict, to_dict
 from gac_deploy.data import DataSpec
 from gac_deploy.errors import UserError
-from gac_deploy.fileio import atomic_path
+from gac_deploy.fileio import write_torch
 from gac_deploy.models import GACMSResNet, build_model
 from gac_deploy.models.size import check_model_size, meta_model
 
@@ -47,8 +47,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "quantization": ckpt.quantization,
         "state_dict": {k: v.detach().cpu() for k, v in ckpt.state_dict.items()},
     }
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

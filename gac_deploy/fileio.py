@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -136,6 +137,18 @@ def atomic_directory(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_torch(path: str | Path, data: Any) -> None:
+    """``torch.save(data)`` to ``path``, atomically. The file is serialised in memory and
+    written with one plain write, so a full disk is an ordinary ``OSError`` (torch's own
+    writer reports it as a RuntimeError from deep inside)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    with atomic_path(path, ".pt") as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -22,7 +22,7 @@ import yaml
 
 from gac_deploy.config import ModelConfig, TrainConfig, to_dict
 from gac_deploy.errors import UserError
-from gac_deploy.fileio import atomic_path
+from gac_deploy.fileio import atomic_path, write_torch
 
 MODEL_FILE = "model.pt"
 STATE_FILE = "last.pt"
@@ -197,8 +197,7 @@ def save_state(
         "max_steps": state.max_steps,
         "qat": state.qat,
     }
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(saved, tmp)
+    write_torch(path, saved)
 
 
 def restore_rng(states: dict) -> None:

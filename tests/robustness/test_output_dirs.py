@@ -252,3 +252,30 @@ def test_body_net_is_written_in_one_plain_write(bundle_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_during_training_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "gac_deploy", "train", "--out", str(out), "--epochs", "1",
+         "--max-steps", "1", "--quiet"],
+        preexec_fn=_file_size_limit(50_000),  # config.yaml fits, last.pt does not
+        capture_output=True,
+        text=True,
+    )
+    assert_user_error(result, "no room to write")
+    assert not list(out.glob(".*"))  # no temporary file left
+    assert not (out / "last.pt").exists()
+
+
+def test_two_exports_to_one_out_at_once(trained_dir, tmp_path):
+    out = tmp_path / "bundle"
+    command = [sys.executable, "-m", "gac_deploy", "export", str(trained_dir / "model.pt"),
+               "--out", str(out)]
+    first, second = (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(2))
+    for process in (first, second):
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    assert load_bundle(out).manifest["target"] == "loihi2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
