@@ -49,7 +49,7 @@ def check_run_dir(out: Path, resume: bool = False, overwrite: bool = False) -> N
     names = sorted(p.name for p in out.iterdir())
     if not names:
         return
-    if not any(name in RUN_ENTRIES for name in names):
+    if not any(name in RUN_ENTRIES or _is_leftover(name) for name in names):
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise UserError(
             f"output {out} exists and is not a training run directory (it holds {shown}); "
@@ -62,6 +62,20 @@ def check_run_dir(out: Path, resume: bool = False, overwrite: bool = False) -> N
         )
 
 
+def _is_leftover(name: str) -> bool:
+    """A temporary file of an atomic write into a run (``.last.pt.XXXX.pt``), left behind
+    when a process was killed while writing."""
+    return any(name.startswith(f".{entry}.") for entry in RUN_ENTRIES)
+
+
+def clear_leftovers(out: Path) -> None:
+    """Remove what killed writes left in ``out`` (see :func:`_is_leftover`)."""
+    if out.is_dir():
+        for path in out.iterdir():
+            if _is_leftover(path.name) and path.is_file():
+                path.unlink()
+
+
 def clear_run(out: Path) -> None:
     """Remove a previous run's files from ``out`` (``--overwrite``); other entries stay."""
     for name in RUN_ENTRIES:
@@ -70,6 +84,7 @@ def clear_run(out: Path) -> None:
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
+    clear_leftovers(out)
 
 
 def open_tensorboard(out: Path):

@@ -185,6 +185,7 @@ def _train(
     if world.is_main:
         if overwrite and not resume:
             run_dir.clear_run(out)
+        run_dir.clear_leftovers(out)
         out.mkdir(parents=True, exist_ok=True)
     writer = run_dir.open_tensorboard(out) if train_config.tensorboard and world.is_main else None
     if world.is_main:

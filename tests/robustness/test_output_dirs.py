@@ -279,3 +279,17 @@ def test_two_exports_to_one_out_at_once(trained_dir, tmp_path):
         assert process.returncode == 0, err
     assert load_bundle(out).manifest["target"] == "loihi2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_leftovers_of_a_killed_write_mark_a_run_and_are_cleared(tmp_path):
+    from gac_deploy.training.run_dir import check_run_dir, clear_leftovers
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".last.pt.k3j4.pt").write_bytes(b"half")  # what a kill during save leaves
+    with pytest.raises(UserError, match="already holds a training run"):
+        check_run_dir(run)
+    check_run_dir(run, overwrite=True)
+    (run / "notes.txt").write_text("mine")
+    clear_leftovers(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
