@@ -12,6 +12,7 @@ from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import MANIFEST_SCHEMA, check_manifest, load_bundle
 from gac_deploy.fileio import sha256_file
 from tests.cli.test_cli import assert_user_error, run_cli
+from tests.robustness.cli import cli
 
 
 def rehash(bundle, name: str) -> None:
@@ -64,7 +65,7 @@ def test_replaced_encoder_is_refused(bundle_dir, tmp_path, replace, words):
     bundle = copy_bundle(bundle_dir, tmp_path)
     replace(bundle / "encoder.onnx", tmp_path)
     rehash(bundle, "encoder.onnx")
-    assert_user_error(run_cli("simulate", str(bundle), "--samples", "4"), *words)
+    assert_user_error(cli("simulate", str(bundle), "--samples", "4"), *words)
 
 
 def _edit_body(bundle, edit) -> None:

@@ -12,7 +12,8 @@ import torch
 from gac_deploy.config import ModelConfig, to_dict
 from gac_deploy.errors import UserError
 from gac_deploy.models.size import check_model_size, model_size
-from tests.cli.test_cli import assert_user_error, run_cli
+from tests.cli.test_cli import assert_user_error
+from tests.robustness.cli import cli
 
 
 def payload_of(trained_dir) -> dict:
@@ -38,7 +39,7 @@ def test_malformed_checkpoints_are_one_line_errors(trained_dir, tmp_path, change
     change(payload)
     bad = tmp_path / "model.pt"
     torch.save(payload, bad)
-    assert_user_error(run_cli("export", str(bad), "--out", str(tmp_path / "b")), *words)
+    assert_user_error(cli("export", str(bad), "--out", str(tmp_path / "b")), *words)
     assert not (tmp_path / "b").exists()
 
 
@@ -87,17 +88,17 @@ def test_model_size_is_exact_and_refuses_what_cannot_fit():
 
 def test_absurd_sizes_from_the_command_line(tmp_path):
     assert_user_error(
-        run_cli("train", "-T", "1000000000", "--out", str(tmp_path / "t")), "needs at least"
+        cli("train", "-T", "1000000000", "--out", str(tmp_path / "t")), "needs at least"
     )
     assert not (tmp_path / "t").exists()
     source = tmp_path / "authors.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, source)
     assert_user_error(
-        run_cli(
+        cli(
             "import-official", str(source), "--arch", "msresnet18-cifar", "--num-classes",
             "1000000000", "-T", "6", "--out", str(tmp_path / "m.pt"),
         ),
         "needs at least",
     )
-    result = run_cli("models", "--params", "-T", "1000000000")
+    result = cli("models", "--params", "-T", "1000000000")
     assert result.returncode == 0 and "msresnet18-cifar" in result.stdout

@@ -21,7 +21,8 @@ import pytest
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import export_bundle, load_bundle
 from gac_deploy.fileio import atomic_directory
-from tests.cli.test_cli import assert_user_error, run_cli
+from tests.cli.test_cli import assert_user_error
+from tests.robustness.cli import cli
 
 
 def snapshot(path: Path) -> dict[str, bytes]:
@@ -36,7 +37,7 @@ def test_export_refuses_a_run_directory(trained_dir, tmp_path):
     shutil.copytree(trained_dir, run)
     before = snapshot(run)
     assert {"model.pt", "last.pt", "metrics.jsonl", "config.yaml"} <= set(before)
-    result = run_cli("export", str(run / "model.pt"), "--out", str(run))
+    result = cli("export", str(run / "model.pt"), "--out", str(run))
     assert_user_error(result, str(run), "not a gac-deploy bundle", "config.yaml")
     assert snapshot(run) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no work directory left
@@ -45,7 +46,7 @@ def test_export_refuses_a_run_directory(trained_dir, tmp_path):
 def test_export_refuses_an_existing_file(trained_dir, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
-    result = run_cli("export", str(trained_dir / "model.pt"), "--out", str(notes))
+    result = cli("export", str(trained_dir / "model.pt"), "--out", str(notes))
     assert_user_error(result, "notes.txt", "not a directory")
     assert notes.read_text() == "my notes\n"
 
@@ -56,7 +57,7 @@ def test_export_refuses_a_bundle_with_foreign_files(bundle_dir, trained_dir, tmp
     (out / "README.txt").write_text("mine\n")
     before = snapshot(out)
     assert_user_error(
-        run_cli("export", str(trained_dir / "model.pt"), "--out", str(out)), "README.txt"
+        cli("export", str(trained_dir / "model.pt"), "--out", str(out)), "README.txt"
     )
     assert snapshot(out) == before
 
@@ -162,16 +163,16 @@ def test_train_refuses_what_is_not_its_run(trained_dir, tmp_path):
     other = tmp_path / "photos"
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"\xff\xd8")
-    assert_user_error(run_cli("train", "--out", str(other)), "not a training run directory")
+    assert_user_error(cli("train", "--out", str(other)), "not a training run directory")
     assert sorted(p.name for p in other.iterdir()) == ["cat.jpg"]
     notes = tmp_path / "notes.txt"
     notes.write_text("x")
-    assert_user_error(run_cli("train", "--out", str(notes)), "not a directory")
+    assert_user_error(cli("train", "--out", str(notes)), "not a directory")
     run = tmp_path / "run"
     shutil.copytree(trained_dir, run)
     before = snapshot(run)
-    assert_user_error(run_cli("train", "--out", str(run)), "--resume", "--overwrite")
-    assert_user_error(run_cli("train", "--out", str(run), "--resume", "--overwrite"), "pick one")
+    assert_user_error(cli("train", "--out", str(run)), "--resume", "--overwrite")
+    assert_user_error(cli("train", "--out", str(run), "--resume", "--overwrite"), "pick one")
     assert snapshot(run) == before
 
 
@@ -180,11 +181,11 @@ def test_non_finite_settings_are_refused_before_anything_is_written(trained_dir,
     run = tmp_path / "run"
     shutil.copytree(trained_dir, run)
     before = snapshot(run)
-    assert_user_error(run_cli("train", "--out", str(run), "--overwrite", "--lr", value), "lr")
-    assert_user_error(run_cli("train", "--out", str(run), "--resume", "--lr", value), "lr")
+    assert_user_error(cli("train", "--out", str(run), "--overwrite", "--lr", value), "lr")
+    assert_user_error(cli("train", "--out", str(run), "--resume", "--lr", value), "lr")
     assert snapshot(run) == before
     fresh = tmp_path / "fresh"
-    assert_user_error(run_cli("train", "--out", str(fresh), "--cutmix", value), "cutmix")
+    assert_user_error(cli("train", "--out", str(fresh), "--cutmix", value), "cutmix")
     assert not fresh.exists()
 
 
@@ -194,7 +195,7 @@ def test_overwrite_replaces_the_run(trained_dir, tmp_path):
     (run / "bundle").mkdir()  # not the run's: stays
     (run / "bundle" / "keep").write_text("k")
     old_model = (run / "model.pt").read_bytes()
-    result = run_cli(
+    result = cli(
         "train", "--out", str(run), "--overwrite", "--epochs", "1", "--max-steps", "2", "--quiet"
     )
     assert result.returncode == 0, result.stderr

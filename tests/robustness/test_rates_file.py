@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.cli.test_cli import assert_user_error, run_cli
+from tests.cli.test_cli import assert_user_error
+from tests.robustness.cli import cli
 
 
 @pytest.mark.parametrize(
@@ -19,5 +20,5 @@ from tests.cli.test_cli import assert_user_error, run_cli
 def test_bad_rates_file(tmp_path, rates, words):
     path = tmp_path / "rates.json"
     path.write_text(json.dumps(rates))
-    result = run_cli("energy", "--arch", "digits-gac-msresnet", "--rates", str(path))
+    result = cli("energy", "--arch", "digits-gac-msresnet", "--rates", str(path))
     assert_user_error(result, *words)

@@ -7,7 +7,8 @@ import shutil
 import pytest
 import torch
 
-from tests.cli.test_cli import assert_user_error, run_cli
+from tests.cli.test_cli import assert_user_error
+from tests.robustness.cli import cli
 from tests.robustness.test_output_dirs import snapshot
 
 
@@ -25,7 +26,7 @@ def test_bad_yaml_settings(tmp_path, text, words):
     config = tmp_path / "run.yaml"
     config.write_text(text)
     out = tmp_path / "out"
-    assert_user_error(run_cli("train", "--config", str(config), "--out", str(out)), *words)
+    assert_user_error(cli("train", "--config", str(config), "--out", str(out)), *words)
     assert not out.exists()
 
 
@@ -45,5 +46,5 @@ def test_damaged_training_state_on_resume(trained_dir, tmp_path, change, words):
     change(state)
     torch.save(state, run / "last.pt")
     before = snapshot(run)
-    assert_user_error(run_cli("train", "--resume", "--out", str(run)), *words)
+    assert_user_error(cli("train", "--resume", "--out", str(run)), *words)
     assert snapshot(run) == before
