@@ -139,6 +139,11 @@ def atomic_directory(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def some_names(names: list[str], most: int = 3) -> str:
+    """The first ``most`` of ``names`` for a message: "a, b, c, ..."."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
 def write_torch(path: str | Path, data: Any) -> None:
     """``torch.save(data)`` to ``path``, atomically. The file is serialised in memory and
     written with one plain write, so a full disk is an ordinary ``OSError`` (torch's own

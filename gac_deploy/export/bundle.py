@@ -27,7 +27,13 @@ from gac_deploy.data import DataSpec
 from gac_deploy.errors import UserError
 from gac_deploy.export.netx_hdf5 import read_body, write_body
 from gac_deploy.export.onnx_encoder import OPSET, export_encoder_onnx, run_encoder_onnx
-from gac_deploy.fileio import atomic_directory, read_json, sha256_file, write_json
+from gac_deploy.fileio import (
+    atomic_directory,
+    read_json,
+    sha256_file,
+    some_names,
+    write_json,
+)
 
 FORMAT = "gac-deploy-bundle"
 FORMAT_VERSION = 1
@@ -70,7 +76,7 @@ def check_replaceable(path: Path) -> None:
     names = sorted(p.name for p in path.iterdir())
     foreign = [n for n in names if n not in BUNDLE_FILES]
     if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        shown = some_names(foreign)
         raise UserError(
             f"output {path} exists and is not a gac-deploy bundle (it holds {shown}); "
             "choose a new directory, or remove it yourself if it may go"

@@ -22,7 +22,7 @@ import yaml
 
 from gac_deploy.config import ModelConfig, TrainConfig, to_dict
 from gac_deploy.errors import UserError
-from gac_deploy.fileio import atomic_path, write_torch
+from gac_deploy.fileio import atomic_path, some_names, write_torch
 
 MODEL_FILE = "model.pt"
 STATE_FILE = "last.pt"
@@ -50,7 +50,7 @@ def check_run_dir(out: Path, resume: bool = False, overwrite: bool = False) -> N
     if not names:
         return
     if not any(name in RUN_ENTRIES or _is_leftover(name) for name in names):
-        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        shown = some_names(names)
         raise UserError(
             f"output {out} exists and is not a training run directory (it holds {shown}); "
             "choose a new --out"
