@@ -1,5 +1,7 @@
 """The command line: help, one-line errors with exit code 2, outputs a script can read."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +16,16 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "gac_deploy", *args], capture_output=True, text=True, timeout=600
     )
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """``gac-deploy ARGS`` in this process (no interpreter start-up): its exit code and what
+    it printed. An exception that main does not turn into a one-line error propagates, so a
+    would-be traceback fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def test_help_lists_commands():
@@ -191,17 +203,17 @@ def test_import_official_writes_checkpoint_that_export_refuses(tmp_path):
 
 def test_bad_training_settings(tmp_path):
     out = str(tmp_path / "t")
-    assert_user_error(run_cli("train", "--sca-kernel", "0", "--out", out), "sca_kernel")
-    assert_user_error(run_cli("train", "--epochs", "0", "--out", out), "--epochs")
-    assert_user_error(run_cli("train", "--lr", "-1", "--out", out), "--lr")
-    assert_user_error(run_cli("train", "--encoder", "phase", "--out", out), "invalid choice")
-    assert_user_error(run_cli("train", "--device", "tpu", "--out", out), "unknown --device")
+    assert_user_error(cli("train", "--sca-kernel", "0", "--out", out), "sca_kernel")
+    assert_user_error(cli("train", "--epochs", "0", "--out", out), "--epochs")
+    assert_user_error(cli("train", "--lr", "-1", "--out", out), "--lr")
+    assert_user_error(cli("train", "--encoder", "phase", "--out", out), "invalid choice")
+    assert_user_error(cli("train", "--device", "tpu", "--out", out), "unknown --device")
     if not torch.cuda.is_available():
-        assert_user_error(run_cli("train", "--device", "cuda", "--out", out), "no CUDA GPU")
-    assert_user_error(run_cli("train", "--workers", "-1", "--out", out), "--workers")
-    assert_user_error(run_cli("train", "--cutmix", "-1", "--out", out), "--cutmix")
-    assert_user_error(run_cli("train", "--seed", "-1", "--out", out), "--seed")
-    assert_user_error(run_cli("train", "--label-smoothing", "1", "--out", out), "[0, 1)")
+        assert_user_error(cli("train", "--device", "cuda", "--out", out), "no CUDA GPU")
+    assert_user_error(cli("train", "--workers", "-1", "--out", out), "--workers")
+    assert_user_error(cli("train", "--cutmix", "-1", "--out", out), "--cutmix")
+    assert_user_error(cli("train", "--seed", "-1", "--out", out), "--seed")
+    assert_user_error(cli("train", "--label-smoothing", "1", "--out", out), "[0, 1)")
     assert not (tmp_path / "t" / "model.pt").exists()
 
 

@@ -11,8 +11,7 @@ import pytest
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import MANIFEST_SCHEMA, check_manifest, load_bundle
 from gac_deploy.fileio import sha256_file
-from tests.cli.test_cli import assert_user_error, run_cli
-from tests.robustness.cli import cli
+from tests.cli.test_cli import assert_user_error, cli, run_cli
 
 
 def rehash(bundle, name: str) -> None:

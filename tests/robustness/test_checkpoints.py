@@ -12,8 +12,7 @@ import torch
 from gac_deploy.config import ModelConfig, to_dict
 from gac_deploy.errors import UserError
 from gac_deploy.models.size import check_model_size, model_size
-from tests.cli.test_cli import assert_user_error
-from tests.robustness.cli import cli
+from tests.cli.test_cli import assert_user_error, cli
 
 
 def payload_of(trained_dir) -> dict:

@@ -21,8 +21,7 @@ import pytest
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import export_bundle, load_bundle
 from gac_deploy.fileio import atomic_directory
-from tests.cli.test_cli import assert_user_error
-from tests.robustness.cli import cli
+from tests.cli.test_cli import assert_user_error, cli
 
 
 def snapshot(path: Path) -> dict[str, bytes]:

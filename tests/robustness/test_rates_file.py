@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from tests.cli.test_cli import assert_user_error
-from tests.robustness.cli import cli
+from tests.cli.test_cli import assert_user_error, cli
 
 
 @pytest.mark.parametrize(

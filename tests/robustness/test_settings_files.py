@@ -7,8 +7,7 @@ import shutil
 import pytest
 import torch
 
-from tests.cli.test_cli import assert_user_error
-from tests.robustness.cli import cli
+from tests.cli.test_cli import assert_user_error, cli
 from tests.robustness.test_output_dirs import snapshot
 
 
