@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.config import ModelConfig
 
 
@@ -24,12 +24,29 @@ class LayerSpec:
 
 
 
+def is_identity(edge: Edge) -> bool:
+    """An edge that passes its source on unchanged (the encoder output O into the stream)."""
+    w = edge.weight
+    return (
+        edge.kind == "conv"
+        and w.shape[2:] == (1, 1)
+        and w.shape[0] == w.shape[1]
+        and edge.stride == 1
+        and np.array_equal(w[:, :, 0, 0], np.eye(w.shape[0]))
+    )
+
+
 def layer_specs(graph: Graph, config: ModelConfig) -> list[LayerSpec]:
-    """Stem conv (host, MAC) plus every body conv/fc layer (chip, AC), from a body graph."""
+    """Stem conv (host, MAC) plus every body conv/fc layer (chip, AC), from a body graph.
+
+    A layer is what the graph holds: a membrane shortcut appears as its composed edges
+    (one layer per term of the stream it reads, FLOPs of the composed kernel); one that
+    reads the encoder output has ``input`` = ``INPUT`` (its rate: the encoder's). The
+    identity edges that carry O into the stream are no layer (no FLOPs)."""
     specs = [LayerSpec("encoder.conv", "host", "MAC", stem_flops(graph, config), None)]
     seen = set()
     for edge in graph.edges:
-        if edge.src == INPUT or edge.layer in seen:
+        if (edge.src == INPUT and is_identity(edge)) or edge.layer in seen:
             continue
         seen.add(edge.layer)
         src_shape = graph.shape_of(edge.src)
@@ -47,7 +64,7 @@ def stem_flops(graph: Graph, config: ModelConfig) -> int:
     return config.stem_kernel**2 * config.in_channels * c * h * w
 
 
-def edge_flops(graph: Graph, edge) -> int:
+def edge_flops(graph: Graph, edge: Edge) -> int:
     """Dense-equivalent MACs of one edge per step (every synapse used once)."""
     if edge.kind == "conv":
         _, h, w = graph.shape_of(edge.dst)

@@ -137,8 +137,10 @@ def choose_format(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> Qua
             "for any graded payload; retrain with weight decay"
         )
     for name in input_consumers:
-        # identity weight 2**(k - b) must stay a representable even weight (<= 128)
-        exponents[name] = min(exponents[name], payload_bits + 7)
+        # weights w on graded input are stored at unit 2**(k - b): the largest must fit
+        # (an identity edge: 2**(k - b) <= 128, i.e. k <= b + 7)
+        max_w = max(float(np.abs(e.weight).max()) for e in graph.incoming(name) if e.src == INPUT)
+        exponents[name] = min(exponents[name], payload_bits + weight_exponent(max_w))
     return QuantSpec(exponents, payload_bits)
 
 

@@ -18,6 +18,12 @@ counts once at MAC price; body convs and the classifier at AC price; nothing els
   O into the body; every neuron update (each neuron, each step, read-out too); and
   every spike sent.
 
+A membrane shortcut (the authors' 1x1 downsample of the real-valued stream, a MAC layer
+in PyTorch: ``GACMSResNet.layer_ops``) is exported as composed edges, one from each
+source of the stream it reads (``models.msresnet.compose_shortcut``). Both conventions
+count them as the chip runs them: AC layers (graded AC from O) with their composed
+kernels' FLOPs and their sources' rates; ``complete`` with exact events.
+
 A profile is a named set of per-operation energies with its source.
 """
 
@@ -31,7 +37,7 @@ from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.ops import LayerSpec, edge_flops
 from gac_deploy.config import ModelConfig
 from gac_deploy.models.encoder import HostOp, encoder_class
-from gac_deploy.models.msresnet import ENCODER_LIF, reads_membrane
+from gac_deploy.models.msresnet import ENCODER_LIF
 
 HOROWITZ = "Horowitz, ISSCC 2014, 45 nm"
 
@@ -143,7 +149,7 @@ def paper_energy(
         if spec.op == "MAC":
             rate, ops, price = None, float(spec.flops), profile.mac
         else:
-            rate = firing_rates[spec.input]
+            rate = input_rate(firing_rates, spec.input)
             ops, price = spec.flops * rate * time_steps, profile.synop
         rows.append(
             LayerEnergy(spec.name, spec.placement, spec.op, spec.flops, rate, ops, ops * price)
@@ -151,12 +157,16 @@ def paper_energy(
     return rows
 
 
+def input_rate(rates: dict[str, float], src: str) -> float:
+    """The Eq. 12 rate of what an edge from ``src`` reads: a population's own, or for the
+    encoder output O the encoder LIF's (1.0 where the encoder does not spike: O is dense)."""
+    return rates.get(ENCODER_LIF, 1.0) if src == INPUT else rates[src]
+
+
 def estimated_events(graph: Graph, rates: dict[str, float], time_steps: int) -> dict[str, float]:
     """Synaptic events per edge if every input fires at its rate: FLOPs x rate x T."""
-    input_rate = rates.get(ENCODER_LIF, 1.0)
     return {
-        e.name: edge_flops(graph, e) * (input_rate if e.src == INPUT else rates[e.src]) * time_steps
-        for e in graph.edges
+        e.name: edge_flops(graph, e) * input_rate(rates, e.src) * time_steps for e in graph.edges
     }
 
 
@@ -176,28 +186,8 @@ def complete_energy(
             LayerEnergy(name, "host", op, None, rate, count, count * profile.price(op), naive)
         )
     t = activity.time_steps
-    mac_layers: set[str] = set()
     for edge in graph.edges:
         rate = activity.rates.get(ENCODER_LIF) if edge.src == INPUT else activity.rates[edge.src]
-        if reads_membrane(config, edge.layer):
-            # the authors' shortcut reads the real-valued stream: a dense MAC layer, every
-            # step, computed once however many populations its output reaches
-            if edge.layer in mac_layers:
-                continue
-            mac_layers.add(edge.layer)
-            count = float(edge_flops(graph, edge) * t)
-            rows.append(
-                LayerEnergy(
-                    edge.name,
-                    "chip",
-                    "MAC",
-                    edge_flops(graph, edge),
-                    None,
-                    count,
-                    count * profile.mac,
-                )
-            )
-            continue
         op = "graded AC" if edge.src == INPUT else "AC"
         count = activity.events[edge.name]
         rows.append(

@@ -14,7 +14,7 @@ Eq. 11 and complete) and the ANN equivalent.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -148,8 +148,7 @@ def what_if_config(
 def what_if_activity(config: ModelConfig, rates: dict[str, float]) -> tuple[Activity, Graph]:
     """An architecture with assumed rates: one value for every population, or one each."""
     torch.manual_seed(0)
-    # the graph gives the shapes; a membrane-shortcut body has the same ones
-    graph = build_model(replace(config, shortcut="spike")).eval().export_graph()
+    graph = build_model(config).eval().export_graph()  # the graph gives the shapes
     names = [p.name for p in graph.populations if p.role == "lif"] + [ENCODER_LIF]
     if set(rates) == {"*"}:
         rates = dict.fromkeys(names, rates["*"])

@@ -4,10 +4,13 @@ Read top to bottom: ``ConvBN`` -> ``MSBlock`` -> ``GACMSResNet``. Body tensors
 are [T, N, C, H, W] (time first); a conv runs on the merged [T*N, C, H, W]
 batch, so BatchNorm normalises over batch and time together (tdBN).
 
-Shortcuts are spike-driven: a downsampling block's 1x1 conv reads the block's
-own LIF spikes (the spikes its first conv reads), so every body conv sees
-binary spikes. Each block knows how to describe itself as graph edges
-(``export_graph``), as lava-dl's blocks know how to export themselves.
+Shortcuts are spike-driven by default: a downsampling block's 1x1 conv reads the
+block's own LIF spikes (the spikes its first conv reads), so every body conv sees
+binary spikes. With ``shortcut="membrane"`` (the authors' code) the 1x1 conv reads
+the real-valued stream; being linear, it is exported as one composed edge per term
+of that stream (``compose_shortcut``), so the chip still only accumulates. Each
+block knows how to describe itself as graph edges (``export_graph``), as lava-dl's
+blocks know how to export themselves.
 """
 
 from __future__ import annotations
@@ -54,11 +57,61 @@ class BlockNames:
     def of(cls, index: int) -> BlockNames:
         return cls(**{part.name: f"block{index}.{part.name}" for part in fields(cls)})
 
+    def shortcut_term(self, term_layer: str) -> str:
+        """The layer name of this block's membrane downsample composed with one stream
+        term: ``block{i}.downsample@{term}`` (e.g. ``block4.downsample@block3.conv2``;
+        nested for terms that are composed already)."""
+        return f"{self.downsample}@{term_layer}"
+
 
 def reads_membrane(config: ModelConfig, layer: str) -> bool:
-    """True for a body layer that reads the real-valued stream (a MAC layer): the
-    downsample convs of a membrane-shortcut model (``shortcut="membrane"``)."""
+    """True for a layer of the PyTorch model that reads the real-valued stream (a MAC
+    layer there): the downsample convs of a membrane-shortcut model. The exported graph
+    has no such layer: it holds the composed edges of :func:`compose_shortcut`."""
     return config.shortcut == "membrane" and layer.endswith(".downsample")
+
+
+def compose_shortcut(layer: str, downsample: Edge, term: Edge) -> Edge:
+    """One stream term followed by the 1x1 downsample, as one edge from the term's source.
+
+    ``downsample``: weight D [C_out, C_in, 1, 1], stride s, padding 0, bias d (BN folded).
+    ``term``: weight W [C_in, C_src, k, k], stride s1, padding p1, bias b (or None).
+    Output pixel y of D reads pixel s*y of W's output, which reads source pixels
+    s1*s*y - p1 + [0, k): so D after W is one conv with weight sum_m D[o, m] W[m, i]
+    (same k x k kernel), stride s1*s, padding p1 and bias D b. The downsample's own
+    bias d is not added here (the caller adds it once). Sizes: with a = H + 2 p1 - k,
+    floor(floor(a / s1) / s) = floor(a / (s1 s)), checked below on the shapes.
+    """
+    d = downsample.weight
+    if d.shape[2:] != (1, 1) or downsample.padding != 0 or term.kind != "conv":
+        raise ValueError(f"{layer}: only a 1x1, unpadded downsample of a conv term composes")
+    if term.weight.shape[0] != d.shape[1]:
+        raise ValueError(
+            f"{layer}: {term.layer} gives {term.weight.shape[0]} channels, "
+            f"the downsample reads {d.shape[1]}"
+        )
+    weight = np.einsum("om,mikl->oikl", d[:, :, 0, 0], term.weight)
+    bias = None if term.bias is None else d[:, :, 0, 0] @ term.bias
+    return Edge(
+        layer, term.src, "", "conv", weight, term.stride * downsample.stride, term.padding, bias
+    )
+
+
+def _check_composed_size(graph: Graph, composed: Edge, downsample: Edge, term: Edge) -> None:
+    """The composed conv's output size must equal the two-step size (conv W, then D)."""
+    src = graph.shape_of(term.src)
+    two_step = conv_output_shape(
+        conv_output_shape(src, term.weight, term.stride, term.padding),
+        downsample.weight,
+        downsample.stride,
+        downsample.padding,
+    )
+    one_step = conv_output_shape(src, composed.weight, composed.stride, composed.padding)
+    if one_step != two_step:
+        raise UserError(
+            f"{composed.layer}: the composed shortcut gives {one_step} but the downsample "
+            f"after {term.layer} gives {two_step}; this shortcut cannot be exported"
+        )
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +172,8 @@ class MSBlock(nn.Module):
 
     The shortcut is x itself, or (when the shape changes) a 1x1 conv+BN of the
     first LIF's spikes (``shortcut="spike"``) or of x itself (``"membrane"``,
-    the authors' code; a MAC layer). Input and output are the real-valued
-    stream [T, N, C, H, W].
+    the authors' code; a MAC layer in PyTorch, composed edges in the graph).
+    Input and output are the real-valued stream [T, N, C, H, W].
     """
 
     def __init__(
@@ -153,12 +206,18 @@ class MSBlock(nn.Module):
         out = self.conv2.stream_term(names.conv2, pop2)
         if self.downsample is None:
             return [*stream, out]
-        if self.shortcut != "spike":
-            raise UserError(
-                f"{names.downsample} reads the real-valued stream (membrane shortcut), a MAC "
-                "layer that cannot run on Loihi; retrain with shortcut 'spike'"
-            )
-        return [self.downsample.stream_term(names.downsample, pop1), out]
+        if self.shortcut == "spike":
+            return [self.downsample.stream_term(names.downsample, pop1), out]
+        # membrane: D(sum of terms) + d = sum of D(term), each an edge from its own source
+        down = self.downsample.stream_term(names.downsample, "")
+        shortcut = []
+        for term in stream:
+            composed = compose_shortcut(names.shortcut_term(term.layer), down, term)
+            _check_composed_size(graph, composed, down, term)
+            shortcut.append(composed)
+        first = shortcut[0]
+        first.bias = down.bias if first.bias is None else first.bias + down.bias
+        return [*shortcut, out]
 
 
 def _add_population(graph: Graph, name: str, stream: list[Edge], lif: LIFConfig) -> str:
@@ -245,10 +304,8 @@ class GACMSResNet(nn.Module):
         return (c.stem_channels, size, size)
 
     def export_graph(self) -> Graph:
-        """The body as a float graph (BatchNorm folded; eval-mode statistics).
-
-        Raises UserError if a body layer is a MAC layer (membrane shortcuts).
-        """
+        """The body as a float graph (BatchNorm folded; eval-mode statistics). A membrane
+        shortcut becomes composed edges, one per term of the stream it reads."""
         shape = self.encoder_output_shape()
         graph = Graph(input_shape=shape, time_steps=self.config.time_steps)
         identity = np.eye(shape[0])[:, :, None, None]

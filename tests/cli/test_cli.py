@@ -153,7 +153,7 @@ def test_models_params_prints_authors_counts():
     assert "12,679,368" in line and "12,548,260" in line
 
 
-def test_import_official_writes_checkpoint_that_export_refuses(tmp_path):
+def test_import_official_writes_checkpoint_that_exports(tmp_path):
     import torch
 
     from gac_deploy.checkpoint import load_checkpoint
@@ -182,10 +182,13 @@ def test_import_official_writes_checkpoint_that_export_refuses(tmp_path):
     x = torch.randn(1, 3, 8, 8)
     with torch.no_grad():
         assert (model(x) - source(x)).abs().max() < 1e-4
-    # the authors' downsample shortcuts are MAC layers: the Loihi export says so
-    assert_user_error(
-        run_cli("export", str(out), "--out", str(tmp_path / "b")), "block1.downsample", "MAC"
-    )
+    # changed with issue 12: the authors' membrane shortcuts export as composed edges
+    # (this default-initialised random model then meets a real Loihi bound: the composed
+    # edges' worst-case drive into head.lif exceeds the 24-bit state; tests/export covers
+    # a membrane model that exports and runs spike-exactly)
+    exported = run_cli("export", str(out), "--out", str(tmp_path / "b"))
+    assert "membrane" not in exported.stderr and "MAC" not in exported.stderr
+    assert exported.returncode == 0 or "24-bit state" in exported.stderr, exported.stderr
     wrong = run_cli(
         "import-official",
         str(tmp_path / "CIFAR10_T=6.pth"),

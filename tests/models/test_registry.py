@@ -52,11 +52,13 @@ def test_cifar_forward_runs():
     assert out.shape == (1, 100)
 
 
-def test_membrane_shortcut_is_reported_and_refused():
+def test_membrane_shortcut_is_a_mac_layer_in_pytorch_and_composed_edges_in_the_graph():
+    # changed with issue 12: export used to refuse membrane shortcuts; it now composes them
     spike = build_model(default_config("digits-gac-msresnet"))
     membrane = build_model(default_config("digits-gac-msresnet", shortcut="membrane"))
     assert spike.layer_ops()["block2.downsample"] == "AC"
     assert membrane.layer_ops()["block2.downsample"] == "MAC"
     assert membrane.layer_ops()["encoder.conv"] == "MAC"
-    with pytest.raises(UserError, match="block2.downsample.*MAC.*shortcut 'spike'"):
-        membrane.eval().export_graph()
+    layers = {e.layer for e in membrane.eval().export_graph().edges}
+    assert "block2.downsample" not in layers
+    assert {"block2.downsample@input", "block2.downsample@block1.conv2"} <= layers
