@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--shortcut",
         choices=SHORTCUTS,
-        help="what-if: spike (default) or membrane (the authors': MAC downsample)",
+        help="what-if: spike (default) or membrane (the authors'; its downsample runs as "
+        "composed synapses from every source of the stream)",
     )
     p.add_argument("--firing-rate", type=float, help="what-if: one rate for every population")
     p.add_argument("--rates", help="what-if: JSON file {population: rate}")

@@ -74,8 +74,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--shortcut",
         choices=SHORTCUTS,
-        help="downsample reads spikes (spike, "
-        "default; Loihi-ready) or the real stream (membrane, the authors' code)",
+        help="downsample reads spikes (spike, default) or the real stream (membrane, the "
+        "authors' code; exported as composed synapses)",
     )
     p.add_argument("--init", help="start from this model.pt (its architecture and weights)")
     p.add_argument(
