@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gac_deploy.errors import UserError
-from gac_deploy.export.bundle import export_bundle, load_bundle
+from gac_deploy.export.bundle import check_replaceable, export_bundle
 from gac_deploy.fileio import atomic_directory
 from tests.cli.test_cli import assert_user_error, cli
 
@@ -69,11 +69,10 @@ def test_export_replaces_its_own_bundle_and_an_empty_directory(bundle_dir, train
     (out / "manifest.json").write_text(json.dumps(manifest))
     export_bundle(trained_dir / "model.pt", out)
     assert snapshot(out) == snapshot(bundle_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    export_bundle(trained_dir / "model.pt", empty)
-    assert load_bundle(empty).manifest["target"] == "loihi2"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "empty"]
+    check_replaceable(empty)  # an empty directory may be replaced, nothing is lost
 
 
 # A process that swaps a small directory into place and is killed (SIGKILL, so no
@@ -268,17 +267,38 @@ def test_disk_full_during_training_is_one_line(tmp_path):
     assert not (out / "last.pt").exists()
 
 
-def test_two_exports_to_one_out_at_once(trained_dir, tmp_path):
-    out = tmp_path / "bundle"
-    command = [sys.executable, "-m", "gac_deploy", "export", str(trained_dir / "model.pt"),
-               "--out", str(out)]
-    first, second = (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True) for _ in range(2))
-    for process in (first, second):
-        _, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err
-    assert load_bundle(out).manifest["target"] == "loihi2"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+_SLOW_SWAP = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from gac_deploy.fileio import atomic_directory
+
+    with atomic_directory(Path(sys.argv[1])) as tmp:
+        for i in range(3):
+            (tmp / f"part{i}").write_text(sys.argv[2])
+            time.sleep(0.3)
+    """
+)
+
+
+def test_two_writers_to_one_out_at_once(tmp_path):
+    """Two processes swap a directory into one --out at once (as two exports would):
+    both succeed and --out is one writer's whole directory, never a mixture."""
+    out = tmp_path / "out"
+    script = tmp_path / "swap.py"
+    script.write_text(_SLOW_SWAP)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    writers = [
+        subprocess.Popen([sys.executable, str(script), str(out), name], env=env,
+                         stderr=subprocess.PIPE, text=True)
+        for name in ("first", "second")
+    ]
+    for writer in writers:
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+    contents = {f.read_text() for f in out.iterdir()}
+    assert len(list(out.iterdir())) == 3 and len(contents) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "swap.py"]
 
 
 def test_leftovers_of_a_killed_write_mark_a_run_and_are_cleared(tmp_path):
