@@ -28,15 +28,15 @@ def authors_state_dict(model, aliases=False, prefix=""):
     out["encoding.SCA.sharedMLP.0.weight"] = sd["encoder.sca.conv1.weight"]
     out["encoding.SCA.sharedMLP.2.weight"] = sd["encoder.sca.conv2.weight"]
     k = 0
-    for s, blocks in enumerate((3, 3, 2), start=1):
-        for i in range(blocks):
+    for s, stage in enumerate(model.config.stages, start=1):
+        for i in range(stage.blocks):
             base = f"layer{s}.{i}."
             for j in (1, 2):
                 key = f"{base}conv{j}_s.layer.module.weight" if aliases else f"{base}conv{j}.weight"
                 out[key] = sd[f"blocks.{k}.conv{j}.conv.weight"]
                 for b in bn:
                     out[bn_key(base, j) + b] = sd[f"blocks.{k}.conv{j}.bn.{b}"]
-            if i == 0:
+            if model.blocks[k].downsample is not None:
                 out[f"{base}downsample.layer.module.weight"] = sd[
                     f"blocks.{k}.downsample.conv.weight"
                 ]
