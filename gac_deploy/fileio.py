@@ -152,8 +152,14 @@ def write_torch(path: str | Path, data: Any) -> None:
 
     buffer = io.BytesIO()
     torch.save(data, buffer)
-    with atomic_path(path, ".pt") as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    write_bytes(path, buffer.getvalue(), ".pt")
+
+
+def write_bytes(path: str | Path, data: bytes, suffix: str = "") -> None:
+    """``data`` to ``path`` in one plain write, atomically: a full disk is an ``OSError``
+    and leaves nothing behind."""
+    with atomic_path(path, suffix) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -26,7 +26,12 @@ from gac_deploy.config import ModelConfig, model_config_from_dict, to_dict
 from gac_deploy.data import DataSpec
 from gac_deploy.errors import UserError
 from gac_deploy.export.netx_hdf5 import read_body, write_body
-from gac_deploy.export.onnx_encoder import OPSET, export_encoder_onnx, run_encoder_onnx
+from gac_deploy.export.onnx_encoder import (
+    OPSET,
+    check_encoder_onnx,
+    export_encoder_onnx,
+    run_encoder_onnx,
+)
 from gac_deploy.fileio import (
     atomic_directory,
     read_json,
@@ -41,7 +46,9 @@ TARGETS = ("loihi2",)
 ENCODER_FILE = "encoder.onnx"
 BODY_FILE = "body.net"
 MANIFEST_FILE = "manifest.json"
-BUNDLE_FILES = (ENCODER_FILE, BODY_FILE, MANIFEST_FILE)
+ARTIFACTS = (ENCODER_FILE, BODY_FILE)
+"""The files manifest.json hashes."""
+BUNDLE_FILES = (*ARTIFACTS, MANIFEST_FILE)
 
 
 @dataclass
@@ -213,7 +220,7 @@ def export_bundle(
             quantization=report,
             layers=layer_specs(float_graph, config),
             mapping=mapping,
-            artifacts={name: sha256_file(tmp / name) for name in (ENCODER_FILE, BODY_FILE)},
+            artifacts={name: sha256_file(tmp / name) for name in ARTIFACTS},
         )
         write_json(tmp / MANIFEST_FILE, manifest)
     return load_bundle(out)
@@ -239,7 +246,6 @@ MANIFEST_SCHEMA: dict[str, type | tuple[type, ...]] = {
 }
 INPUT_KEYS = ("shape", "layout", "normalization", "data")
 BODY_KEYS = ("file", "runs_on", "schema", "payload_bits", "latency_steps", "populations", "edges")
-ARTIFACTS = (ENCODER_FILE, BODY_FILE)
 HEX = "0123456789abcdef"
 
 
@@ -302,6 +308,7 @@ def load_bundle(path: str | Path) -> Bundle:
             raise UserError(
                 f"{file} does not match its sha256 in the manifest; re-export the bundle"
             )
+    check_encoder_onnx(path / ENCODER_FILE)
     graph = read_body(path / BODY_FILE)
     if graph.time_steps != manifest["time_steps"]:
         raise UserError(

@@ -30,7 +30,7 @@ from gac_deploy.body.formats import CURRENT_DECAY
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population, check_graph
 from gac_deploy.body.loihi2 import check_formats
 from gac_deploy.errors import UserError
-from gac_deploy.fileio import atomic_path
+from gac_deploy.fileio import write_bytes
 
 FORMAT = "gac-deploy body.net"
 VERSION = 1
@@ -114,8 +114,7 @@ def write_body(path: str | Path, graph: Graph) -> None:
             index += 1
             _write_population(layers.create_group(str(index)), graph, pop, previous)
             previous = pop.name
-    with atomic_path(path, ".net") as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    write_bytes(path, buffer.getvalue(), ".net")
 
 
 def _read_str(value) -> str:

@@ -96,11 +96,11 @@ def run_encoder_onnx(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run encoder.onnx with onnxruntime: images [N, C, H, W] -> (encoded, payload) [T, N, ...].
 
-    The file is checked first (:func:`check_encoder_onnx`); ``expected`` (T, C, H, W), when
-    given, is the shape each output must have around the batch dimension."""
+    ``expected`` (T, C, H, W), when given, is the shape each output must have around the
+    batch dimension. (A bundle checks its file once, with :func:`check_encoder_onnx`, when it
+    is opened.)"""
     import onnxruntime as ort
 
-    check_encoder_onnx(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
