@@ -59,6 +59,26 @@ BIAS_EXP = ACTIVATION_SHIFT
 
 PAYLOAD_PORT_BITS = 24
 """Lava Conv/Dense fixed-point ports carry graded payloads of up to 24 bits."""
+SIGNED_PAYLOAD_INTEGER_BITS = 7
+"""A signed graded payload (direct and rate coding send the stem's real, signed output)
+holds values in [-2**7, 2**7) model units at b fractional bits: 8 + b <= 16 bits, inside
+the 24-bit port. The host encoder clips stem outputs beyond that range (BatchNorm
+outputs of a trained stem are of order 1)."""
+
+
+def payload_range(payload_bits: int, signed: bool) -> tuple[int, int]:
+    """The integers a graded payload with b = ``payload_bits`` fractional bits can take:
+    [0, 2**b - 1] for O in [0, 1) (GAC, LIF coding), or [-2**(b + 7), 2**(b + 7) - 1]
+    for signed real input (direct, rate coding)."""
+    if signed:
+        top = 2 ** (payload_bits + SIGNED_PAYLOAD_INTEGER_BITS)
+        return -top, top - 1
+    return 0, 2**payload_bits - 1
+
+
+def payload_message_bits(payload_bits: int, signed: bool) -> int:
+    """Bits of one graded spike's payload (Lava's ``num_message_bits``)."""
+    return payload_bits + (SIGNED_PAYLOAD_INTEGER_BITS + 1 if signed else 0)
 
 
 def threshold_mant(threshold: float, scale_exp: int) -> int:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from gac_deploy.body.formats import payload_range
+
 INPUT = "input"
 """Source name of edges that read the host encoder's output O (graded spikes)."""
 
@@ -79,17 +81,27 @@ class Edge:
 
 @dataclass
 class Graph:
-    """Populations in topological order, edges, and what the input carries."""
+    """Populations in topological order, edges, and what the input carries.
+
+    ``signed_input``: the host sends signed real values (direct and rate coding) instead
+    of O in [0, 1) (GAC and LIF coding); ``payload_bits``: the graded payload's
+    fractional bits (quantised graphs; 0 in a float graph)."""
 
     input_shape: tuple[int, int, int]
     time_steps: int
     populations: list[Population] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     payload_bits: int = 0
+    signed_input: bool = False
 
     @property
     def quantized(self) -> bool:
         return self.payload_bits > 0
+
+    @property
+    def payload_range(self) -> tuple[int, int]:
+        """The integers the host's graded payload can take (quantised graphs)."""
+        return payload_range(self.payload_bits, self.signed_input)
 
     def population(self, name: str) -> Population:
         for pop in self.populations:

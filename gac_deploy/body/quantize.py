@@ -39,6 +39,7 @@ from gac_deploy.body.formats import (
     WEIGHT_MAX,
     WEIGHT_MIN,
     WEIGHT_STEP,
+    payload_range,
     threshold_mant,
     voltage_decay_int,
 )
@@ -189,16 +190,21 @@ def quantize_graph(
     return quantized, report
 
 
-def quantize_payload(o, payload_bits: int):
-    """Encoder output O in [0, 1) -> graded payload integers round(O * 2**b), clipped to b
-    bits (round half to even, as ONNX rounds). Takes and returns a tensor or an ndarray."""
+def quantize_payload(o, payload_bits: int, signed: bool = False):
+    """Encoder output -> graded payload integers round(O * 2**b), clipped to
+    :func:`~gac_deploy.body.formats.payload_range` (O in [0, 1), or signed real input)
+    with round half to even, as ONNX rounds. Takes and returns a tensor or an ndarray."""
     if isinstance(o, np.ndarray):
-        return quantize_payload(torch.from_numpy(o), payload_bits).numpy()
-    return torch.clamp(torch.round(o * 2.0**payload_bits), 0.0, 2.0**payload_bits - 1)
+        return quantize_payload(torch.from_numpy(o), payload_bits, signed).numpy()
+    low, high = payload_range(payload_bits, signed)
+    return torch.clamp(torch.round(o * 2.0**payload_bits), float(low), float(high))
 
 
-def max_synaptic_input(edge: Edge, payload_bits: int) -> float:
+def max_synaptic_input(edge: Edge, payload_bits: int, signed_input: bool = False) -> float:
     """Largest |synaptic input| one step of ``edge`` can give a neuron: the biggest row sum
-    of |weights|, times the largest payload when the edge carries graded spikes."""
+    of |weights|, times the largest |payload| when the edge carries graded spikes."""
     worst = float(np.abs(edge.weight).reshape(edge.weight.shape[0], -1).sum(axis=1).max())
-    return worst * (2**payload_bits - 1 if edge.src == INPUT else 1)
+    if edge.src != INPUT:
+        return worst
+    low, high = payload_range(payload_bits, signed_input)
+    return worst * max(-low, high)

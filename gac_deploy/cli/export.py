@@ -44,6 +44,16 @@ def run(args) -> dict:
         f"Loihi 2 estimate: {res['neurons']:,} neurons, {res['synapses']:,} synapses "
         f"(unrolled), {res['cores']} cores on {res['chips_needed']} of {res['chips']} chip(s)"
     )
+    exceeding = res["state_bound_exceeds_24_bits"]
+    if exceeding:
+        worst = max(exceeding, key=lambda b: max(b["current"], b["voltage"]))
+        print(
+            f"note: for the worst input their weights allow, {len(exceeding)} population(s) "
+            f"could leave Loihi's 24-bit state (largest bound: {worst['population']}, "
+            f"{max(worst['current'], worst['voltage']):.3g}); the chip wraps the current and "
+            "saturates the voltage there, as Lava and the emulator do, and 'simulate' counts "
+            "every neuron-step where it happens"
+        )
     print(
         f"payload {m['body']['payload_bits']} bits, latency {m['body']['latency_steps']} steps; "
         f"exported in {time.perf_counter() - started:.1f} s"

@@ -39,9 +39,10 @@ from gac_deploy.fileio import (
     some_names,
     write_json,
 )
+from gac_deploy.models.encoder import encoder_class
 
 FORMAT = "gac-deploy-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TARGETS = ("loihi2",)
 ENCODER_FILE = "encoder.onnx"
 BODY_FILE = "body.net"
@@ -141,8 +142,10 @@ def build_manifest(
             "runs_on": "host",
             "opset": OPSET,
             "outputs": {
-                "encoded": "O [T, N, C, H, W], float in [0, 1)",
-                "payload": "round(O * 2**payload_bits), clipped: graded spikes to the chip",
+                "encoded": "O [T, N, C, H, W], float, "
+                + ("signed" if graph.signed_input else "in [0, 1)"),
+                "payload": "round(O * 2**payload_bits), clipped to body.payload_range: "
+                "graded spikes to the chip",
             },
         },
         "body": {
@@ -150,6 +153,7 @@ def build_manifest(
             "runs_on": "chip",
             "schema": "lava-dl netx hdf5 + gac extension (see gac_deploy/export/netx_hdf5.py)",
             "payload_bits": graph.payload_bits,
+            "payload_range": list(graph.payload_range),
             "latency_steps": timing.total_latency,
             "populations": [
                 {
@@ -245,7 +249,16 @@ MANIFEST_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "artifacts": dict,
 }
 INPUT_KEYS = ("shape", "layout", "normalization", "data")
-BODY_KEYS = ("file", "runs_on", "schema", "payload_bits", "latency_steps", "populations", "edges")
+BODY_KEYS = (
+    "file",
+    "runs_on",
+    "schema",
+    "payload_bits",
+    "payload_range",
+    "latency_steps",
+    "populations",
+    "edges",
+)
 HEX = "0123456789abcdef"
 
 
@@ -315,5 +328,14 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{path / BODY_FILE} runs T={graph.time_steps} steps but the encoder's T is "
             f"{manifest['time_steps']}; re-export the bundle"
         )
-    model_config_from_dict(manifest["model"])  # a one-line error now, not when first used
+    config = model_config_from_dict(manifest["model"])  # a one-line error now, not later
+    signed = encoder_class(config).signed_output
+    if graph.signed_input != signed or manifest["body"]["payload_range"] != list(
+        graph.payload_range
+    ):
+        raise UserError(
+            f"{path / BODY_FILE} expects {'signed' if graph.signed_input else 'unsigned'} "
+            f"graded input in {list(graph.payload_range)}, but the manifest's {config.encoder} "
+            f"encoder sends {manifest['body']['payload_range']}; re-export the bundle"
+        )
     return Bundle(path, manifest, graph)

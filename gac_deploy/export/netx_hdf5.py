@@ -11,7 +11,8 @@ weight of a layer is its edge from the layer before it, so a plain chain is a
 NetX network as it stands.
 
 Extension (gac-deploy; NetX ignores it):
-* root attributes ``format``, ``version``, ``time_steps``, ``payload_bits``;
+* root attributes ``format``, ``version``, ``time_steps``, ``payload_bits``,
+  ``signed_input`` (0 or 1; absent in version 1 files, which are read as 0);
 * per population group ``gac/``: attributes ``name``, ``role``, ``scale_exp``,
   ``layer`` and ``delay`` of the standard edge, and ``gac/inputs/{j}/`` for every
   further incoming edge: attributes ``src`` (population name or 'input'),
@@ -33,7 +34,7 @@ from gac_deploy.errors import UserError
 from gac_deploy.fileio import write_bytes
 
 FORMAT = "gac-deploy body.net"
-VERSION = 1
+VERSION = 2
 
 
 def _string(group: h5py.Group, key: str, value: str) -> None:
@@ -99,6 +100,7 @@ def write_body(path: str | Path, graph: Graph) -> None:
         f.attrs["version"] = VERSION
         f.attrs["time_steps"] = graph.time_steps
         f.attrs["payload_bits"] = graph.payload_bits
+        f.attrs["signed_input"] = int(graph.signed_input)
         layers = f.create_group("layer")
         index = 0
         first = layers.create_group(str(index))
@@ -133,6 +135,14 @@ def _integers(path: str | Path, dataset, what: str) -> np.ndarray:
     return np.asarray(values)
 
 
+def _flag(path: str | Path, attrs, key: str) -> bool:
+    """A 0/1 attribute (absent: 0), refused if it holds anything else."""
+    value = attrs.get(key, 0)
+    if not (np.ndim(value) == 0 and np.asarray(value).dtype.kind in "biu" and value in (0, 1)):
+        raise UserError(f"{path}: {key} is {value!r}, not 0 or 1; re-export the bundle")
+    return bool(value)
+
+
 def read_body(path: str | Path) -> Graph:
     """Read a body.net written by :func:`write_body` back into a quantised graph, refusing
     one whose values lie outside the Loihi 2 formats (:func:`check_formats`)."""
@@ -144,6 +154,7 @@ def read_body(path: str | Path) -> Graph:
                 input_shape=tuple(int(v) for v in f["layer/0/shape"][()]),
                 time_steps=int(f.attrs["time_steps"]),
                 payload_bits=int(f.attrs["payload_bits"]),
+                signed_input=_flag(path, f.attrs, "signed_input"),
             )
             previous = INPUT
             for i in range(1, len(f["layer"])):

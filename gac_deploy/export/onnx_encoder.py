@@ -26,7 +26,8 @@ OPSET = 18
 
 
 class HostEncoder(nn.Module):
-    """The encoder plus the payload quantisation, as exported."""
+    """The encoder plus the payload quantisation, as exported (signed for an encoder
+    whose output is: direct and rate coding)."""
 
     def __init__(self, encoder: StemEncoder, payload_bits: int) -> None:
         super().__init__()
@@ -35,7 +36,8 @@ class HostEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encoder(image)
-        return encoded, quantize_payload(encoded, self.payload_bits)
+        signed = self.encoder.signed_output
+        return encoded, quantize_payload(encoded, self.payload_bits, signed)
 
 
 def export_encoder_onnx(

@@ -56,10 +56,10 @@ class _Synapses:
     """One edge, prepared once: weights in the float type that keeps its sums exact."""
 
     def __init__(
-        self, edge: Edge, payload_bits: int, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
+        self, edge: Edge, graph: Graph, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
     ) -> None:
         self.edge = edge
-        self.worst = max_synaptic_input(edge, payload_bits)
+        self.worst = max_synaptic_input(edge, graph.payload_bits, graph.signed_input)
         self.dtype = torch.float32 if self.worst < FLOAT32_EXACT else torch.float64
         self.weight = torch.as_tensor(edge.weight, dtype=self.dtype)
         if edge.kind == "conv":
@@ -103,7 +103,7 @@ def prepare(graph: Graph) -> dict[str, _Synapses]:
     for edge in graph.edges:
         in_hw = tuple(graph.shape_of(edge.src)[1:])
         out_hw = tuple(graph.population(edge.dst).shape[1:])
-        synapses[edge.name] = _Synapses(edge, graph.payload_bits, in_hw, out_hw)
+        synapses[edge.name] = _Synapses(edge, graph, in_hw, out_hw)
     return synapses
 
 

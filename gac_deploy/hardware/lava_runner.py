@@ -27,7 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gac_deploy.body.formats import BIAS_EXP, DECAY_MAX, LAVA_CURRENT_DECAY
+from gac_deploy.body.formats import (
+    BIAS_EXP,
+    DECAY_MAX,
+    LAVA_CURRENT_DECAY,
+    payload_message_bits,
+)
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.timing import Timing, balance_delays
 from gac_deploy.lava_compat import import_lava
@@ -70,6 +75,7 @@ class _Builder:
         self.dense = import_lava("lava.proc.dense.process")
         self.neurons: dict[str, object] = {}
         self.relays: dict[tuple[str, int], object] = {}
+        self.message_bits = payload_message_bits(graph.payload_bits, graph.signed_input)
 
     def population(self, pop) -> object:
         shape = _xyz(pop.shape)
@@ -123,14 +129,14 @@ class _Builder:
                 input_shape=in_shape,
                 padding=(edge.padding, edge.padding),
                 stride=(edge.stride, edge.stride),
-                num_message_bits=self.graph.payload_bits if graded else 0,
+                num_message_bits=self.message_bits if graded else 0,
                 name=edge.name,
             )
             out_port.connect(synapse.s_in)
         else:
             synapse = self.dense.Dense(
                 weights=np.asarray(edge.weight, dtype=np.int32),
-                num_message_bits=self.graph.payload_bits if graded else 0,
+                num_message_bits=self.message_bits if graded else 0,
                 name=edge.name,
             )
             out_port.transpose([2, 1, 0]).flatten().connect(synapse.s_in)

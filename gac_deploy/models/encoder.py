@@ -92,7 +92,11 @@ class SpatialChannelAttention(nn.Module):
 
 
 class StemEncoder(nn.Module):
-    """The shared stem f(X): a bias-free conv + BatchNorm, once per image."""
+    """The shared stem f(X): a bias-free conv + BatchNorm, once per image.
+
+    ``signed_output``: O is real and signed (direct, rate coding) rather than in [0, 1)."""
+
+    signed_output = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -133,6 +137,8 @@ class DirectEncoder(StemEncoder):
 
 class LIFEncoder(StemEncoder):
     """The stem's LIF spikes, O = SN(f(X)): GAC without its gated attention unit."""
+
+    signed_output = False
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -210,20 +216,27 @@ class RateEncoder(StemEncoder):
     """Rate coding: Bernoulli spikes with probability clamp(x, 0, 1) of the normalised
     input pixel x at every step, then the stem conv + BN per step (real output).
 
-    In training the draws come from torch's global generator (seeded by the run);
-    in eval mode from a generator seeded with ``RATE_SEED`` at every call, so that
-    evaluation and export see the same spikes for the same image.
+    In training the draws come from torch's global generator (seeded by the run). In
+    eval mode pixel x spikes at step t where x > ``dither[t, c, h, w]``, a fixed table of
+    uniform draws made from ``RATE_SEED`` (not saved: rebuilt identically): the same
+    spikes for the same image in any batch, in PyTorch and in the exported encoder.onnx,
+    where the table is a constant (onnxruntime's own random draws would differ).
     """
 
     RATE_SEED = 0
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        generator = torch.Generator().manual_seed(self.RATE_SEED)
+        shape = (config.time_steps, config.in_channels, config.image_size, config.image_size)
+        self.register_buffer("dither", torch.rand(shape, generator=generator), persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         p = image.clamp(0.0, 1.0).unsqueeze(0).expand(self.time_steps, *image.shape)
         if self.training:
             spikes = torch.bernoulli(p)
         else:
-            generator = torch.Generator(device=image.device).manual_seed(self.RATE_SEED)
-            spikes = torch.bernoulli(p, generator=generator)
+            spikes = (p > self.dither.unsqueeze(1)).to(p.dtype)
         out = self.stem(spikes.flatten(0, 1))
         return out.view(self.time_steps, image.shape[0], *out.shape[1:])
 

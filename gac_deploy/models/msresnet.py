@@ -307,7 +307,11 @@ class GACMSResNet(nn.Module):
         """The body as a float graph (BatchNorm folded; eval-mode statistics). A membrane
         shortcut becomes composed edges, one per term of the stream it reads."""
         shape = self.encoder_output_shape()
-        graph = Graph(input_shape=shape, time_steps=self.config.time_steps)
+        graph = Graph(
+            input_shape=shape,
+            time_steps=self.config.time_steps,
+            signed_input=self.encoder.signed_output,
+        )
         identity = np.eye(shape[0])[:, :, None, None]
         stream = [Edge(INPUT_LAYER, INPUT, "", "conv", identity)]
         for names, block in self.named_blocks():

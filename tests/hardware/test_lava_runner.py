@@ -68,3 +68,34 @@ def test_trained_digits_bundle_in_lava(bundle_dir):
     assert report.accuracy == report.reference_accuracy
     assert report.accuracy >= 4 / 6
     assert sum(p.spikes for p in report.populations) > 0
+
+
+@pytest.mark.parametrize("encoder", ["direct", "rate"])
+def test_signed_graded_input_is_bit_exact(encoder):
+    """Direct and rate coding send the stem's signed real output as graded spikes."""
+    model = random_model(small_config(encoder=encoder), seed=3)
+    graph, _ = quantize_graph(model.export_graph())
+    assert graph.signed_input
+    torch.manual_seed(0)
+    with torch.no_grad():
+        o = model.encoder(torch.rand(2, 1, 6, 6))
+    payload = quantize_payload(o.numpy(), graph.payload_bits, signed=True)
+    assert payload.min() < 0 < payload.max()
+    reference, _ = assert_identical(graph, payload)
+    for name, spikes in reference.spikes.items():
+        assert spikes.sum() > 0, f"{name} never spiked: the test would prove nothing"
+
+
+def test_membrane_shortcut_body_is_bit_exact():
+    """A membrane-shortcut body: the downsample composed with each stream term (the
+    graded input among them) runs as ordinary synapses."""
+    model = random_model(small_config(shortcut="membrane"), seed=5)
+    graph, _ = quantize_graph(model.export_graph())
+    composed = {e.layer for e in graph.edges if "@" in e.layer}
+    assert {"block3.downsample@input", "block3.downsample@block1.conv2"} <= composed, composed
+    torch.manual_seed(0)
+    with torch.no_grad():
+        o = model.encoder(torch.randn(2, 1, 6, 6) * 2)
+    reference, _ = assert_identical(graph, quantize_payload(o.numpy(), graph.payload_bits))
+    for name, spikes in reference.spikes.items():
+        assert spikes.sum() > 0, f"{name} never spiked: the test would prove nothing"
