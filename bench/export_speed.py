@@ -35,7 +35,8 @@ def main() -> None:
         print(
             f"export msresnet18-cifar (random weights): {elapsed:.1f} s, "
             f"bundle {size / 1e6:.1f} MB, "
-            f"{res['cores']} cores on {res['chips_needed']} chips (unrolled estimate)"
+            f"{res['cores']} cores on {res['chips_needed']} chips with conv kernels stored once "
+            f"per core ({res['chips_needed_unrolled']} chips unrolled)"
         )
 
 

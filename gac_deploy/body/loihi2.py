@@ -5,10 +5,19 @@ maxima (Intel Labs, "Taking Neuromorphic Computing to the Next Level with Loihi 
 technology brief, 2021); number formats are those of Lava's bit-accurate process
 models (lava-nc 0.10, ``lava/proc/lif/models.py``, ``lava/proc/dense/models.py``).
 
-The mapping estimate counts synapses unrolled (every connection stored once),
-so it is conservative for convolutions, whose weights a compiler may share.
-Cores per population = max(neurons / neurons per core, synapses / the chip's
-synapse budget per core); a population never shares a core with another.
+Two mapping estimates; a population never shares a core with another:
+
+* unrolled: every connection is a stored synapse; cores per population =
+  max(neurons / neurons per core, synapses / the chip's synapse budget per core);
+* shared (used for ``--chips``): a convolution's kernel is stored once per core and
+  serves every neuron of its output channels there, the form Lava's ``Conv`` process
+  keeps its weights in "because this is the format that Loihi conv feature uses"
+  (lava-nc 0.10, ``lava/proc/conv/process.py``) and that Intel's lava-dl 0.3.0 release
+  notes name "Loihi 2's convolutional network compression"
+  (github.com/lava-nc/lava-dl/discussions/111). Intel publishes no byte layout or
+  compression factor: a stored weight is counted as one synapse of the same per-core
+  budget, and a population's output channels are spread over its cores, each core
+  storing the kernels of its own channels. Dense layers are stored unrolled in both.
 """
 
 from __future__ import annotations
@@ -75,11 +84,16 @@ def _limit(name: str) -> int:
 
 @dataclass(frozen=True)
 class PopulationMapping:
+    """One population's neurons, unrolled synapses, stored weights (one byte each) and
+    cores: ``cores`` with convolution kernels stored once per core, ``cores_unrolled``
+    with every connection stored."""
+
     population: str
     neurons: int
     synapses: int
     weight_bytes: int
     cores: int
+    cores_unrolled: int
 
 
 @dataclass(frozen=True)
@@ -131,18 +145,29 @@ class Mapping:
     def chips_needed(self) -> int:
         return max(1, math.ceil(self.cores / _limit("cores_per_chip")))
 
+    @property
+    def cores_unrolled(self) -> int:
+        return sum(r.cores_unrolled for r in self.rows)
+
+    @property
+    def chips_needed_unrolled(self) -> int:
+        return max(1, math.ceil(self.cores_unrolled / _limit("cores_per_chip")))
+
     def to_dict(self) -> dict:
         return {
             "chips": self.chips,
             "chips_needed": self.chips_needed,
             "cores": self.cores,
+            "cores_unrolled": self.cores_unrolled,
+            "chips_needed_unrolled": self.chips_needed_unrolled,
             "neurons": sum(r.neurons for r in self.rows),
             "synapses": sum(r.synapses for r in self.rows),
             "weight_bytes": sum(r.weight_bytes for r in self.rows),
             "populations": [r.__dict__ for r in self.rows],
             "limits": {k: {"value": v.value, "source": v.source} for k, v in LOIHI2.items()},
             "state_bound_exceeds_24_bits": [b.__dict__ for b in self.state if b.exceeds],
-            "note": "synapses unrolled (conv weights not shared): a conservative estimate",
+            "note": "cores and chips_needed: conv kernels stored once per core (Lava's Conv, "
+            "Loihi 2's convolutional compression); *_unrolled: every connection stored",
         }
 
 
@@ -150,18 +175,42 @@ def _fan_in(edge) -> int:
     return int(np.prod(edge.weight.shape[1:]))
 
 
+def _synapses_per_core() -> int:
+    return _limit("synapses_per_chip") // _limit("cores_per_chip")
+
+
+def shared_cores(channels: int, neurons: int, fan_in: int) -> int:
+    """Cores for a population of ``channels`` output channels (``neurons`` in all) whose
+    kernels are stored once per core: each channel needs ``fan_in`` stored weights (its
+    kernels over every incoming edge) on every core that holds any of its neurons."""
+    per_core = _synapses_per_core()
+    by_neurons = math.ceil(neurons / _limit("neurons_per_core"))
+    if fan_in > per_core:  # one channel's kernels exceed a core: its fan-in is split too
+        return max(by_neurons, channels * math.ceil(fan_in / per_core))
+    return max(by_neurons, math.ceil(channels / (per_core // fan_in)))
+
+
 def estimate_mapping(graph: Graph, chips: int = 1) -> Mapping:
-    """Neurons, synapses, weight bytes and cores per population."""
-    per_core = _limit("synapses_per_chip") // _limit("cores_per_chip")
+    """Neurons, synapses, stored weights and cores (both estimates) per population."""
     rows = []
     for pop in graph.populations:
         edges = graph.incoming(pop.name)
         synapses = sum(_unrolled_synapses(e, pop.shape) for e in edges)
-        weight_bytes = sum(int(e.weight.size) for e in edges)
-        cores = max(
-            math.ceil(pop.size / _limit("neurons_per_core")), math.ceil(synapses / per_core)
+        unrolled = max(
+            math.ceil(pop.size / _limit("neurons_per_core")),
+            math.ceil(synapses / _synapses_per_core()),
         )
-        rows.append(PopulationMapping(pop.name, pop.size, synapses, weight_bytes, cores))
+        shared = shared_cores(pop.shape[0], pop.size, sum(_fan_in(e) for e in edges))
+        rows.append(
+            PopulationMapping(
+                population=pop.name,
+                neurons=pop.size,
+                synapses=synapses,
+                weight_bytes=sum(int(e.weight.size) for e in edges),
+                cores=shared,
+                cores_unrolled=unrolled,
+            )
+        )
     return Mapping(rows=rows, chips=chips, state=state_bounds(graph))
 
 

@@ -42,7 +42,9 @@ def run(args) -> dict:
     res = m["resources"]
     print(
         f"Loihi 2 estimate: {res['neurons']:,} neurons, {res['synapses']:,} synapses "
-        f"(unrolled), {res['cores']} cores on {res['chips_needed']} of {res['chips']} chip(s)"
+        f"(unrolled); {res['cores']} cores on {res['chips_needed']} of {res['chips']} chip(s) "
+        f"with conv kernels stored once per core ({res['cores_unrolled']} cores, "
+        f"{res['chips_needed_unrolled']} chip(s) if every synapse were stored)"
     )
     exceeding = res["state_bound_exceeds_24_bits"]
     if exceeding:

@@ -20,13 +20,19 @@ def add_parser(sub) -> None:
     p.add_argument("--num-classes", type=int, required=True, help="10, 100 or 1000")
     p.add_argument("-T", "--time-steps", type=int, required=True, help="time steps it used")
     p.add_argument("--out", default="model.pt", help="checkpoint to write (default model.pt)")
+    p.add_argument(
+        "--data-dir",
+        help="your local copy of the dataset (CIFAR python folder, ImageNet train/val): "
+        "stored with the model so that simulate, evaluate and train --init read it "
+        "(normalised per channel with its training split's mean and std)",
+    )
 
 
 def run(args) -> dict:
     import torch
 
     from gac_deploy.checkpoint import Checkpoint, save_checkpoint
-    from gac_deploy.data import DataSpec
+    from gac_deploy.data import DataSpec, load_dataset
     from gac_deploy.models.official import import_official, official_config
 
     path = Path(args.file)
@@ -46,11 +52,10 @@ def run(args) -> dict:
     config = official_config(args.arch, args.num_classes, args.time_steps)
     model = import_official(state, config)
     dataset = "imagenet" if "imagenet" in args.arch else f"cifar{args.num_classes}"
+    data = load_dataset(dataset, args.data_dir).spec if args.data_dir else DataSpec(dataset)
     save_checkpoint(
         args.out,
-        Checkpoint(
-            config, DataSpec(dataset=dataset), model.state_dict(), {"imported_from": str(path)}, {}
-        ),
+        Checkpoint(config, data, model.state_dict(), {"imported_from": str(path)}, {}),
     )
     print(
         f"imported {len(state)} tensors from {path} as {config.arch} "

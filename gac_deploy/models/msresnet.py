@@ -61,7 +61,30 @@ class BlockNames:
         """The layer name of this block's membrane downsample composed with one stream
         term: ``block{i}.downsample@{term}`` (e.g. ``block4.downsample@block3.conv2``;
         nested for terms that are composed already)."""
-        return f"{self.downsample}@{term_layer}"
+        return f"{self.downsample}{COMPOSED}{term_layer}"
+
+
+COMPOSED = "@"
+"""Joins a membrane downsample's layer name to the stream term it is composed with."""
+
+
+def composed_parts(layer: str) -> tuple[str, str] | None:
+    """``block4.downsample@block1.downsample@input`` -> (``block4.downsample``, its term
+    ``block1.downsample@input``); None for a layer that is not composed."""
+    if COMPOSED not in layer:
+        return None
+    downsample, term = layer.split(COMPOSED, 1)
+    return downsample, term
+
+
+def carries_downsample_bias(layer: str) -> bool:
+    """True for the composed edge that holds its downsample's own (folded BN) bias: the
+    one composed with the stream's first term, which is always the encoder output O
+    (itself, or composed with earlier downsamples)."""
+    parts = composed_parts(layer)
+    return parts is not None and (
+        parts[1] == INPUT_LAYER or parts[1].endswith(COMPOSED + INPUT_LAYER)
+    )
 
 
 def reads_membrane(config: ModelConfig, layer: str) -> bool:
@@ -69,6 +92,14 @@ def reads_membrane(config: ModelConfig, layer: str) -> bool:
     layer there): the downsample convs of a membrane-shortcut model. The exported graph
     has no such layer: it holds the composed edges of :func:`compose_shortcut`."""
     return config.shortcut == "membrane" and layer.endswith(".downsample")
+
+
+def compose_weights(downsample, term):
+    """The 1x1 downsample D [C_out, C_in, 1, 1] after the conv W [C_in, C_src, k, k]: one
+    k x k kernel sum_m D[o, m] W[m, i] [C_out, C_src, k, k]. numpy arrays or torch tensors
+    (quantisation-aware training composes its trainable weights with this)."""
+    einsum = torch.einsum if isinstance(term, torch.Tensor) else np.einsum
+    return einsum("om,mikl->oikl", downsample[:, :, 0, 0], term)
 
 
 def compose_shortcut(layer: str, downsample: Edge, term: Edge) -> Edge:
@@ -90,7 +121,7 @@ def compose_shortcut(layer: str, downsample: Edge, term: Edge) -> Edge:
             f"{layer}: {term.layer} gives {term.weight.shape[0]} channels, "
             f"the downsample reads {d.shape[1]}"
         )
-    weight = np.einsum("om,mikl->oikl", d[:, :, 0, 0], term.weight)
+    weight = compose_weights(d, term.weight)
     bias = None if term.bias is None else d[:, :, 0, 0] @ term.bias
     return Edge(
         layer, term.src, "", "conv", weight, term.stride * downsample.stride, term.padding, bias
@@ -208,15 +239,16 @@ class MSBlock(nn.Module):
             return [*stream, out]
         if self.shortcut == "spike":
             return [self.downsample.stream_term(names.downsample, pop1), out]
-        # membrane: D(sum of terms) + d = sum of D(term), each an edge from its own source
+        # membrane: D(sum of terms) + d = sum of D(term) + d, each D(term) an edge from the
+        # term's own source; d rides on the term composed with the encoder output
         down = self.downsample.stream_term(names.downsample, "")
         shortcut = []
         for term in stream:
             composed = compose_shortcut(names.shortcut_term(term.layer), down, term)
             _check_composed_size(graph, composed, down, term)
+            if carries_downsample_bias(composed.layer):
+                composed.bias = down.bias if composed.bias is None else composed.bias + down.bias
             shortcut.append(composed)
-        first = shortcut[0]
-        first.bias = down.bias if first.bias is None else first.bias + down.bias
         return [*shortcut, out]
 
 

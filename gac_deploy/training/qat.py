@@ -9,6 +9,12 @@ population runs lava-dl's CUBA neuron in Loihi arithmetic
 (:func:`gac_deploy.models.lif.loihi_lif_forward`). The format (each k, b) is
 fixed at the start and stored with the checkpoint, so the export uses it.
 The encoder stays float (it runs on the host).
+
+The trainable parameters are the model's layers, BatchNorm folded (one weight and bias
+per conv/linear layer, the membrane downsamples included). A membrane shortcut's
+composed edges are recomposed from them at every step
+(:func:`gac_deploy.models.msresnet.compose_weights`) and quantised as exported: its
+weights at the destination's unit, those from the graded input at 2**-(k - b).
 """
 
 from __future__ import annotations
@@ -18,11 +24,19 @@ import torch
 from torch import nn
 
 from gac_deploy.body.formats import BIAS_LIMIT, WEIGHT_MAX, WEIGHT_MIN, WEIGHT_STEP
-from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import QuantSpec, quantize_payload
 from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.models.lif import loihi_lif_forward
-from gac_deploy.models.msresnet import HEAD_FC, ConvBN, GACMSResNet
+from gac_deploy.models.msresnet import (
+    INPUT_LAYER,
+    ConvBN,
+    GACMSResNet,
+    carries_downsample_bias,
+    compose_weights,
+    composed_parts,
+    fold_batchnorm,
+)
 
 
 def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -61,18 +75,13 @@ class QATBody(nn.Module):
         self.lif = model.config.lif
         self.weight = nn.ParameterDict()
         self.bias = nn.ParameterDict()
-        for edge in self.graph.edges:
-            if edge.src == INPUT or _key(edge.layer) in self.weight:
-                continue
-            if edge.layer == HEAD_FC:
-                self.weight[_key(edge.layer)] = nn.Parameter(model.fc.weight.detach().clone())
+        for layer, module in model.body_layers().items():
+            if isinstance(module, ConvBN):
+                weight, bias = fold_batchnorm(module.conv, module.bn)
             else:
-                self.weight[_key(edge.layer)] = nn.Parameter(
-                    torch.as_tensor(edge.weight, dtype=torch.float32)
-                )
-            self.bias[_key(edge.layer)] = nn.Parameter(
-                torch.as_tensor(edge.bias, dtype=torch.float32)
-            )
+                weight, bias = module.weight.detach(), module.bias.detach()
+            self.weight[_key(layer)] = nn.Parameter(torch.as_tensor(weight, dtype=torch.float32))
+            self.bias[_key(layer)] = nn.Parameter(torch.as_tensor(bias, dtype=torch.float32))
 
     def _dense_weight(self, layer: str, src_shape: tuple[int, ...]) -> torch.Tensor:
         """The classifier with global average pooling folded in: [classes, C*H*W]."""
@@ -80,23 +89,53 @@ class QATBody(nn.Module):
         hw = src_shape[1] * src_shape[2]
         return fc[:, :, None].expand(-1, -1, hw).reshape(fc.shape[0], -1) / hw
 
+    def layer_weight(self, layer: str, channels: int) -> torch.Tensor:
+        """The float weight of a graph layer: a model layer's own, the identity for the
+        encoder output (``channels`` wide), or a downsample composed with its term."""
+        if layer == INPUT_LAYER:
+            return torch.eye(channels)[:, :, None, None]
+        parts = composed_parts(layer)
+        if parts is None:
+            return self.weight[_key(layer)]
+        downsample, term = parts
+        inner = self.layer_weight(term, channels)
+        return compose_weights(self.weight[_key(downsample)], inner)
+
+    def layer_bias(self, layer: str, channels: int) -> torch.Tensor:
+        """The folded shift a graph layer adds (as the exported graph sums them)."""
+        if layer == INPUT_LAYER:
+            return torch.zeros(channels)
+        parts = composed_parts(layer)
+        if parts is None:
+            return self.bias[_key(layer)]
+        downsample, term = parts
+        d = self.weight[_key(downsample)][:, :, 0, 0]
+        bias = d @ self.layer_bias(term, channels)
+        return bias + self.bias[_key(downsample)] if carries_downsample_bias(layer) else bias
+
+    def _current(self, edge: Edge, src: torch.Tensor, k: int) -> torch.Tensor:
+        """One edge's synaptic input in model units, its weights quantised as exported."""
+        channels = self.graph.input_shape[0]
+        if edge.layer == INPUT_LAYER:  # identity edge: exact at any k >= b
+            return src
+        if edge.kind == "dense":
+            w = fake_quant_weight(self._dense_weight(edge.layer, src.shape[2:]), k)
+        else:
+            scale = k - self.spec.payload_bits if edge.src == INPUT else k
+            w = fake_quant_weight(self.layer_weight(edge.layer, channels), scale)
+        return edge_current(edge, src, w)
+
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
         b = self.spec.payload_bits
-        signals = {INPUT: _ste(encoded, quantize_payload(encoded, b) / 2.0**b)}
+        signed = self.graph.signed_input
+        signals = {INPUT: _ste(encoded, quantize_payload(encoded, b, signed) / 2.0**b)}
+        channels = self.graph.input_shape[0]
         for pop in self.graph.populations:
             k = self.spec.scale_exp[pop.name]
             current, bias = 0.0, encoded.new_zeros(pop.shape[0])
             for edge in self.graph.incoming(pop.name):
-                src = signals[edge.src]
-                if edge.src == INPUT:  # identity edge: exact at any k >= b
-                    current = current + src
-                    continue
-                bias = bias + self.bias[_key(edge.layer)]
-                if edge.kind == "conv":
-                    w = fake_quant_weight(self.weight[_key(edge.layer)], k)
-                else:
-                    w = fake_quant_weight(self._dense_weight(edge.layer, src.shape[2:]), k)
-                current = current + edge_current(edge, src, w)
+                current = current + self._current(edge, signals[edge.src], k)
+                bias = bias + self.layer_bias(edge.layer, channels)
             current = current + channel_bias(fake_quant_bias(bias, k), pop.shape)
             if pop.role == "readout":
                 return current.mean(dim=0)
@@ -137,11 +176,12 @@ def write_back(model: GACMSResNet, body: QATBody) -> None:
 
 def check_round_trip(model: GACMSResNet, body: QATBody) -> float:
     """Largest difference between the body's weights and the model's folded ones."""
-    graph = model.export_graph()
     worst = 0.0
-    for edge in graph.edges:
-        if edge.src == INPUT or edge.layer == HEAD_FC:
-            continue
-        diff = np.abs(edge.weight - body.weight[_key(edge.layer)].detach().double().numpy())
+    for layer, module in model.body_layers().items():
+        if isinstance(module, ConvBN):
+            weight = fold_batchnorm(module.conv, module.bn)[0]
+        else:
+            weight = module.weight.detach().double().numpy()
+        diff = np.abs(weight - body.weight[_key(layer)].detach().double().numpy())
         worst = max(worst, float(diff.max()))
     return worst

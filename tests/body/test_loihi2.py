@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population
-from gac_deploy.body.loihi2 import LOIHI2, check_fits, estimate_mapping
+from gac_deploy.body.loihi2 import (
+    LOIHI2,
+    check_fits,
+    estimate_mapping,
+    shared_cores,
+    state_bounds,
+)
 from gac_deploy.body.quantize import quantize_graph
 from gac_deploy.errors import UserError
 from tests.conftest import random_model, small_config
@@ -24,6 +30,19 @@ def test_mapping_counts_neurons_and_synapses():
     assert mapping.cores == len(graph.populations) and mapping.chips_needed == 1
 
 
+def test_shared_kernels_need_fewer_cores_than_unrolled_synapses():
+    """64 channels of 128 x 128 neurons, a 3x3 conv from 64 channels: 1,048,576 neurons
+    (128 cores of 8,192); unrolled, 1,048,576 x 576 synapses need 645 cores of 937,500;
+    with each channel's 576 kernel weights stored once per core (1,627 channels' worth fit
+    in a core's budget) the neurons decide: 128 cores."""
+    mapping = estimate_mapping(big_population_graph(128 * 128))
+    (row,) = mapping.rows
+    assert row.synapses == 64 * 128 * 128 * 576 and row.weight_bytes == 64 * 576
+    assert row.cores_unrolled == 645 and row.cores == 128
+    assert mapping.chips_needed == 1 and mapping.chips_needed_unrolled == 6
+    assert shared_cores(channels=4, neurons=4, fan_in=937_500 * 2 + 1) == 4 * 3  # split fan-in
+
+
 def big_population_graph(neurons_per_channel: int) -> Graph:
     side = int(np.sqrt(neurons_per_channel))
     g = Graph(input_shape=(64, side, side), time_steps=2, payload_bits=4)
@@ -43,12 +62,22 @@ def test_too_many_cores_is_refused_with_the_fix():
     check_fits(graph, chips=mapping.chips_needed)
 
 
-def test_state_overflow_is_refused():
+def test_worst_case_state_is_bounded_and_reported():
+    """|u| <= 64 * the largest row sum of |w| * the largest payload, |v| <= |u| * 4096 / dv:
+    reported in the mapping where it exceeds the 24-bit state, not refused."""
     g = Graph(input_shape=(64, 4, 4), time_steps=2, payload_bits=8)
     g.populations = [Population("hot", (8, 4, 4), "lif", 40, 3072, np.zeros(8, np.int32), 6)]
     g.edges = [Edge("conv", INPUT, "hot", "conv", np.full((8, 64, 3, 3), 254, np.int32), 1, 1)]
-    with pytest.raises(UserError, match="hot.*24-bit state"):
-        check_fits(g)
+    (bound,) = state_bounds(g)
+    assert bound.current == 254 * 64 * 9 * 255 * 64
+    assert bound.voltage == bound.current * 4096 / 3072
+    assert bound.exceeds
+    exceeding = check_fits(g).to_dict()["state_bound_exceeds_24_bits"]
+    assert [b["population"] for b in exceeding] == ["hot"]
+    g.edges[0].weight[:] = 2
+    g.input_shape, g.edges[0].weight = (1, 4, 4), np.full((8, 1, 3, 3), 2, np.int32)
+    assert not state_bounds(g)[0].exceeds  # 2 * 9 * 255 * 64 * 4/3 < 2**23
+    assert check_fits(g).to_dict()["state_bound_exceeds_24_bits"] == []
 
 
 def test_threshold_beyond_17_bits_is_refused():
