@@ -206,7 +206,8 @@ def load_nir(path: str | Path):
     try:
         graph = nir.read(path)
     except Exception as exc:  # nir raises KeyError, ValueError, AssertionError, ...
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = reason.split(" Available nodes")[0][:200]
         raise UserError(f"{path} is not a valid NIR graph: {reason}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise UserError(f"{path} holds a single {type(graph).__name__}, not a NIR graph")
