@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,interop]"
 	# Lava's declared pins (Python <3.11, torch <2.4) cannot be met; what it
 	# needs at run time is in pyproject.toml, and the workarounds are in
 	# gac_deploy/lava_compat.py.

@@ -1,4 +1,5 @@
 """``gac-deploy export``: a model.pt as a Loihi 2 bundle (encoder.onnx, body.net,
+manifest.json), or with ``--target nir`` as a NIR bundle (encoder.onnx, body.nir,
 manifest.json)."""
 
 from __future__ import annotations
@@ -10,23 +11,47 @@ from pathlib import Path
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="export model.pt as a Loihi 2 bundle",
+        help="export model.pt as a Loihi 2 (or NIR) bundle",
         description="Write encoder.onnx (host), body.net (NetX HDF5) and "
-        "manifest.json into a bundle directory.",
+        "manifest.json into a bundle directory; --target nir writes the float body as "
+        "body.nir (NIR graph) instead of body.net.",
     )
     p.add_argument("checkpoint", help="model.pt written by 'gac-deploy train'")
-    p.add_argument("--target", default="loihi2", help="hardware target (default: loihi2)")
+    p.add_argument("--target", default="loihi2", help="loihi2 (default) or nir")
     p.add_argument("--out", help="bundle directory (default: 'bundle' beside the checkpoint)")
     p.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
 
 
 def run(args) -> dict:
     from gac_deploy.export.bundle import export_bundle
-    from gac_deploy.table import format_table
 
     out = args.out or str(Path(args.checkpoint).parent / "bundle")
     started = time.perf_counter()
     bundle = export_bundle(args.checkpoint, out, target=args.target, chips=args.chips)
+    if bundle.target == "nir":
+        return report_nir(bundle, out, started)
+    return report_loihi2(bundle, out, started)
+
+
+def report_nir(bundle, out: str, started: float) -> dict:
+    from gac_deploy.export.nir_graph import DT
+
+    m = bundle.manifest
+    lif = sum(1 for p in bundle.graph.populations if p.role == "lif")
+    print(
+        f"NIR graph: {lif} LIF populations, {len(bundle.graph.edges)} synapse layers, "
+        f"read-out of {bundle.graph.readout.size} classes (sum the Output over "
+        f"T={m['time_steps']} steps); readers step with dt = {DT:g} s"
+    )
+    print(f"exported in {time.perf_counter() - started:.1f} s")
+    print(f"wrote {out}/encoder.onnx, {out}/body.nir, {out}/manifest.json")
+    return {"bundle": out}
+
+
+def report_loihi2(bundle, out: str, started: float) -> dict:
+    """Print a Loihi 2 bundle's table, resources and reference accuracy."""
+    from gac_deploy.table import format_table
+
     m = bundle.manifest
     rows = [
         [

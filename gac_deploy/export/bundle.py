@@ -3,12 +3,21 @@
 ``export_bundle`` writes all three into a temporary directory and renames it
 into place, so an interrupted export leaves no half-written bundle.
 ``load_bundle`` verifies every artifact's sha256 against the manifest.
+
+Target ``nir`` writes body.nir (the float body as a NIR graph, see
+:mod:`gac_deploy.export.nir_graph`) instead of body.net, beside the same encoder.onnx
+and a manifest of the same schema (no quantisation, timing or resources). ``import_nir``
+turns a NIR graph back into a Loihi 2 bundle: the body from the NIR file, the host
+encoder (encoder.onnx, the input section, the model and T) from a bundle, by default the
+NIR bundle the file came in. The encoder.onnx of a NIR bundle sends the payload bits
+that the model's Loihi 2 export uses, so such a round trip gives the same bundle.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +25,17 @@ from typing import Any
 import numpy as np
 
 from gac_deploy import __version__
+from gac_deploy.body.formats import payload_range
 from gac_deploy.body.graph import Graph
 from gac_deploy.body.loihi2 import Mapping, check_deployable, check_fits
 from gac_deploy.body.ops import LayerSpec, layer_specs
-from gac_deploy.body.quantize import LayerQuantReport, QuantSpec, quantize_graph
+from gac_deploy.body.quantize import (
+    MAX_PAYLOAD_BITS,
+    LayerQuantReport,
+    QuantSpec,
+    choose_format,
+    quantize_graph,
+)
 from gac_deploy.body.timing import Timing, balance_delays
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig, model_config_from_dict, to_dict
@@ -37,19 +53,28 @@ from gac_deploy.fileio import (
     read_json,
     sha256_file,
     some_names,
+    write_bytes,
     write_json,
 )
 from gac_deploy.models.encoder import encoder_class
 
 FORMAT = "gac-deploy-bundle"
 FORMAT_VERSION = 2
-TARGETS = ("loihi2",)
+TARGETS = ("loihi2", "nir")
 ENCODER_FILE = "encoder.onnx"
 BODY_FILE = "body.net"
+NIR_BODY_FILE = "body.nir"
 MANIFEST_FILE = "manifest.json"
+BODY_FILES = {"loihi2": BODY_FILE, "nir": NIR_BODY_FILE}
 ARTIFACTS = (ENCODER_FILE, BODY_FILE)
-"""The files manifest.json hashes."""
-BUNDLE_FILES = (*ARTIFACTS, MANIFEST_FILE)
+"""The files manifest.json hashes (a Loihi 2 bundle; :func:`artifacts_of` for any target)."""
+BUNDLE_FILES = (ENCODER_FILE, BODY_FILE, NIR_BODY_FILE, MANIFEST_FILE)
+NIR_SCHEMA = "NIR 1.0 graph (nir.write), float body; mapping in gac_deploy/export/nir_graph.py"
+
+
+def artifacts_of(target: str) -> tuple[str, str]:
+    """The files a bundle of ``target`` holds besides its manifest."""
+    return (ENCODER_FILE, BODY_FILES[target])
 
 
 @dataclass
@@ -65,6 +90,15 @@ class Bundle:
     @property
     def data_spec(self) -> DataSpec:
         return DataSpec(**self.manifest["input"]["data"])
+
+    @property
+    def target(self) -> str:
+        return self.manifest["target"]
+
+    @property
+    def encoder_payload_bits(self) -> int:
+        """Bits of the graded payload encoder.onnx sends (the body's, for a Loihi 2 bundle)."""
+        return int(self.manifest["body"]["payload_bits"])
 
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Host stage by onnxruntime: images [N, C, H, W] -> (O, payload), each [T, N, C, H, W]."""
@@ -112,16 +146,21 @@ def build_manifest(
     float_test_accuracy: float | None,
     quantization_aware: bool,
     graph: Graph,
-    timing: Timing,
+    timing: Timing | None,
     quantization: list[LayerQuantReport],
     layers: list[LayerSpec],
-    mapping: Mapping,
+    mapping: Mapping | None,
     artifacts: dict[str, str],
+    payload_bits: int | None = None,
 ) -> dict[str, Any]:
     """manifest.json: what the host and the chip run, and how they were made.
 
     ``graph`` is the quantised body with its delays (``timing``); ``layers`` the float
-    body's Eq. 11 layers; ``artifacts`` each file's sha256, which ``load_bundle`` checks."""
+    body's Eq. 11 layers; ``artifacts`` each file's sha256, which ``load_bundle`` checks.
+    Target ``nir``: ``graph`` is the float body, ``timing`` and ``mapping`` are None (no
+    latency, no resources) and ``payload_bits`` the bits encoder.onnx sends."""
+    latency = timing.latency if timing else dict.fromkeys((p.name for p in graph.populations), 0)
+    bits = graph.payload_bits if payload_bits is None else payload_bits
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -149,18 +188,20 @@ def build_manifest(
             },
         },
         "body": {
-            "file": BODY_FILE,
-            "runs_on": "chip",
-            "schema": "lava-dl netx hdf5 + gac extension (see gac_deploy/export/netx_hdf5.py)",
-            "payload_bits": graph.payload_bits,
-            "payload_range": list(graph.payload_range),
-            "latency_steps": timing.total_latency,
+            "file": BODY_FILES[target],
+            "runs_on": "chip" if target == "loihi2" else "any NIR reader",
+            "schema": NIR_SCHEMA
+            if target == "nir"
+            else "lava-dl netx hdf5 + gac extension (see gac_deploy/export/netx_hdf5.py)",
+            "payload_bits": bits,
+            "payload_range": list(payload_range(bits, graph.signed_input)),
+            "latency_steps": timing.total_latency if timing else 0,
             "populations": [
                 {
                     "name": p.name,
                     "shape": list(p.shape),
                     "role": p.role,
-                    "latency": timing.latency[p.name],
+                    "latency": latency[p.name],
                 }
                 for p in graph.populations
             ],
@@ -180,7 +221,7 @@ def build_manifest(
             for r in quantization
         ],
         "layers": [to_dict(spec) for spec in layers],
-        "resources": mapping.to_dict(),
+        "resources": mapping.to_dict() if mapping else {},
         "artifacts": artifacts,
     }
 
@@ -188,46 +229,173 @@ def build_manifest(
 def export_bundle(
     checkpoint: str | Path, out: str | Path, target: str = "loihi2", chips: int = 1
 ) -> Bundle:
+    """A checkpoint as a bundle of ``target``: ``loihi2`` (quantised body.net) or ``nir``
+    (the float body as body.nir, for other simulators and chips)."""
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
     out = Path(out)
     check_replaceable(out)
     ckpt = load_checkpoint(checkpoint)
-    check_deployable(ckpt.model_config)
     model = ckpt.build()
     float_graph = model.export_graph()
     spec = QuantSpec.from_dict(ckpt.quantization) if ckpt.quantization else None
+    config = ckpt.model_config
+    image_shape = (config.in_channels, config.image_size, config.image_size)
+
+    def write_encoder(path: Path, payload_bits: int) -> None:
+        export_encoder_onnx(model.encoder, payload_bits, image_shape, path)
+
+    source = _Source(
+        config,
+        ckpt.data,
+        ckpt.metrics.get("float_test_acc", ckpt.metrics.get("test_acc")),
+        ckpt.quantization is not None,
+        write_encoder,
+    )
+    if target == "nir":
+        return _write_nir_bundle(out, float_graph, spec, source)
+    check_deployable(config)
+    return _write_loihi2_bundle(out, float_graph, spec, source, chips)
+
+
+@dataclass
+class _Source:
+    """Where a bundle's host side comes from: the model config and data it reads, its
+    float accuracy, and how to write its encoder.onnx for a given payload."""
+
+    config: ModelConfig
+    data: DataSpec
+    float_test_accuracy: float | None
+    quantization_aware: bool
+    write_encoder: Callable[[Path, int], None]
+
+
+def _quantize(float_graph: Graph, spec: QuantSpec | None) -> tuple[Graph, list]:
     try:
-        graph, report = quantize_graph(float_graph, spec)
+        return quantize_graph(float_graph, spec)
     except ValueError as exc:
         raise UserError(f"cannot quantise this model for Loihi 2: {exc}") from None
+
+
+def _write_loihi2_bundle(
+    out: Path, float_graph: Graph, spec: QuantSpec | None, source: _Source, chips: int
+) -> Bundle:
+    graph, report = _quantize(float_graph, spec)
     mapping = check_fits(graph, chips)
     timing = balance_delays(graph)
     graph = graph.with_delays(timing.delay)
-    config = ckpt.model_config
     with atomic_directory(out, check_replaceable) as tmp:
-        export_encoder_onnx(
-            model.encoder,
-            graph.payload_bits,
-            (config.in_channels, config.image_size, config.image_size),
-            tmp / ENCODER_FILE,
-        )
+        source.write_encoder(tmp / ENCODER_FILE, graph.payload_bits)
         write_body(tmp / BODY_FILE, graph)
         manifest = build_manifest(
-            target=target,
-            config=config,
-            data=ckpt.data,
-            float_test_accuracy=ckpt.metrics.get("float_test_acc", ckpt.metrics.get("test_acc")),
-            quantization_aware=ckpt.quantization is not None,
+            target="loihi2",
+            config=source.config,
+            data=source.data,
+            float_test_accuracy=source.float_test_accuracy,
+            quantization_aware=source.quantization_aware,
             graph=graph,
             timing=timing,
             quantization=report,
-            layers=layer_specs(float_graph, config),
+            layers=layer_specs(float_graph, source.config),
             mapping=mapping,
             artifacts={name: sha256_file(tmp / name) for name in ARTIFACTS},
         )
         write_json(tmp / MANIFEST_FILE, manifest)
     return load_bundle(out)
+
+
+def _write_nir_bundle(
+    out: Path, float_graph: Graph, spec: QuantSpec | None, source: _Source
+) -> Bundle:
+    from gac_deploy.export.nir_graph import write_nir
+
+    # encoder.onnx sends the payload the Loihi 2 export would (NIR readers take O itself)
+    try:
+        payload_bits = (spec or choose_format(float_graph)).payload_bits
+    except ValueError:
+        payload_bits = MAX_PAYLOAD_BITS
+    artifacts = artifacts_of("nir")
+    with atomic_directory(out, check_replaceable) as tmp:
+        source.write_encoder(tmp / ENCODER_FILE, payload_bits)
+        write_nir(tmp / NIR_BODY_FILE, float_graph)
+        manifest = build_manifest(
+            target="nir",
+            config=source.config,
+            data=source.data,
+            float_test_accuracy=source.float_test_accuracy,
+            quantization_aware=source.quantization_aware,
+            graph=float_graph,
+            timing=None,
+            quantization=[],
+            layers=layer_specs(float_graph, source.config),
+            mapping=None,
+            artifacts={name: sha256_file(tmp / name) for name in artifacts},
+            payload_bits=payload_bits,
+        )
+        write_json(tmp / MANIFEST_FILE, manifest)
+    return load_nir_bundle(out)
+
+
+def import_nir(
+    source: str | Path,
+    out: str | Path,
+    encoder_from: str | Path | None = None,
+    chips: int = 1,
+    dt: float | None = None,
+) -> Bundle:
+    """A NIR graph as a Loihi 2 bundle (what ``gac-deploy import-nir`` writes).
+
+    ``source``: a NIR bundle directory (export --target nir) or a ``.nir`` file. The host
+    side (encoder.onnx, its payload bits, the input section, the model config and T)
+    comes from ``encoder_from`` (a Loihi 2 or NIR bundle) or, by default, from the NIR
+    bundle ``source`` is. The NIR body must read that encoder's output shape; it is
+    quantised with that encoder's payload bits (refused if it needs fewer)."""
+    from gac_deploy.export.nir_graph import DT, read_nir
+
+    out = Path(out)
+    check_replaceable(out)
+    source = Path(source)
+    nir_file = source / NIR_BODY_FILE if source.is_dir() else source
+    if encoder_from is None:
+        if not source.is_dir():
+            raise UserError(
+                f"{source} is a bare NIR file with no host encoder; name a bundle whose "
+                "encoder.onnx feeds it with --encoder-from (or pass a NIR bundle directory)"
+            )
+        encoder_from = source
+    host = load_any_bundle(encoder_from)
+    float_graph = read_nir(nir_file, host.graph.time_steps, DT if dt is None else dt)
+    # NIR does not say what the input carries; the host's encoder does
+    float_graph.signed_input = encoder_class(host.model_config).signed_output
+    if float_graph.input_shape != host.graph.input_shape:
+        raise UserError(
+            f"{nir_file} reads an input of shape {list(float_graph.input_shape)} but the "
+            f"encoder of {host.path} sends {list(host.graph.input_shape)}"
+        )
+    bits = host.encoder_payload_bits
+    try:
+        spec = choose_format(float_graph, max_payload_bits=bits)
+    except ValueError as exc:
+        raise UserError(f"cannot quantise {nir_file} for Loihi 2: {exc}") from None
+    if spec.payload_bits != bits:
+        raise UserError(
+            f"{nir_file} needs a payload of at most {spec.payload_bits} bits but the encoder "
+            f"of {host.path} sends {bits}; export that model with a coarser payload"
+        )
+    encoder_bytes = (host.path / ENCODER_FILE).read_bytes()
+    from_itself = host.path.resolve() == (source.resolve() if source.is_dir() else None)
+
+    def copy_encoder(path: Path, payload_bits: int) -> None:
+        write_bytes(path, encoder_bytes)
+
+    host_side = _Source(
+        host.model_config,
+        host.data_spec,
+        host.manifest["float_test_accuracy"] if from_itself else None,
+        False,
+        copy_encoder,
+    )
+    return _write_loihi2_bundle(out, float_graph, spec, host_side, chips)
 
 
 # manifest.json's schema: every key build_manifest writes, with its type
@@ -283,12 +451,14 @@ def check_manifest(file: Path, manifest: Any) -> None:
     for key, kind in MANIFEST_SCHEMA.items():
         if not isinstance(manifest[key], kind) or kind is int and isinstance(manifest[key], bool):
             raise refuse(f"{key} is a {type(manifest[key]).__name__}")
+    if manifest["target"] not in TARGETS:
+        raise refuse(f"target {manifest['target']!r} is not one of {', '.join(TARGETS)}")
     data_keys = {f.name for f in dataclasses.fields(DataSpec)}
     sections = (
         ("input", manifest["input"], set(INPUT_KEYS)),
         ("input.data", manifest["input"].get("data"), data_keys),
         ("body", manifest["body"], set(BODY_KEYS)),
-        ("artifacts", manifest["artifacts"], set(ARTIFACTS)),
+        ("artifacts", manifest["artifacts"], set(artifacts_of(manifest["target"]))),
     )
     for name, section, expected in sections:
         if not isinstance(section, dict) or set(section) != expected:
@@ -305,10 +475,8 @@ def check_manifest(file: Path, manifest: Any) -> None:
         )
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Open a bundle directory, refusing it if its manifest does not follow the schema,
-    any artifact's hash does not match, or body.net leaves the Loihi 2 formats."""
-    path = Path(path)
+def _open(path: Path) -> dict[str, Any]:
+    """The manifest of the bundle at ``path``, checked, with every artifact's hash verified."""
     if not path.is_dir():
         raise UserError(f"bundle not found: {path}; create it with 'gac-deploy export model.pt'")
     manifest = read_json(path / MANIFEST_FILE, "bundle manifest")
@@ -322,13 +490,27 @@ def load_bundle(path: str | Path) -> Bundle:
                 f"{file} does not match its sha256 in the manifest; re-export the bundle"
             )
     check_encoder_onnx(path / ENCODER_FILE)
+    model_config_from_dict(manifest["model"])  # a one-line error now, not when first used
+    return manifest
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Open a Loihi 2 bundle directory, refusing it if its manifest does not follow the
+    schema, any artifact's hash does not match, or body.net leaves the Loihi 2 formats."""
+    path = Path(path)
+    manifest = _open(path)
+    if manifest["target"] != "loihi2":
+        raise UserError(
+            f"{path} is a NIR bundle (a float body for other simulators); make a Loihi 2 "
+            f"bundle of it with 'gac-deploy import-nir {path} --out DIR'"
+        )
     graph = read_body(path / BODY_FILE)
     if graph.time_steps != manifest["time_steps"]:
         raise UserError(
             f"{path / BODY_FILE} runs T={graph.time_steps} steps but the encoder's T is "
             f"{manifest['time_steps']}; re-export the bundle"
         )
-    config = model_config_from_dict(manifest["model"])  # a one-line error now, not later
+    config = model_config_from_dict(manifest["model"])
     signed = encoder_class(config).signed_output
     if graph.signed_input != signed or manifest["body"]["payload_range"] != list(
         graph.payload_range
@@ -339,3 +521,26 @@ def load_bundle(path: str | Path) -> Bundle:
             f"encoder sends {manifest['body']['payload_range']}; re-export the bundle"
         )
     return Bundle(path, manifest, graph)
+
+
+def load_nir_bundle(path: str | Path) -> Bundle:
+    """Open a NIR bundle directory (export --target nir); its graph is the float body read
+    back from body.nir."""
+    from gac_deploy.export.nir_graph import read_nir
+
+    path = Path(path)
+    manifest = _open(path)
+    if manifest["target"] != "nir":
+        raise UserError(f"{path} is a {manifest['target']} bundle, not a NIR bundle")
+    graph = read_nir(path / NIR_BODY_FILE, manifest["time_steps"])
+    return Bundle(path, manifest, graph)
+
+
+def load_any_bundle(path: str | Path) -> Bundle:
+    """A Loihi 2 or NIR bundle, whichever ``path`` holds."""
+    if not Path(path).is_dir():
+        return load_bundle(path)
+    manifest = read_json(Path(path) / MANIFEST_FILE, "bundle manifest")
+    if isinstance(manifest, dict) and manifest.get("target") == "nir":
+        return load_nir_bundle(path)
+    return load_bundle(path)
