@@ -77,11 +77,25 @@ class Source:
         self.signal = signal
         self.steps_images = tuple(signal.shape[:2])
         self.nonzero = signal if signal.dtype == torch.bool else signal.ne(0)
-        self.positions = active_per_position(self.nonzero)
         per_frame = self.nonzero.flatten(0, 1)
-        self.active_frames = _indices(per_frame.amax(dim=tuple(range(1, per_frame.dim()))))
+        if per_frame.dim() == 4:  # one pass: which channels of which frames are active
+            per_frame = per_frame.amax(dim=(2, 3))  # [T * N, C]
+        self._channels = per_frame.amax(dim=0)
+        self.active_frames = _indices(per_frame.amax(dim=1))
         self._operands: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._gathered: dict[tuple[str, bool], torch.Tensor] = {}
+        self._positions: torch.Tensor | None = None
+
+    def positions(self, kind: str) -> torch.Tensor:
+        """Nonzero entries per spatial position (H*W; F when the source is flat), int64."""
+        if self._positions is None:
+            frames, _ = self.operand(kind)
+            layers = math.prod(frames.shape[:2]) if frames.dim() == 4 else len(frames)
+            if self.signal.dtype != torch.bool or layers >= FLOAT32_EXACT or frames.dim() != 4:
+                self._positions = active_per_position(self.nonzero)
+            else:  # spikes are 0 or 1: a float32 count below 2**24 is exact
+                self._positions = frames.sum(dim=(0, 1)).flatten().to(torch.int64)
+        return self._positions
 
     def operand(self, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Float32 frames for a ``kind`` edge and its active channels (None: all active)."""
@@ -90,7 +104,7 @@ class Source:
             nonzero = self.nonzero.flatten(0, 1)
             if kind == "conv":
                 frames = frames.to(torch.float32, memory_format=torch.channels_last)
-                active = nonzero.amax(dim=(0, 2, 3))
+                active = self._channels
             else:
                 frames = frames.flatten(1).to(torch.float32)
                 active = nonzero.flatten(1).amax(dim=0)
@@ -248,16 +262,22 @@ def _accumulate(drive: torch.Tensor) -> torch.Tensor:
     return v.to(torch.int64)
 
 
-def _fire(drive: torch.Tensor, keep: float, threshold: float, clamp: bool) -> torch.Tensor:
+def _decay_(v: torch.Tensor, kept: int) -> torch.Tensor:
+    """sign(v) * (|v| * kept >> 12), in place: one exact division when kept divides 4096
+    (float32 or float64), else |v| * kept < 2**35 first (float64)."""
+    if DECAY_UNITY % kept == 0:
+        return v.div_(DECAY_UNITY // kept, rounding_mode="trunc")
+    return v.mul_(kept).div_(DECAY_UNITY, rounding_mode="trunc")
+
+
+def _fire(drive: torch.Tensor, kept: int, threshold: float, clamp: bool) -> torch.Tensor:
     """LIF spikes [T, N, ...] (bool) from drive [T, N, ...], updated in place as the voltage:
-    v[t] = trunc(keep * v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked.
-    keep * v is exact: a power of two in float32, below 2**53 in float64."""
+    v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked."""
     spikes = torch.empty_like(drive, dtype=torch.bool)
     for t in range(drive.shape[0]):
         v = drive[t]
-        if t and keep:
-            before = drive[t - 1].masked_fill_(spikes[t - 1], 0.0)
-            v.add_(before.mul_(keep).trunc_())
+        if t and kept:
+            v.add_(_decay_(drive[t - 1].masked_fill_(spikes[t - 1], 0.0), kept))
         if clamp:
             v.clamp_(-STATE_MAX, STATE_MAX)
         torch.gt(v, threshold, out=spikes[t])
@@ -269,7 +289,7 @@ def _leaky_readout(drive: torch.Tensor, kept: int, threshold: float, clamp: bool
     v = torch.zeros_like(drive[0])
     out = []
     for t in range(drive.shape[0]):
-        v = torch.div(v * kept, DECAY_UNITY, rounding_mode="trunc").add_(drive[t])
+        v = _decay_(v.clone(), kept).add_(drive[t]) if kept else drive[t].clone()
         if clamp:
             v.clamp_(-STATE_MAX, STATE_MAX)
         out.append(v.clone())
@@ -312,7 +332,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             readers[share] -= 1
             if not readers[share]:
                 del currents[share]
-            ops[edge.name] = syn.events(source.positions)
+            ops[edge.name] = syn.events(source.positions(edge.kind))
             readers[edge.src] -= 1
             if not readers[edge.src]:
                 del sources[edge.src]
@@ -347,9 +367,9 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         if pop.role == "readout":
             readout = _leaky_readout(drive, kept, threshold, clamp)
             continue
-        fired = _fire(drive, keep, threshold, clamp)
+        fired = _fire(drive, kept, threshold, clamp)
         del drive
-        spikes[pop.name] = fired.view(torch.uint8).contiguous()  # 1 byte per spike
+        spikes[pop.name] = fired.view(torch.uint8)  # 1 byte per spike
         if readers.get(pop.name):
             sources[pop.name] = Source(fired)
     return EmulatorRun(spikes, readout, ops)
