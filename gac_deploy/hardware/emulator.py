@@ -14,22 +14,24 @@ at once, for a whole batch of images, in Loihi's integer arithmetic:
 All values are integers held in floating point where that is exact. The weights
 and biases are stored times 64 (the << 6), a power of two, so every sum is 64
 times the integer sum with the same rounding: synaptic input is a convolution in
-float32 when its worst case (a_in, before << 6) stays below 2**24, else float64.
-The voltage is float32 when the decay keeps a power of two ((4096 - dv) / 4096:
-the decay is then a multiplication by it and a truncation, both exact) and every
-|v| provably stays below 2**24, from the weights or from this batch's largest
-drive (|v| <= max|drive| / (1 - keep)); else float64, where |v| (4096 - dv) <
-2**35 and the shift by 12 (a division by 4096, then truncation toward zero) are
+float32 when its worst case (a_in, before << 6) stays below 2**24, else float64,
+and a population's currents are added in float32 while their worst cases sum below
+2**24. The voltage is float32 when the decay keeps a power of two ((4096 - dv) /
+4096: the decay is then a division by a power of two and a truncation, both exact)
+and every |v| provably stays below 2**24, from the weights or from this batch's
+largest drive (|v| <= max|drive| / (1 - keep)); else float64, where |v| (4096 - dv)
+< 2**35 and the shift by 12 (a division by 4096, then truncation toward zero) are
 exact. Unlike the quantised reference (lava-dl's CUBA neuron), this is a
 separate implementation of the chip's arithmetic, checked against Lava spike for
 spike in the tests.
 
 Less work than a dense float network, with the same integers: edges that read the
 same source through the same weights (the residual stream's terms, which reach
-several populations) are convolved once; input channels (or dense features) that
-carry no spike in the batch are left out of the convolution (weight[:, active],
-signal[:, active]), and so are all-zero time steps of an image; convolutions run
-channels_last; spikes stay one byte each (bool, returned as uint8).
+several populations) are convolved once; when under 15/16 of a source's input channels
+(dense features) carry any spike in the batch, only those enter the convolution
+(weight[:, active], signal[:, active]), and all-zero frames (one image at one step)
+are left out; convolutions run channels_last; the LIF updates the drive in place;
+spikes stay one byte each (bool, returned as uint8 [T, N, ...], possibly strided).
 """
 
 from __future__ import annotations
