@@ -70,47 +70,47 @@ class EmulatorRun:
 
 class Source:
     """One source's signal [T, N, ...] for a batch, ready for its edges: which frames
-    (images at one step) carry any nonzero value, the nonzero entries per spatial position
-    (summed over steps, images, channels) for events, and, per edge kind, the values as
-    float32 frames ([T * N, C, H, W] channels_last for conv, [T * N, F] in (C, H, W) order
-    for dense) with the channels (features) that carry any nonzero value."""
+    (images at one step) carry any nonzero value, ``positions``: the nonzero entries per
+    spatial position H*W (F when flat; summed over steps, images, channels) for events,
+    and, per edge kind, the values as float32 frames ([T * N, C, H, W] channels_last for
+    conv, [T * N, F] in (C, H, W) order for dense) with the channels (features) that carry
+    any nonzero value."""
 
     def __init__(self, signal: torch.Tensor) -> None:
-        self.signal = signal
         self.steps_images = tuple(signal.shape[:2])
-        self.nonzero = signal if signal.dtype == torch.bool else signal.ne(0)
-        per_frame = self.nonzero.flatten(0, 1)
-        if per_frame.dim() == 4:  # one pass: which channels of which frames are active
-            per_frame = per_frame.amax(dim=(2, 3))  # [T * N, C]
-        self._channels = per_frame.amax(dim=0)
-        self.active_frames = _indices(per_frame.amax(dim=1))
+        frames = signal.flatten(0, 1)
+        self.shape = tuple(frames.shape[1:])
+        if frames.dim() == 4:
+            frames = frames.to(torch.float32, memory_format=torch.channels_last)
+            rows = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view: [T*N, H*W*C]
+        else:
+            frames = frames.to(torch.float32)
+            rows = frames
+        self.frames = frames
+        marks = rows if signal.dtype == torch.bool else rows.ne(0).to(torch.float32)
+        if len(rows) >= FLOAT32_EXACT:
+            marks = marks.double()
+        # two matrix-vector products count the nonzero entries per frame and per column;
+        # integer counts below 2**24 (float32) or 2**53 (float64) are exact
+        per_frame = marks @ torch.ones(marks.shape[1], dtype=marks.dtype)
+        per_column = torch.ones(len(marks), dtype=marks.dtype) @ marks
+        self.active_frames = _indices(per_frame > 0)
+        if frames.dim() == 4:  # columns are (H, W, C)
+            per_column = per_column.double().view(-1, self.shape[0])
+            self.positions = per_column.sum(dim=1).to(torch.int64)
+            self._active = {"conv": per_column.amax(dim=0) > 0}
+            self._active["dense"] = per_column.t().reshape(-1) > 0  # (C, H, W) order
+        else:
+            self.positions = per_column.to(torch.int64)
+            self._active = {"dense": per_column > 0}
         self._operands: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._gathered: dict[tuple[str, bool], torch.Tensor] = {}
-        self._positions: torch.Tensor | None = None
-
-    def positions(self, kind: str) -> torch.Tensor:
-        """Nonzero entries per spatial position (H*W; F when the source is flat), int64."""
-        if self._positions is None:
-            frames, _ = self.operand(kind)
-            layers = math.prod(frames.shape[:2]) if frames.dim() == 4 else len(frames)
-            if self.signal.dtype != torch.bool or layers >= FLOAT32_EXACT or frames.dim() != 4:
-                self._positions = active_per_position(self.nonzero)
-            else:  # spikes are 0 or 1: a float32 count below 2**24 is exact
-                self._positions = frames.sum(dim=(0, 1)).flatten().to(torch.int64)
-        return self._positions
 
     def operand(self, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Float32 frames for a ``kind`` edge and its active channels (None: all active)."""
         if kind not in self._operands:
-            frames = self.signal.flatten(0, 1)
-            nonzero = self.nonzero.flatten(0, 1)
-            if kind == "conv":
-                frames = frames.to(torch.float32, memory_format=torch.channels_last)
-                active = self._channels
-            else:
-                frames = frames.flatten(1).to(torch.float32)
-                active = nonzero.flatten(1).amax(dim=0)
-            self._operands[kind] = frames, _indices(active)
+            frames = self.frames if kind == "conv" else self.frames.flatten(1)
+            self._operands[kind] = frames, _indices(self._active[kind])
         return self._operands[kind]
 
     def gathered(self, kind: str, channels: bool) -> torch.Tensor:
@@ -334,7 +334,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             readers[share] -= 1
             if not readers[share]:
                 del currents[share]
-            ops[edge.name] = syn.events(source.positions(edge.kind))
+            ops[edge.name] = syn.events(source.positions)
             readers[edge.src] -= 1
             if not readers[edge.src]:
                 del sources[edge.src]
