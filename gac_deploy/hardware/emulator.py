@@ -11,12 +11,27 @@ at once, for a whole batch of images, in Loihi's integer arithmetic:
     v = sign(v) * (|v| * (4096 - dv) >> 12) + u + (bias << 6),   |v| < 2**23
     spike = v > vth << 6;  v = 0 where it spiked
 
-All values are integers held in floating point where that is exact: synaptic
-input is a convolution in float32 when its worst case stays below 2**24 (else
-float64); the voltage is float64, where |v| (4096 - dv) < 2**35 and the shift
-by 12 (a division by 4096, then truncation toward zero) are exact. Unlike the quantised
-reference (lava-dl's CUBA neuron), this is a separate implementation of the
-chip's arithmetic, checked against Lava spike for spike in the tests.
+All values are integers held in floating point where that is exact. The weights
+and biases are stored times 64 (the << 6), a power of two, so every sum is 64
+times the integer sum with the same rounding: synaptic input is a convolution in
+float32 when its worst case (a_in, before << 6) stays below 2**24, else float64,
+and a population's currents are added in float32 while their worst cases sum below
+2**24. The voltage is float32 when the decay keeps a power of two ((4096 - dv) /
+4096: the decay is then a division by a power of two and a truncation, both exact)
+and every |v| provably stays below 2**24, from the weights or from this batch's
+largest drive (|v| <= max|drive| / (1 - keep)); else float64, where |v| (4096 - dv)
+< 2**35 and the shift by 12 (a division by 4096, then truncation toward zero) are
+exact. Unlike the quantised reference (lava-dl's CUBA neuron), this is a
+separate implementation of the chip's arithmetic, checked against Lava spike for
+spike in the tests.
+
+Less work than a dense float network, with the same integers: edges that read the
+same source through the same weights (the residual stream's terms, which reach
+several populations) are convolved once; when under 15/16 of a source's input channels
+(dense features) carry any spike in the batch, only those enter the convolution
+(weight[:, active], signal[:, active]), and all-zero frames (one image at one step)
+are left out; convolutions run channels_last; the LIF updates the drive in place;
+spikes stay one byte each (bool, returned as uint8 [T, N, ...], possibly strided).
 """
 
 from __future__ import annotations
@@ -31,10 +46,11 @@ from torch.nn import functional as F
 from gac_deploy.body.formats import ACTIVATION_SCALE, ACTIVATION_SHIFT, DECAY_UNITY, STATE_MAX
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
-from gac_deploy.body.synapses import channel_bias, edge_current
+from gac_deploy.body.synapses import channel_bias
 from gac_deploy.body.timing import balance_delays
 
 FLOAT32_EXACT = 1 << 24
+GATHER_BELOW = 15 / 16  # gather the active channels when fewer than this fraction carry spikes
 
 
 @dataclass
@@ -52,17 +68,83 @@ class EmulatorRun:
         return self.readout[-1].argmax(dim=1)
 
 
+class Source:
+    """One source's signal [T, N, ...] for a batch, ready for its edges: which frames
+    (images at one step) carry any nonzero value, ``positions``: the nonzero entries per
+    spatial position H*W (F when flat; summed over steps, images, channels) for events,
+    and, per edge kind, the values as float32 frames ([T * N, C, H, W] channels_last for
+    conv, [T * N, F] in (C, H, W) order for dense) with the channels (features) that carry
+    any nonzero value."""
+
+    def __init__(self, signal: torch.Tensor) -> None:
+        self.steps_images = tuple(signal.shape[:2])
+        frames = signal.flatten(0, 1)
+        self.shape = tuple(frames.shape[1:])
+        if frames.dim() == 4:
+            frames = frames.to(torch.float32, memory_format=torch.channels_last)
+            rows = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view: [T*N, H*W*C]
+        else:
+            frames = frames.to(torch.float32)
+            rows = frames
+        self.frames = frames
+        marks = rows if signal.dtype == torch.bool else rows.ne(0).to(torch.float32)
+        if len(rows) >= FLOAT32_EXACT:
+            marks = marks.double()
+        # two matrix-vector products count the nonzero entries per frame and per column;
+        # integer counts below 2**24 (float32) or 2**53 (float64) are exact
+        per_frame = marks @ torch.ones(marks.shape[1], dtype=marks.dtype)
+        per_column = torch.ones(len(marks), dtype=marks.dtype) @ marks
+        self.active_frames = _indices(per_frame > 0)
+        if frames.dim() == 4:  # columns are (H, W, C)
+            per_column = per_column.double().view(-1, self.shape[0])
+            self.positions = per_column.sum(dim=1).to(torch.int64)
+            self._active = {"conv": per_column.amax(dim=0) > 0}
+            self._active["dense"] = per_column.t().reshape(-1) > 0  # (C, H, W) order
+        else:
+            self.positions = per_column.to(torch.int64)
+            self._active = {"dense": per_column > 0}
+        self._operands: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._gathered: dict[tuple[str, bool], torch.Tensor] = {}
+
+    def operand(self, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Float32 frames for a ``kind`` edge and its active channels (None: all active)."""
+        if kind not in self._operands:
+            frames = self.frames if kind == "conv" else self.frames.flatten(1)
+            self._operands[kind] = frames, _indices(self._active[kind])
+        return self._operands[kind]
+
+    def gathered(self, kind: str, channels: bool) -> torch.Tensor:
+        """The active frames (and, if ``channels``, only the active channels), cached."""
+        if (kind, channels) not in self._gathered:
+            x, active = self.operand(kind)
+            if self.active_frames is not None:
+                x = x.index_select(0, self.active_frames)
+            if channels:
+                x = x.index_select(1, active)
+            self._gathered[kind, channels] = x
+        return self._gathered[kind, channels]
+
+
+def _indices(mask: torch.Tensor) -> torch.Tensor | None:
+    """Indices where ``mask`` holds; None when it holds everywhere (nothing to gather)."""
+    return None if bool(mask.all()) else mask.nonzero().flatten()
+
+
 class _Synapses:
-    """One edge, prepared once: weights in the float type that keeps its sums exact."""
+    """One edge, prepared once: weights x 64 (the << 6) in the float type that keeps
+    its sums exact; ``share`` names an earlier edge with the same source and weights,
+    whose current this edge reuses."""
 
     def __init__(
         self, edge: Edge, graph: Graph, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
     ) -> None:
         self.edge = edge
+        self.share: str | None = None
         self.worst = max_synaptic_input(edge, graph.payload_bits, graph.signed_input)
         self.dtype = torch.float32 if self.worst < FLOAT32_EXACT else torch.float64
-        self.weight = torch.as_tensor(edge.weight, dtype=self.dtype)
+        weight = torch.as_tensor(edge.weight, dtype=self.dtype) * ACTIVATION_SCALE
         if edge.kind == "conv":
+            weight = weight.contiguous(memory_format=torch.channels_last)
             k = edge.weight.shape[2:]
             extra = [
                 size - ((o - 1) * edge.stride - 2 * edge.padding + kk)
@@ -76,10 +158,32 @@ class _Synapses:
                 padding=edge.padding,
                 output_padding=tuple(extra),
             )[0, 0]
+        self.weight = weight
+        self.out_shape = (edge.weight.shape[0], *out_hw)
 
-    def current(self, signal: torch.Tensor) -> torch.Tensor:
-        """signal [T, N, ...] (integer values) -> synaptic input [T, N, *dst]."""
-        return edge_current(self.edge, signal, self.weight)
+    def _apply(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype)
+        if self.edge.kind == "conv":
+            return F.conv2d(x, weight, stride=self.edge.stride, padding=self.edge.padding)
+        return x @ weight.T
+
+    def current(self, source: Source) -> torch.Tensor:
+        """Synaptic input x 64 [T, N, *dst] from ``source``, computed only over its active
+        frames and, when enough are silent, its active channels (the sum is the same)."""
+        steps_images = source.steps_images
+        frames = source.active_frames
+        _, channels = source.operand(self.edge.kind)
+        if (channels is not None and not len(channels)) or (frames is not None and not len(frames)):
+            return torch.zeros((*steps_images, *self.out_shape), dtype=self.dtype)
+        gather = channels is not None and len(channels) < GATHER_BELOW * self.weight.shape[1]
+        weight = self.weight.index_select(1, channels) if gather else self.weight
+        out = self._apply(source.gathered(self.edge.kind, gather), weight)
+        if frames is not None:
+            full = out.new_zeros((steps_images[0] * steps_images[1], *out.shape[1:]))
+            if out.dim() == 4:
+                full = full.contiguous(memory_format=torch.channels_last)
+            out = full.index_copy_(0, frames, out)
+        return out.view(*steps_images, *out.shape[1:])
 
     def events(self, per_position: torch.Tensor) -> int:
         """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
@@ -92,18 +196,33 @@ class _Synapses:
 
 def active_per_position(signal: torch.Tensor) -> torch.Tensor:
     """Nonzero entries of [T, N, C, H, W] (or [T, N, F]) per position (H*W or F), int64."""
-    active = signal if signal.dtype == torch.uint8 else signal.ne(0)
-    width = signal.shape[-1] * signal.shape[-2] if signal.dim() == 5 else signal.shape[-1]
-    return active.reshape(-1, width).sum(dim=0, dtype=torch.int64)
+    active = signal if signal.dtype in (torch.uint8, torch.bool) else signal.ne(0)
+    dims = (0, 1, 2) if signal.dim() == 5 else (0, 1)
+    return active.sum(dim=dims, dtype=torch.int64).flatten()
 
 
-def prepare(graph: Graph) -> dict[str, _Synapses]:
-    """Per-edge weights and reach maps, built once for many batches."""
-    synapses = {}
+class Prepared(dict):
+    """Per-edge synapses by edge name, and the edge delays already checked as balanced."""
+
+    checked_delays: tuple[int, ...] | None = None
+
+
+def prepare(graph: Graph) -> Prepared:
+    """Per-edge weights and reach maps, built once for many batches; edges that repeat an
+    earlier edge's source and weights share its current."""
+    synapses = Prepared()
+    first: dict[tuple, list[str]] = {}
     for edge in graph.edges:
         in_hw = tuple(graph.shape_of(edge.src)[1:])
         out_hw = tuple(graph.population(edge.dst).shape[1:])
-        synapses[edge.name] = _Synapses(edge, graph, in_hw, out_hw)
+        syn = _Synapses(edge, graph, in_hw, out_hw)
+        key = (edge.src, edge.kind, edge.stride, edge.padding, edge.weight.shape, out_hw)
+        for earlier in first.get(key, []):
+            if np.array_equal(synapses[earlier].edge.weight, edge.weight):
+                syn.share = synapses[earlier].share or earlier
+                break
+        first.setdefault(key, []).append(edge.name)
+        synapses[edge.name] = syn
     return synapses
 
 
@@ -127,16 +246,11 @@ def _worst_drive(graph: Graph, name: str, synapses: dict) -> float:
 def _state_dtype(keep: float, worst_drive: float) -> torch.dtype:
     """float32 when every value of the population is an exact float32 integer: the
     decay factor keep = (4096 - dv) / 4096 is a power of two (or 0), so v * keep
-    only shifts, and the worst-case input a_in << 6 stays below 2**24."""
+    only shifts, and the largest |v| stays below 2**24."""
     power_of_two = keep == 0 or math.frexp(keep)[0] == 0.5
-    return torch.float32 if power_of_two and worst_drive < FLOAT32_EXACT else torch.float64
-
-
-def _decay(v: torch.Tensor, kept: int) -> torch.Tensor:
-    """sign(v) * (|v| * kept >> 12): one exact division when kept divides 4096."""
-    if DECAY_UNITY % kept == 0:
-        return torch.div(v, DECAY_UNITY // kept, rounding_mode="trunc")
-    return torch.div(v * kept, DECAY_UNITY, rounding_mode="trunc")
+    # |v| <= worst_drive / (1 - keep), and never beyond the 24-bit clamp plus one drive
+    bound = min(worst_drive / (1 - keep) if keep < 1 else math.inf, STATE_MAX + worst_drive)
+    return torch.float32 if power_of_two and bound < FLOAT32_EXACT else torch.float64
 
 
 def _accumulate(drive: torch.Tensor) -> torch.Tensor:
@@ -150,50 +264,114 @@ def _accumulate(drive: torch.Tensor) -> torch.Tensor:
     return v.to(torch.int64)
 
 
+def _decay_(v: torch.Tensor, kept: int) -> torch.Tensor:
+    """sign(v) * (|v| * kept >> 12), in place: one exact division when kept divides 4096
+    (float32 or float64), else |v| * kept < 2**35 first (float64)."""
+    if DECAY_UNITY % kept == 0:
+        return v.div_(DECAY_UNITY // kept, rounding_mode="trunc")
+    return v.mul_(kept).div_(DECAY_UNITY, rounding_mode="trunc")
+
+
+def _fire(drive: torch.Tensor, kept: int, threshold: float, clamp: bool) -> torch.Tensor:
+    """LIF spikes [T, N, ...] (bool) from drive [T, N, ...], updated in place as the voltage:
+    v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked."""
+    spikes = torch.empty_like(drive, dtype=torch.bool)
+    for t in range(drive.shape[0]):
+        v = drive[t]
+        if t and kept:
+            v.add_(_decay_(drive[t - 1].masked_fill_(spikes[t - 1], 0.0), kept))
+        if clamp:
+            v.clamp_(-STATE_MAX, STATE_MAX)
+        torch.gt(v, threshold, out=spikes[t])
+    return spikes
+
+
+def _leaky_readout(drive: torch.Tensor, kept: int, threshold: float, clamp: bool) -> torch.Tensor:
+    """The voltage [T, N, classes] (int64) of a leaky read-out, before each step's reset."""
+    v = torch.zeros_like(drive[0])
+    out = []
+    for t in range(drive.shape[0]):
+        v = _decay_(v.clone(), kept).add_(drive[t]) if kept else drive[t].clone()
+        if clamp:
+            v.clamp_(-STATE_MAX, STATE_MAX)
+        out.append(v.clone())
+        v.masked_fill_(v > threshold, 0.0)
+    return torch.stack(out).to(torch.int64)
+
+
 def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -> EmulatorRun:
     """Emulate the body on graded payload integers [T, N, C, H, W]."""
     if not graph.quantized:
         raise ValueError("the emulator runs quantised graphs only")
-    check_balanced(graph)
-    synapses = synapses or prepare(graph)
-    signals: dict[str, torch.Tensor] = {INPUT: payload.to(torch.float32)}
+    synapses = prepare(graph) if synapses is None else synapses
+    delays = tuple(edge.delay for edge in graph.edges)
+    if getattr(synapses, "checked_delays", None) != delays:
+        check_balanced(graph)
+        if isinstance(synapses, Prepared):
+            synapses.checked_delays = delays
+    readers: dict[str, int] = {}  # edges still to read each source / shared current
+    for edge in graph.edges:
+        share = synapses[edge.name].share or edge.name
+        readers[edge.src] = readers.get(edge.src, 0) + 1
+        readers[share] = readers.get(share, 0) + 1
+    sources: dict[str, Source] = {INPUT: Source(payload)}
+    spikes: dict[str, torch.Tensor] = {}
+    currents: dict[str, torch.Tensor] = {}
     ops = {}
     readout = None
-    positions: dict[str, torch.Tensor] = {}  # per source, shared by all its edges
     for pop in graph.populations:
-        a_in = None
+        drive = None
+        owned = False  # whether drive is this population's own tensor (free to change)
+        # float32 sums of the currents are exact while their worst cases add below 2**24
+        wide = sum(synapses[e.name].worst for e in graph.incoming(pop.name)) >= FLOAT32_EXACT
         for edge in graph.incoming(pop.name):
             syn = synapses[edge.name]
-            source = signals[edge.src]
-            current = syn.current(source)
-            a_in = current if a_in is None else a_in + current
-            if edge.src not in positions:
-                positions[edge.src] = active_per_position(source)
-            ops[edge.name] = syn.events(positions[edge.src])
+            share = syn.share or edge.name
+            source = sources[edge.src]
+            if share not in currents:
+                currents[share] = syn.current(source)
+            current = currents[share]
+            readers[share] -= 1
+            if not readers[share]:
+                del currents[share]
+            ops[edge.name] = syn.events(source.positions)
+            readers[edge.src] -= 1
+            if not readers[edge.src]:
+                del sources[edge.src]
+            if drive is None and wide:
+                drive, owned = current.to(torch.float64, copy=True), True
+            elif drive is None:
+                drive, owned = current, not readers[share]
+            elif owned and current.dtype.itemsize <= drive.itemsize:
+                drive.add_(current)
+            else:
+                drive, owned = torch.add(drive, current), True
         kept = DECAY_UNITY - int(pop.voltage_decay)  # v keeps kept/4096 per step, toward 0
         keep = kept / DECAY_UNITY
         worst_drive = _worst_drive(graph, pop.name, synapses)
         dtype = _state_dtype(keep, worst_drive)
-        bias = channel_bias(pop.bias, pop.shape, dtype)
-        drive = (a_in.to(dtype) + bias) * ACTIVATION_SCALE  # << 6
+        bias = channel_bias(pop.bias, pop.shape, torch.float64) * ACTIVATION_SCALE
+        if dtype == torch.float64 and drive.dtype == torch.float32:
+            # this batch's largest drive may prove float32 exact where the weights cannot
+            largest = float(drive.abs().max()) + float(bias.abs().max())
+            dtype = _state_dtype(keep, largest)
+            worst_drive = min(worst_drive, largest)
+        if owned and drive.dtype == dtype:
+            drive.add_(bias.to(dtype))
+        else:
+            drive = torch.add(drive.to(dtype), bias.to(dtype))
         if pop.role == "readout" and keep == 1.0:
             readout = _accumulate(drive)
             continue
         threshold = float(int(pop.threshold) << ACTIVATION_SHIFT)
         # |v| <= max|drive| / (1 - keep): clamping to the 24-bit state can only matter beyond
         clamp = keep >= 1 or worst_drive / (1 - keep) > STATE_MAX
-        v = torch.zeros_like(drive[0])
-        out = []
-        for t in range(drive.shape[0]):
-            v = _decay(v, kept).add_(drive[t]) if kept else drive[t].clone()
-            if clamp:
-                v.clamp_(-STATE_MAX, STATE_MAX)
-            spikes = v > threshold
-            out.append(v.clone() if pop.role == "readout" else spikes)
-            v.masked_fill_(spikes, 0.0)
         if pop.role == "readout":
-            readout = torch.stack(out).to(torch.int64)
-        else:
-            signals[pop.name] = torch.stack(out).to(torch.uint8)  # 1 byte per spike
-    spikes = {k: v for k, v in signals.items() if k != INPUT}
+            readout = _leaky_readout(drive, kept, threshold, clamp)
+            continue
+        fired = _fire(drive, kept, threshold, clamp)
+        del drive
+        spikes[pop.name] = fired.view(torch.uint8)  # 1 byte per spike
+        if readers.get(pop.name):
+            sources[pop.name] = Source(fired)
     return EmulatorRun(spikes, readout, ops)

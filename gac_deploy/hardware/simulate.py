@@ -11,6 +11,7 @@ after the latency shift, and the read-out voltage integer by integer.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -119,6 +120,20 @@ def test_images(split: Split, samples: int) -> tuple[np.ndarray, np.ndarray]:
     return x.numpy(), y.numpy()
 
 
+def test_batches(
+    split: Split, samples: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The first ``samples`` test images, ``batch_size`` at a time: (images [n, C, H, W],
+    labels [n]) as numpy, each batch read from the dataset only when it is needed."""
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    if samples > len(split.test):
+        raise UserError(f"--samples {samples} exceeds the {len(split.test)} test images")
+    for lo in range(0, samples, batch_size):
+        x, y = split.test.batch(torch.arange(lo, min(lo + batch_size, samples)))
+        yield x.numpy(), y.numpy()
+
+
 def reference_accuracy(bundle: Bundle, samples: int | None = None) -> tuple[float, int]:
     """Accuracy of the quantised reference (what the chip computes) on the test split,
     and the number of images it was measured on."""
@@ -139,7 +154,9 @@ def simulate_bundle(
     """Run ``samples`` test images (None: the whole test split) through ``backend``.
 
     ``batch_size`` None: as many images per emulator batch as keep every spike of a
-    batch under ``BATCH_SPIKE_BUDGET`` bytes (memory stays bounded for large bodies).
+    batch under ``BATCH_SPIKE_BUDGET`` bytes. The emulator reads, encodes, runs and checks
+    one batch at a time and keeps only running counts, so its memory is bounded by the
+    batch size, not by ``samples`` (a whole test split streams through).
     """
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
@@ -151,7 +168,6 @@ def simulate_bundle(
     started = time.perf_counter()
     split = load_split(bundle.data_spec)
     count = len(split.test) if samples is None else samples
-    images, labels = test_images(split, count)
     tally = _Tally()
     run_s = 0.0
     bar = tqdm(
@@ -160,6 +176,7 @@ def simulate_bundle(
     if backend == "lava":
         from gac_deploy.hardware.lava_runner import run_in_lava
 
+        images, labels = test_images(split, count)
         _, payload = bundle.encode(images)
         payload = np.rint(payload).astype(np.int32)
         reference = run_quantized_graph(bundle.graph, torch.from_numpy(payload).double())
@@ -170,17 +187,18 @@ def simulate_bundle(
         from gac_deploy.hardware.emulator import emulate, prepare
 
         synapses = prepare(bundle.graph)
-        for lo in range(0, count, batch_size):
-            _, payload = bundle.encode(images[lo : lo + batch_size])
+        for images, labels in test_batches(split, count, batch_size):
+            _, payload = bundle.encode(images)
             payload = torch.from_numpy(np.rint(payload))
             tick = time.perf_counter()
             run = emulate(bundle.graph, payload, synapses)
             run_s += time.perf_counter() - tick
             reference = run_quantized_graph(bundle.graph, payload.double())
-            spikes = {k: v.numpy().astype(np.float32) for k, v in run.spikes.items()}
-            tally.add(spikes, run.readout.numpy(), reference, labels[lo : lo + batch_size])
+            spikes = {k: v.numpy() for k, v in run.spikes.items()}  # uint8, compared as is
+            tally.add(spikes, run.readout.numpy(), reference, labels)
             for name, ops in run.synaptic_ops.items():
                 tally.ops[name] = tally.ops.get(name, 0) + ops
-            bar.update(len(payload[0]))
+            bar.update(len(labels))
+            del run, reference, spikes, payload  # nothing of a batch outlives it
     bar.close()
     return tally.report(backend, bundle, run_s, started)

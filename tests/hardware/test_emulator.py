@@ -1,6 +1,9 @@
 """The emulator: the reference's spikes on whole batches, exact synaptic event counts.
 (Spike-for-spike agreement with Lava is asserted in test_lava_runner.py.)"""
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +11,9 @@ import torch
 from gac_deploy.body.quantize import quantize_graph, quantize_payload
 from gac_deploy.body.synapses import edge_current
 from gac_deploy.body.timing import balance_delays
+from gac_deploy.data import ArrayDataset
 from gac_deploy.export.bundle import load_bundle
+from gac_deploy.hardware import emulator
 from gac_deploy.hardware.emulator import emulate
 from gac_deploy.hardware.reference import run_quantized_graph
 from gac_deploy.hardware.simulate import simulate_bundle
@@ -68,3 +73,29 @@ def test_whole_test_split_in_batches(bundle_dir):
     assert small.accuracy == large.accuracy == small.reference_accuracy
     assert small.synaptic_ops == large.synaptic_ops
     assert [p.spikes for p in small.populations] == [p.spikes for p in large.populations]
+
+
+def test_whole_split_streams_one_batch_at_a_time(bundle_dir, monkeypatch):
+    """Memory bounded by the batch, not the split: images are read batch by batch, and
+    when a batch starts no earlier batch's spikes or read-out are still referenced."""
+    bundle = load_bundle(bundle_dir)
+    runs, alive, reads = [], [], []
+    real_emulate, real_batch = emulator.emulate, ArrayDataset.batch
+
+    def tracked(graph, payload, synapses=None):
+        gc.collect()
+        alive.append(sum(any(ref() is not None for ref in refs) for refs in runs))
+        run = real_emulate(graph, payload, synapses)
+        runs.append([weakref.ref(t) for t in (*run.spikes.values(), run.readout)])
+        return run
+
+    def read(self, indices, *args, **kwargs):
+        reads.append(len(indices))
+        return real_batch(self, indices, *args, **kwargs)
+
+    monkeypatch.setattr(emulator, "emulate", tracked)
+    monkeypatch.setattr(ArrayDataset, "batch", read)
+    report = simulate_bundle(bundle, "emulator", None, batch_size=40, progress=False)
+    assert report.samples == 360 and report.spike_exact
+    assert alive == [0] * 9
+    assert reads == [40] * 9

@@ -1,0 +1,129 @@
+"""The emulator's shortcuts (active channels and frames gathered, currents shared between
+edges with the same source and weights) give exactly the plain computation."""
+
+import numpy as np
+import pytest
+import torch
+
+from gac_deploy.body.formats import ACTIVATION_SCALE
+from gac_deploy.body.graph import INPUT, Edge
+from gac_deploy.body.synapses import edge_current
+from gac_deploy.hardware.emulator import Source, _Synapses, emulate, prepare
+from gac_deploy.hardware.reference import run_quantized_graph
+from tests.hardware.test_emulator import payload_for, timed_graph
+
+PAYLOAD_BITS = 8
+
+
+def conv_edge(src, c_in, c_out, k, stride, padding, seed):
+    gen = np.random.default_rng(seed)
+    weight = 2 * gen.integers(-128, 128, size=(c_out, c_in, k, k))
+    return Edge("layer", src, "dst", "conv", weight.astype(np.float64), stride, padding)
+
+
+def binary(shape, rate, seed, silent_channels=(), silent_frames=()):
+    """Spikes [T, N, C, ...] (bool) with the given channels and (t, n) frames silent."""
+    gen = torch.Generator().manual_seed(seed)
+    spikes = torch.rand(shape, generator=gen) < rate
+    for c in silent_channels:
+        spikes[:, :, c] = False
+    for t, n in silent_frames:
+        spikes[t, n] = False
+    return spikes
+
+
+def assert_current_exact(edge, signal, in_hw, out_hw):
+    syn = _Synapses(edge, PAYLOAD_BITS, in_hw, out_hw)
+    fast = syn.current(Source(signal))
+    plain = edge_current(edge, signal.double()) * ACTIVATION_SCALE  # float64, no shortcut
+    assert fast.shape == plain.shape
+    assert torch.equal(fast.double(), plain)
+    return fast
+
+
+CONV_CASES = {
+    "all channels active": {},
+    "half the channels silent": {"silent_channels": range(0, 12, 2)},
+    "one channel active": {"silent_channels": range(1, 12)},
+    "no channel active": {"silent_channels": range(12)},
+    "silent frames": {"silent_frames": [(0, 0), (2, 1), (3, 2)]},
+    "silent frames and channels": {"silent_channels": range(6), "silent_frames": [(1, 1)]},
+}
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize(("k", "stride", "padding"), [(3, 1, 1), (3, 2, 1), (1, 2, 0)])
+def test_conv_current_equals_plain_convolution(case, k, stride, padding):
+    spikes = binary((4, 3, 12, 9, 9), 0.3, seed=k + stride, **CONV_CASES[case])
+    edge = conv_edge("pop", 12, 7, k, stride, padding, seed=stride)
+    out = (9 + 2 * padding - k) // stride + 1
+    fast = assert_current_exact(edge, spikes, (9, 9), (out, out))
+    if case == "no channel active":
+        assert not fast.any()
+    else:
+        assert fast.any()
+
+
+@pytest.mark.parametrize("silent", [(), range(0, 5), range(5)])
+def test_graded_input_current_equals_plain_convolution(silent):
+    """The host payload is graded (0 .. 2**8 - 1), not binary; its worst case is 255x."""
+    gen = torch.Generator().manual_seed(3)
+    payload = torch.randint(0, 2**PAYLOAD_BITS, (3, 2, 5, 8, 8), generator=gen).double()
+    payload[torch.rand(payload.shape, generator=gen) < 0.5] = 0
+    payload[:, :, list(silent)] = 0
+    payload[1, 0] = 0  # a silent frame
+    edge = conv_edge(INPUT, 5, 6, 3, 1, 1, seed=4)
+    assert_current_exact(edge, payload, (8, 8), (8, 8))
+
+
+@pytest.mark.parametrize("case", ["flat", "from a conv population"])
+@pytest.mark.parametrize("silent", ["none", "half", "all"])
+def test_dense_current_equals_plain_matmul(case, silent):
+    shape = (4, 3, 40) if case == "flat" else (4, 3, 5, 2, 4)
+    spikes = binary(shape, 0.3, seed=5)
+    if silent == "half":
+        spikes[:, :, ::2] = False
+    elif silent == "all":
+        spikes[:] = False
+    weight = 2 * np.random.default_rng(6).integers(-128, 128, size=(10, 40))
+    edge = Edge("fc", "pop", "readout", "dense", weight.astype(np.float64))
+    assert_current_exact(edge, spikes, tuple(shape[3:]), ())
+
+
+def test_shared_currents_only_for_equal_weights():
+    graph = timed_graph(5)
+    synapses = prepare(graph)
+    shared = {name: syn.share for name, syn in synapses.items() if syn.share}
+    assert shared  # the residual stream repeats edges (the identity from the input at least)
+    for name, first in shared.items():
+        a, b = synapses[name].edge, synapses[first].edge
+        assert (a.src, a.stride, a.padding) == (b.src, b.stride, b.padding)
+        assert np.array_equal(a.weight, b.weight)
+    name = next(iter(shared))
+    edge = next(e for e in graph.edges if e.name == name)
+    edge.weight = edge.weight + 2  # now different: must get its own current
+    assert prepare(graph)[name].share is None
+    payload = payload_for(5, graph)
+    run = emulate(graph, payload)
+    reference = run_quantized_graph(graph, payload.double())
+    for pop, spikes in reference.spikes.items():
+        assert torch.equal(run.spikes[pop].float(), spikes), pop
+    assert torch.equal(run.readout.double(), reference.readout)
+
+
+@pytest.mark.parametrize("silence", ["channels", "steps", "everything"])
+def test_emulator_with_silent_inputs_equals_reference(silence):
+    graph = timed_graph(6)
+    payload = payload_for(6, graph)
+    if silence == "channels":
+        payload[:, :, ::2] = 0
+    elif silence == "steps":
+        payload[1:3] = 0
+        payload[:, 0] = 0
+    else:
+        payload[:] = 0
+    run = emulate(graph, payload)
+    reference = run_quantized_graph(graph, payload.double())
+    for pop, spikes in reference.spikes.items():
+        assert torch.equal(run.spikes[pop].float(), spikes), pop
+    assert torch.equal(run.readout.double(), reference.readout)
