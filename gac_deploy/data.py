@@ -262,8 +262,10 @@ def check_cifar_arrays(
     [0, classes). (A list that references one row millions of times is refused here, not
     expanded into gigabytes.)"""
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
-        kind = f"{type(data).__name__} of {data.dtype}" if isinstance(data, np.ndarray) else (
-            type(data).__name__
+        kind = (
+            f"{type(data).__name__} of {data.dtype}"
+            if isinstance(data, np.ndarray)
+            else (type(data).__name__)
         )
         raise UserError(
             f"{path}: 'data' is a {kind}, not an array of uint8 pixels; use the official "

@@ -23,7 +23,6 @@ class LayerSpec:
     input: str | None
 
 
-
 def is_identity(edge: Edge) -> bool:
     """An edge that passes its source on unchanged (the encoder output O into the stream)."""
     w = edge.weight

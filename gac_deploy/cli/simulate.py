@@ -67,6 +67,14 @@ def run(args) -> dict:
         f"spike-exact against the reference: {'yes' if report.spike_exact else 'NO'} "
         f"(read-out mismatches {report.readout_mismatches}); {report.backend} {timing}"
     )
+    overflowed = [p for p in report.populations if p.overflows]
+    if overflowed:
+        print(
+            f"24-bit state overflowed in {sum(p.overflows for p in overflowed):,} neuron-steps "
+            f"({', '.join(f'{p.population} {p.overflows:,}' for p in overflowed[:4])}): the "
+            "chip wraps the current and saturates the voltage there (so do the emulator and "
+            "Lava), where the float model does not"
+        )
     if report.synaptic_ops:
         total = sum(report.synaptic_ops.values())
         print(f"synaptic events: {total / report.samples:,.0f} per image (exact, from spikes)")

@@ -56,12 +56,14 @@ GATHER_BELOW = 15 / 16  # gather the active channels when fewer than this fracti
 @dataclass
 class EmulatorRun:
     """Spikes [T, N, *shape] (uint8) per spiking population (its own window), the read-out
-    voltage [T, N, classes] (Lava's integer), and exact synaptic events per edge, summed
-    over images."""
+    voltage [T, N, classes] (Lava's integer), exact synaptic events per edge, summed
+    over images, and per population the neuron-steps where the 24-bit state overflowed
+    (the current wrapped or the voltage saturated, as on the chip)."""
 
     spikes: dict[str, torch.Tensor]
     readout: torch.Tensor
     synaptic_ops: dict[str, int]
+    overflows: dict[str, int]
 
     @property
     def predictions(self) -> torch.Tensor:
@@ -272,18 +274,36 @@ def _decay_(v: torch.Tensor, kept: int) -> torch.Tensor:
     return v.mul_(kept).div_(DECAY_UNITY, rounding_mode="trunc")
 
 
-def _fire(drive: torch.Tensor, kept: int, threshold: float, clamp: bool) -> torch.Tensor:
+STATE_WRAP = STATE_MAX + 1  # 2**23
+
+
+def _wrap_current_(u: torch.Tensor) -> int:
+    """Lava's (and the chip's) 24-bit current, in place: u > 2**23 becomes u - 2**24 and
+    u <= -2**23 becomes u + 2**24. Returns how many values wrapped."""
+    high, low = u > STATE_WRAP, u <= -STATE_WRAP
+    wrapped = int(high.sum()) + int(low.sum())
+    if wrapped:
+        u.sub_(high.to(u.dtype) * (2 * STATE_WRAP)).add_(low.to(u.dtype) * (2 * STATE_WRAP))
+    return wrapped
+
+
+def _fire(
+    drive: torch.Tensor, kept: int, threshold: float, clamp: bool
+) -> tuple[torch.Tensor, int]:
     """LIF spikes [T, N, ...] (bool) from drive [T, N, ...], updated in place as the voltage:
-    v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked."""
+    v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked, and
+    how many voltages saturated at the 24-bit state (counted only when ``clamp``)."""
     spikes = torch.empty_like(drive, dtype=torch.bool)
+    saturated = 0
     for t in range(drive.shape[0]):
         v = drive[t]
         if t and kept:
             v.add_(_decay_(drive[t - 1].masked_fill_(spikes[t - 1], 0.0), kept))
         if clamp:
+            saturated += int((v.abs() > STATE_MAX).sum())
             v.clamp_(-STATE_MAX, STATE_MAX)
         torch.gt(v, threshold, out=spikes[t])
-    return spikes
+    return spikes, saturated
 
 
 def _leaky_readout(drive: torch.Tensor, kept: int, threshold: float, clamp: bool) -> torch.Tensor:
@@ -318,6 +338,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
     spikes: dict[str, torch.Tensor] = {}
     currents: dict[str, torch.Tensor] = {}
     ops = {}
+    overflows: dict[str, int] = {}
     readout = None
     for pop in graph.populations:
         drive = None
@@ -346,9 +367,15 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
                 drive.add_(current)
             else:
                 drive, owned = torch.add(drive, current), True
+        # the current a_in << 6 is 24-bit: the chip (and Lava) wraps it beyond 2**23
+        wrapped = 0
+        if (worst_drive := _worst_drive(graph, pop.name, synapses)) > STATE_WRAP:
+            if float(drive.abs().max()) > STATE_WRAP:
+                if not owned or drive.dtype != torch.float64:
+                    drive, owned = drive.to(torch.float64, copy=True), True
+                wrapped = _wrap_current_(drive)
         kept = DECAY_UNITY - int(pop.voltage_decay)  # v keeps kept/4096 per step, toward 0
         keep = kept / DECAY_UNITY
-        worst_drive = _worst_drive(graph, pop.name, synapses)
         dtype = _state_dtype(keep, worst_drive)
         bias = channel_bias(pop.bias, pop.shape, torch.float64) * ACTIVATION_SCALE
         if dtype == torch.float64 and drive.dtype == torch.float32:
@@ -369,9 +396,10 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         if pop.role == "readout":
             readout = _leaky_readout(drive, kept, threshold, clamp)
             continue
-        fired = _fire(drive, kept, threshold, clamp)
+        fired, saturated = _fire(drive, kept, threshold, clamp)
+        overflows[pop.name] = wrapped + saturated
         del drive
         spikes[pop.name] = fired.view(torch.uint8)  # 1 byte per spike
         if readers.get(pop.name):
             sources[pop.name] = Source(fired)
-    return EmulatorRun(spikes, readout, ops)
+    return EmulatorRun(spikes, readout, ops, overflows)

@@ -29,10 +29,14 @@ BATCH_SPIKE_BUDGET = 1 << 28  # bytes of uint8 spikes per emulator batch
 
 @dataclass
 class PopulationCheck:
+    """One population's spikes, their mismatches against the reference, its firing rate,
+    and (emulator) the neuron-steps where its 24-bit state overflowed."""
+
     population: str
     spikes: int
     mismatched_spikes: int
     firing_rate: float
+    overflows: int = 0
 
 
 @dataclass
@@ -76,6 +80,7 @@ class _Tally:
         self.bad: dict[str, int] = {}
         self.slots: dict[str, int] = {}
         self.ops: dict[str, int] = {}
+        self.overflows: dict[str, int] = {}
 
     def add(self, spikes: dict, readout: np.ndarray, ref: GraphRun, labels: np.ndarray) -> None:
         pred = readout[-1].argmax(axis=1)
@@ -100,7 +105,13 @@ class _Tally:
             agreement=self.agree / self.samples,
             readout_mismatches=self.readout_bad,
             populations=[
-                PopulationCheck(n, self.spikes[n], self.bad[n], self.spikes[n] / self.slots[n])
+                PopulationCheck(
+                    population=n,
+                    spikes=self.spikes[n],
+                    mismatched_spikes=self.bad[n],
+                    firing_rate=self.spikes[n] / self.slots[n],
+                    overflows=self.overflows.get(n, 0),
+                )
                 for n in self.spikes
             ],
             latency_steps=int(bundle.manifest["body"]["latency_steps"]),
@@ -198,6 +209,8 @@ def simulate_bundle(
             tally.add(spikes, run.readout.numpy(), reference, labels)
             for name, ops in run.synaptic_ops.items():
                 tally.ops[name] = tally.ops.get(name, 0) + ops
+            for name, count in run.overflows.items():
+                tally.overflows[name] = tally.overflows.get(name, 0) + count
             bar.update(len(labels))
             del run, reference, spikes, payload  # nothing of a batch outlives it
     bar.close()

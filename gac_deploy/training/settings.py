@@ -44,8 +44,7 @@ def read_config_file(path: str) -> dict[str, Any]:
         for section in ("train", "model"):
             if not isinstance(data.get(section, {}), dict):
                 raise UserError(
-                    f"{file}: {section} must hold a mapping of settings, got "
-                    f"{data[section]!r}"
+                    f"{file}: {section} must hold a mapping of settings, got {data[section]!r}"
                 )
         flat = dict(data.get("train", {}))
         model = data.get("model", {})

@@ -99,3 +99,31 @@ def test_membrane_shortcut_body_is_bit_exact():
     reference, _ = assert_identical(graph, quantize_payload(o.numpy(), graph.payload_bits))
     for name, spikes in reference.spikes.items():
         assert spikes.sum() > 0, f"{name} never spiked: the test would prove nothing"
+
+
+def test_current_wrap_and_voltage_saturation_match_lava():
+    """Beyond the 24-bit state Loihi wraps the current (u > 2**23 -> u - 2**24) and clips
+    the voltage; the emulator does the same as Lava, and counts every such neuron-step."""
+    from gac_deploy.body.graph import INPUT, Edge, Graph, Population
+
+    graph = Graph(input_shape=(3, 1, 1), time_steps=4, payload_bits=8)
+    weight = np.array([[254, 254, 254], [254, 254, 0], [2, 2, 2], [-256, -256, -256]])
+    graph.populations = [
+        Population("hot", (4, 1, 1), "lif", 1000, 0, np.zeros(4, np.int32), 6),
+        Population("readout", (2,), "readout", (1 << 17) - 1, 0, np.zeros(2, np.int32), 6),
+    ]
+    graph.edges = [
+        Edge("in", INPUT, "hot", "conv", weight.astype(np.int32)[:, :, None, None]),
+        Edge("out", "hot", "readout", "dense", np.array([[2, 0, 2, 0], [0, 2, 0, 2]], np.int32)),
+    ]
+    payload = np.array([255, 200, 3, 0])[:, None, None, None, None] * np.ones((4, 2, 3, 1, 1))
+    payload[:, 1] = np.array([255, 255, 255])[:, None, None]  # image 2: every neuron at most
+    timed = graph.with_delays(balance_delays(graph).delay)
+    emulated = emulate(timed, torch.as_tensor(payload))
+    lava = run_in_lava(graph, payload.astype(np.int32))
+    assert np.array_equal(lava.spikes["hot"], emulated.spikes["hot"].numpy())
+    assert np.array_equal(lava.readout, emulated.readout.numpy())
+    # neuron 0 at 3 x 254 x 255 x 64 = 12.4M wraps to -4.3M every step, in both images;
+    # neuron 3's voltage runs to -2**23 + 1 and stays there (saturated) in image 2
+    assert emulated.spikes["hot"][:, :, 0].sum() == 0 and emulated.spikes["hot"].sum() > 0
+    assert emulated.overflows["hot"] >= 2 * 4
