@@ -269,6 +269,19 @@ class _Source:
     quantization_aware: bool
     write_encoder: Callable[[Path, int], None]
 
+    def manifest(self, float_graph: Graph, tmp: Path, **body: Any) -> dict[str, Any]:
+        """:func:`build_manifest` of a bundle written in ``tmp`` from this host side and
+        ``float_graph`` (its Eq. 11 layers); ``body`` names the target and what it runs."""
+        return build_manifest(
+            config=self.config,
+            data=self.data,
+            float_test_accuracy=self.float_test_accuracy,
+            quantization_aware=self.quantization_aware,
+            layers=layer_specs(float_graph, self.config),
+            artifacts={name: sha256_file(tmp / name) for name in artifacts_of(body["target"])},
+            **body,
+        )
+
 
 def _quantize(float_graph: Graph, spec: QuantSpec | None) -> tuple[Graph, list]:
     try:
@@ -287,18 +300,14 @@ def _write_loihi2_bundle(
     with atomic_directory(out, check_replaceable) as tmp:
         source.write_encoder(tmp / ENCODER_FILE, graph.payload_bits)
         write_body(tmp / BODY_FILE, graph)
-        manifest = build_manifest(
+        manifest = source.manifest(
+            float_graph,
+            tmp,
             target="loihi2",
-            config=source.config,
-            data=source.data,
-            float_test_accuracy=source.float_test_accuracy,
-            quantization_aware=source.quantization_aware,
             graph=graph,
             timing=timing,
             quantization=report,
-            layers=layer_specs(float_graph, source.config),
             mapping=mapping,
-            artifacts={name: sha256_file(tmp / name) for name in ARTIFACTS},
         )
         write_json(tmp / MANIFEST_FILE, manifest)
     return load_bundle(out)
@@ -314,22 +323,17 @@ def _write_nir_bundle(
         payload_bits = (spec or choose_format(float_graph)).payload_bits
     except ValueError:
         payload_bits = MAX_PAYLOAD_BITS
-    artifacts = artifacts_of("nir")
     with atomic_directory(out, check_replaceable) as tmp:
         source.write_encoder(tmp / ENCODER_FILE, payload_bits)
         write_nir(tmp / NIR_BODY_FILE, float_graph)
-        manifest = build_manifest(
+        manifest = source.manifest(
+            float_graph,
+            tmp,
             target="nir",
-            config=source.config,
-            data=source.data,
-            float_test_accuracy=source.float_test_accuracy,
-            quantization_aware=source.quantization_aware,
             graph=float_graph,
             timing=None,
             quantization=[],
-            layers=layer_specs(float_graph, source.config),
             mapping=None,
-            artifacts={name: sha256_file(tmp / name) for name in artifacts},
             payload_bits=payload_bits,
         )
         write_json(tmp / MANIFEST_FILE, manifest)
