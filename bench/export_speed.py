@@ -1,13 +1,20 @@
 """Export time of msresnet18-cifar with random weights (target: under 60 s).
 
-    python bench/export_speed.py
+    python bench/export_speed.py [--official]
 
 Writes a random-weight checkpoint, then times ``export_bundle`` (quantisation,
-hardware checks with enough chips, ONNX encoder, body.net, manifest).
+hardware checks with enough chips, ONNX encoder, body.net, manifest). ``--official``:
+instead, each of the authors' three architectures (msresnet18-cifar, msresnet18/34-
+imagenet) at full size, random weights written in their key format, goes through
+``gac-deploy import-official`` and ``gac-deploy export --target loihi2``.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +27,51 @@ from gac_deploy.export.bundle import export_bundle
 from gac_deploy.models import build_model, default_config
 
 
+def official_exports(work: Path) -> None:
+    """The authors' architectures through import-official and export, as a user runs them."""
+    from gac_deploy.cli import main as cli
+    from gac_deploy.models.official import official_config
+    from tests.models.test_official import authors_state_dict
+
+    for arch, classes, steps in (
+        ("msresnet18-cifar", 10, 6),
+        ("msresnet18-imagenet", 1000, 4),
+        ("msresnet34-imagenet", 1000, 4),
+    ):
+        torch.manual_seed(0)
+        source = build_model(official_config(arch, classes, steps)).eval()
+        pth, model, bundle = work / f"{arch}.pth", work / f"{arch}.pt", work / arch
+        torch.save(authors_state_dict(source, prefix="module."), pth)
+        del source
+        args = [str(pth), "--arch", arch, "--num-classes", str(classes), "-T", str(steps)]
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli(["import-official", *args, "--out", str(model)]) == 0
+            started = time.perf_counter()
+            code = cli(["export", str(model), "--out", str(bundle), "--chips", "1024"])
+        elapsed = time.perf_counter() - started
+        if code:
+            print(f"{arch}: export failed (exit {code})")
+            continue
+        m = json.loads((bundle / "manifest.json").read_text())
+        res = m["resources"]
+        print(
+            f"{arch}: exported in {elapsed:.1f} s; {len(m['body']['populations'])} populations, "
+            f"{len(m['body']['edges'])} edges "
+            f"({sum('@' in e['layer'] for e in m['body']['edges'])} composed shortcuts), "
+            f"{res['neurons']:,} neurons, {res['synapses']:,} synapses unrolled; {res['cores']} "
+            f"cores on {res['chips_needed']} chip(s) with conv kernels stored once per core "
+            f"({res['chips_needed_unrolled']} unrolled); body.net "
+            f"{(bundle / 'body.net').stat().st_size / 2**20:.1f} MB"
+        )
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official", action="store_true", help="the authors' three networks")
+    if parser.parse_args().official:
+        with tempfile.TemporaryDirectory() as tmp:
+            official_exports(Path(tmp))
+        return
     config = default_config("msresnet18-cifar")
     torch.manual_seed(0)
     model = build_model(config).eval()
