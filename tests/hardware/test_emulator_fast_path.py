@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gac_deploy.body.formats import ACTIVATION_SCALE
-from gac_deploy.body.graph import INPUT, Edge
+from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.synapses import edge_current
 from gac_deploy.hardware.emulator import Source, _Synapses, emulate, prepare
 from gac_deploy.hardware.reference import run_quantized_graph
@@ -33,7 +33,8 @@ def binary(shape, rate, seed, silent_channels=(), silent_frames=()):
 
 
 def assert_current_exact(edge, signal, in_hw, out_hw):
-    syn = _Synapses(edge, PAYLOAD_BITS, in_hw, out_hw)
+    graph = Graph(input_shape=(1, 1, 1), time_steps=1, payload_bits=PAYLOAD_BITS)
+    syn = _Synapses(edge, graph, in_hw, out_hw)
     fast = syn.current(Source(signal))
     plain = edge_current(edge, signal.double()) * ACTIVATION_SCALE  # float64, no shortcut
     assert fast.shape == plain.shape
