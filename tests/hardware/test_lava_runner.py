@@ -32,16 +32,23 @@ def assert_identical(graph, payload):
     return reference, lava
 
 
-def test_random_residual_body_is_bit_exact():
-    """Stride 2, a stream with three contributions (delays 4, 2, 0), relays, graded input."""
-    model = random_model(small_config(), seed=7)
+def assert_model_body_identical(model, images):
+    """``model``'s quantised body on its encoder's payload for ``images``: Lava, the
+    reference and the emulator agree, and every population spikes. Returns (graph, payload)."""
     graph, _ = quantize_graph(model.export_graph())
-    torch.manual_seed(0)
     with torch.no_grad():
-        o = model.encoder(torch.randn(3, 1, 6, 6) * 2)
-    reference, _ = assert_identical(graph, quantize_payload(o.numpy(), graph.payload_bits))
+        o = model.encoder(images)
+    payload = quantize_payload(o.numpy(), graph.payload_bits, graph.signed_input)
+    reference, _ = assert_identical(graph, payload)
     for name, spikes in reference.spikes.items():
         assert spikes.sum() > 0, f"{name} never spiked: the test would prove nothing"
+    return graph, payload
+
+
+def test_random_residual_body_is_bit_exact():
+    """Stride 2, a stream with three contributions (delays 4, 2, 0), relays, graded input."""
+    torch.manual_seed(0)
+    assert_model_body_identical(random_model(small_config(), seed=7), torch.randn(3, 1, 6, 6) * 2)
 
 
 def test_all_zero_layer_runs():
@@ -73,32 +80,20 @@ def test_trained_digits_bundle_in_lava(bundle_dir):
 @pytest.mark.parametrize("encoder", ["direct", "rate"])
 def test_signed_graded_input_is_bit_exact(encoder):
     """Direct and rate coding send the stem's signed real output as graded spikes."""
-    model = random_model(small_config(encoder=encoder), seed=3)
-    graph, _ = quantize_graph(model.export_graph())
-    assert graph.signed_input
     torch.manual_seed(0)
-    with torch.no_grad():
-        o = model.encoder(torch.rand(2, 1, 6, 6))
-    payload = quantize_payload(o.numpy(), graph.payload_bits, signed=True)
-    assert payload.min() < 0 < payload.max()
-    reference, _ = assert_identical(graph, payload)
-    for name, spikes in reference.spikes.items():
-        assert spikes.sum() > 0, f"{name} never spiked: the test would prove nothing"
+    model = random_model(small_config(encoder=encoder), seed=3)
+    graph, payload = assert_model_body_identical(model, torch.rand(2, 1, 6, 6))
+    assert graph.signed_input and payload.min() < 0 < payload.max()
 
 
 def test_membrane_shortcut_body_is_bit_exact():
     """A membrane-shortcut body: the downsample composed with each stream term (the
     graded input among them) runs as ordinary synapses."""
+    torch.manual_seed(0)
     model = random_model(small_config(shortcut="membrane"), seed=5)
-    graph, _ = quantize_graph(model.export_graph())
+    graph, _ = assert_model_body_identical(model, torch.randn(2, 1, 6, 6) * 2)
     composed = {e.layer for e in graph.edges if "@" in e.layer}
     assert {"block3.downsample@input", "block3.downsample@block1.conv2"} <= composed, composed
-    torch.manual_seed(0)
-    with torch.no_grad():
-        o = model.encoder(torch.randn(2, 1, 6, 6) * 2)
-    reference, _ = assert_identical(graph, quantize_payload(o.numpy(), graph.payload_bits))
-    for name, spikes in reference.spikes.items():
-        assert spikes.sum() > 0, f"{name} never spiked: the test would prove nothing"
 
 
 def test_current_wrap_and_voltage_saturation_match_lava():
