@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +27,12 @@ from gac_deploy.data import DataSpec
 from gac_deploy.export.bundle import export_bundle
 from gac_deploy.models import build_model, default_config
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def official_exports(work: Path) -> None:
     """The authors' architectures through import-official and export, as a user runs them."""
+    sys.path.insert(0, str(ROOT))  # tests.models.test_official, as `python bench/...` runs
     from gac_deploy.cli import main as cli
     from gac_deploy.models.official import official_config
     from tests.models.test_official import authors_state_dict

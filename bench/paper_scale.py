@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the tests' data builders (tests.*), as `python bench/...` runs
 CLI = [sys.executable, "-c", "import sys; from gac_deploy.cli import main; sys.exit(main())"]
 
 
