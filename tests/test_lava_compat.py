@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -58,3 +59,35 @@ def test_importing_gac_deploy_does_not_import_lava():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "in_shape, out_channels, kernel, stride, padding, groups, graded",
+    [
+        ((7, 5, 3), 4, 3, 1, 1, 1, False),
+        ((8, 6, 4), 6, 3, 2, 1, 2, False),
+        ((5, 9, 3), 2, 1, 2, 0, 1, True),
+        ((6, 6, 2), 3, 5, 1, 2, 1, True),
+    ],
+)
+def test_float64_convolution_equals_lavas_scipy_convolution(
+    in_shape, out_channels, kernel, stride, padding, groups, graded
+):
+    """Workaround 4 returns exactly what Lava's own conv_scipy returns, x-y-f layout."""
+    from gac_deploy.lava_compat import conv_float64, import_lava
+
+    utils = import_lava("lava.proc.conv.utils")
+    assert utils.conv is conv_float64
+    rng = np.random.default_rng(0)
+    if graded:  # signed graded payloads of up to 16 bits times 8-bit weights
+        x = rng.integers(-(2**15), 2**15, size=in_shape).astype(np.int32)
+    else:
+        x = rng.random(in_shape) < 0.3
+    weight = rng.integers(-256, 256, size=(out_channels, kernel, kernel, in_shape[2] // groups))
+    weight = weight.astype(np.int32)
+    args = ((kernel, kernel), (stride, stride), (padding, padding), (1, 1), groups)
+    expected = utils.conv_scipy(x, weight, *args).astype(np.int32)
+    got = conv_float64(x, weight, *args)
+    assert got.dtype == np.int32 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    assert np.abs(got).max() > 2**20 if graded else got.any()
