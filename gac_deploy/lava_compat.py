@@ -36,8 +36,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import multiprocessing
-import sys
 import os
+import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -203,8 +203,9 @@ def run_in_lava(
     for pop in graph.populations:
         if pop.role != "readout" and monitor_spikes:
             s_out = builder.neurons[pop.name].s_out
-            extractors[pop.name] = extractor_mod.Extractor(shape=s_out.shape, buffer_size=first_chunk)
-            s_out.connect(extractors[pop.name].in_port)
+            extractor = extractor_mod.Extractor(shape=s_out.shape, buffer_size=first_chunk)
+            s_out.connect(extractor.in_port)
+            extractors[pop.name] = extractor
     build_s = time.perf_counter() - started
 
     started = time.perf_counter()
