@@ -14,17 +14,18 @@ stage runs in its own process, as a user runs it:
     gac-deploy simulate bundle --backend emulator --samples N
     gac-deploy simulate bundle --backend lava --samples M
 
-and its wall time and peak resident memory (the stage's process; for Lava, the largest
-of its processes too) are printed, with the bundle's populations, synapses, cores and
-chips, and whether every population is spike-exact against the quantised reference
-with zero read-out mismatches.
+and its wall time and peak resident memory (the largest of the stage's process and the
+processes it started: Lava runs each population, synapse and relay as a process) are
+printed, with the bundle's populations, synapses, cores and chips, and whether every
+population is spike-exact against the quantised reference with zero read-out
+mismatches.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -55,17 +56,21 @@ def make_inputs(work: Path, images: int) -> Path:
 
 
 def run_stage(name: str, args: list[str]) -> tuple[float, str]:
-    """One CLI command in a child process: (seconds, its stdout); prints its peak memory."""
+    """One CLI command in a child process: (seconds, its stdout); prints its peak memory,
+    the largest resident set of the command's process and of every process it started."""
     started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    rising = "" if peak > before else " (not above an earlier stage's peak)"
-    print(f"{name}: {seconds:.1f} s, peak memory {peak / 1024:.0f} MB{rising}")
-    return seconds, done.stdout
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([*CLI, *args], stdout=out, stderr=err, text=True, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        sys.exit(f"{name} failed ({child.returncode}): {stderr.strip()[-2000:]}")
+    print(f"{name}: {seconds:.1f} s, peak memory {usage.ru_maxrss / 1024:.0f} MB")
+    return seconds, stdout
 
 
 def main() -> None:
