@@ -26,8 +26,9 @@ applied at import time, from here only. Call :func:`import_lava` (or
    paper's msresnet18-cifar. We point ``utils.conv`` at :func:`conv_float64`:
    the same correlation as one ``torch.nn.functional.conv2d`` in float64 (as
    ``conv_scipy`` accumulates: integer sums are exact below 2^53), on one
-   thread in each Lava process (OpenMP thread pools do not survive ``fork``,
-   the hang Lava's note refers to). Same arguments, same layout (x, y, f),
+   thread in each forked Lava process (OpenMP thread pools do not survive
+   ``fork``, the hang Lava's note refers to); the process that imports Lava
+   keeps its threads. Same arguments, same layout (x, y, f),
    same result; the test compares it with ``conv_scipy``.
 """
 
@@ -99,6 +100,7 @@ def _forced_fork_start_method() -> None:
         importlib.import_module(MESSAGE_INFRASTRUCTURE)
 
 
+_patched_in_pid: int | None = None  # the process that applied workaround 4
 _single_threaded_pid: int | None = None
 
 
@@ -111,9 +113,10 @@ def conv_float64(input_, weight, kernel_size, stride, padding, dilation, groups)
     import numpy as np
     import torch
 
-    if _single_threaded_pid != os.getpid():  # once in each forked Lava process
+    pid = os.getpid()
+    if pid not in (_patched_in_pid, _single_threaded_pid):  # once in each forked Lava process
         torch.set_num_threads(1)
-        _single_threaded_pid = os.getpid()
+        _single_threaded_pid = pid
     x = torch.from_numpy(np.ascontiguousarray(input_.transpose(2, 1, 0), dtype=np.float64))
     w = np.ascontiguousarray(weight[:, ::-1, ::-1].transpose(0, 3, 2, 1), dtype=np.float64)
     out = torch.nn.functional.conv2d(
@@ -129,8 +132,11 @@ def conv_float64(input_, weight, kernel_size, stride, padding, dilation, groups)
 
 def _torch_convolution() -> None:
     """Point Lava's Conv process models at one float64 torch conv (workaround 4)."""
+    global _patched_in_pid
     utils = importlib.import_module(CONV_UTILS)
-    utils.conv = conv_float64
+    if utils.conv is not conv_float64:
+        utils.conv = conv_float64
+        _patched_in_pid = os.getpid()
 
 
 def apply() -> None:

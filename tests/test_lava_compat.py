@@ -91,3 +91,27 @@ def test_float64_convolution_equals_lavas_scipy_convolution(
     assert got.dtype == np.int32 and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
     assert np.abs(got).max() > 2**20 if graded else got.any()
+
+
+def test_float64_convolution_leaves_this_process_threads_alone():
+    """Only forked Lava processes go single-threaded; the caller's torch keeps its threads."""
+    import torch
+
+    from gac_deploy.lava_compat import conv_float64, import_lava
+
+    import_lava("lava.proc.conv.utils")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        conv_float64(
+            np.ones((3, 3, 1)),
+            np.ones((1, 1, 1, 1), dtype=np.int32),
+            (1, 1),
+            (1, 1),
+            (0, 0),
+            (1, 1),
+            1,
+        )
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
