@@ -100,6 +100,7 @@ def _forced_fork_start_method() -> None:
         importlib.import_module(MESSAGE_INFRASTRUCTURE)
 
 
+_lavas_conv = None  # lava.proc.conv.utils.conv as Lava ships it
 _patched_in_pid: int | None = None  # the process that applied workaround 4
 _single_threaded_pid: int | None = None
 
@@ -132,11 +133,21 @@ def conv_float64(input_, weight, kernel_size, stride, padding, dilation, groups)
 
 def _torch_convolution() -> None:
     """Point Lava's Conv process models at one float64 torch conv (workaround 4)."""
-    global _patched_in_pid
+    global _patched_in_pid, _lavas_conv
     utils = importlib.import_module(CONV_UTILS)
     if utils.conv is not conv_float64:
+        _lavas_conv = utils.conv
         utils.conv = conv_float64
         _patched_in_pid = os.getpid()
+
+
+@contextmanager
+def lavas_own_convolution() -> Iterator[None]:
+    """Undo workaround 4 for a while (Lava networks run inside use Lava's
+    ``conv_scipy``): for benchmarks that compare with Lava as shipped."""
+    utils = import_lava(CONV_UTILS)
+    with _patched(utils, "conv", _lavas_conv):
+        yield
 
 
 def apply() -> None:

@@ -115,3 +115,16 @@ def test_float64_convolution_leaves_this_process_threads_alone():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_lavas_own_convolution_is_restored_for_a_while():
+    from gac_deploy.lava_compat import conv_float64, import_lava, lavas_own_convolution
+
+    utils = import_lava("lava.proc.conv.utils")
+    x, w = np.ones((4, 4, 2), dtype=bool), np.ones((3, 3, 3, 2), dtype=np.int32)
+    args = ((3, 3), (1, 1), (1, 1), (1, 1), 1)
+    with lavas_own_convolution():
+        assert utils.conv is not conv_float64
+        assert utils.conv.__module__ == "lava.proc.conv.utils"
+        np.testing.assert_array_equal(utils.conv(x, w, *args), conv_float64(x, w, *args))
+    assert utils.conv is conv_float64
