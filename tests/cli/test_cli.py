@@ -60,7 +60,7 @@ def test_missing_checkpoint(tmp_path):
 def test_corrupt_checkpoint(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"garbage")
-    assert_user_error(run_cli("export", str(bad)), "not a readable")
+    assert_user_error(cli("export", str(bad)), "not a readable")
 
 
 def test_foreign_checkpoint(tmp_path):
@@ -68,11 +68,11 @@ def test_foreign_checkpoint(tmp_path):
 
     path = tmp_path / "model.pt"
     torch.save({"weights": torch.zeros(2)}, path)
-    assert_user_error(run_cli("energy", str(path)), "not a gac-deploy checkpoint")
+    assert_user_error(cli("energy", str(path)), "not a gac-deploy checkpoint")
 
 
 def test_unknown_target(trained_dir, tmp_path):
-    result = run_cli(
+    result = cli(
         "export",
         str(trained_dir / "model.pt"),
         "--target",
@@ -85,27 +85,27 @@ def test_unknown_target(trained_dir, tmp_path):
 
 
 def test_unknown_command_and_bad_numbers(bundle_dir):
-    assert_user_error(run_cli("fly"), "invalid choice")
+    assert_user_error(cli("fly"), "invalid choice")
     assert_user_error(
-        run_cli("simulate", str(bundle_dir), "--samples", "many"), "a number or 'all'"
+        cli("simulate", str(bundle_dir), "--samples", "many"), "a number or 'all'"
     )
-    assert_user_error(run_cli("simulate", str(bundle_dir), "--samples", "0"), "--samples")
-    assert_user_error(run_cli("simulate", str(bundle_dir), "--backend", "gpu"), "unknown backend")
+    assert_user_error(cli("simulate", str(bundle_dir), "--samples", "0"), "--samples")
+    assert_user_error(cli("simulate", str(bundle_dir), "--backend", "gpu"), "unknown backend")
 
 
 def test_missing_and_tampered_bundle(bundle_dir, tmp_path):
     import shutil
 
-    assert_user_error(run_cli("simulate", str(tmp_path / "none")), "bundle not found")
+    assert_user_error(cli("simulate", str(tmp_path / "none")), "bundle not found")
     copy = tmp_path / "copy"
     shutil.copytree(bundle_dir, copy)
     (copy / "encoder.onnx").write_bytes(b"x")
-    assert_user_error(run_cli("simulate", str(copy)), "sha256")
+    assert_user_error(cli("simulate", str(copy)), "sha256")
 
 
 def test_energy_json(bundle_dir, tmp_path):
     out = tmp_path / "energy.json"
-    result = run_cli("energy", str(bundle_dir), "--samples", "16", "--json", str(out))
+    result = cli("energy", str(bundle_dir), "--samples", "16", "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "encoder.conv" in result.stdout and "total" in result.stdout
     data = json.loads(out.read_text())
@@ -118,7 +118,7 @@ def test_energy_json(bundle_dir, tmp_path):
 @pytest.mark.lava
 def test_simulate_lava_json(bundle_dir, tmp_path):
     out = tmp_path / "sim.json"
-    result = run_cli(
+    result = cli(
         "simulate",
         str(bundle_dir),
         "--backend",
@@ -138,7 +138,7 @@ def test_simulate_lava_json(bundle_dir, tmp_path):
 
 def test_simulate_emulator_whole_split(bundle_dir, tmp_path):
     out = tmp_path / "emu.json"
-    result = run_cli("simulate", str(bundle_dir), "--json", str(out), "--quiet")
+    result = cli("simulate", str(bundle_dir), "--json", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["backend"] == "emulator" and data["samples"] == 360 and data["spike_exact"]
@@ -146,7 +146,7 @@ def test_simulate_emulator_whole_split(bundle_dir, tmp_path):
 
 
 def test_models_params_prints_authors_counts():
-    result = run_cli("models", "--params", "--num-classes", "100", "-T", "6")
+    result = cli("models", "--params", "--num-classes", "100", "-T", "6")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     line = next(row for row in lines if row.startswith("msresnet18-cifar"))
@@ -165,7 +165,7 @@ def test_import_official_writes_checkpoint_that_exports(tmp_path):
     source = build_model(official_config("msresnet18-cifar", 10, 6)).eval()
     torch.save(authors_state_dict(source, prefix="module."), tmp_path / "CIFAR10_T=6.pth")
     out = tmp_path / "model.pt"
-    result = run_cli(
+    result = cli(
         "import-official",
         str(tmp_path / "CIFAR10_T=6.pth"),
         "--arch",
@@ -183,11 +183,11 @@ def test_import_official_writes_checkpoint_that_exports(tmp_path):
     with torch.no_grad():
         assert (model(x) - source(x)).abs().max() < 1e-4
     # issue 12: the authors' membrane shortcuts export as composed edges, at full size
-    exported = run_cli("export", str(out), "--out", str(tmp_path / "b"), "--chips", "64")
+    exported = cli("export", str(out), "--out", str(tmp_path / "b"), "--chips", "64")
     assert exported.returncode == 0, exported.stderr
     assert "downsample@" in (tmp_path / "b" / "manifest.json").read_text()
     assert "could leave Loihi's 24-bit state" in exported.stdout  # the worst case is reported
-    wrong = run_cli(
+    wrong = cli(
         "import-official",
         str(tmp_path / "CIFAR10_T=6.pth"),
         "--arch",
@@ -220,7 +220,7 @@ def test_bad_training_settings(tmp_path):
 
 def test_analyze_prints_sweep_and_proposition(trained_dir, tmp_path):
     out = tmp_path / "an.json"
-    result = run_cli(
+    result = cli(
         "analyze",
         str(trained_dir / "model.pt"),
         "--samples",
@@ -238,8 +238,8 @@ def test_analyze_prints_sweep_and_proposition(trained_dir, tmp_path):
 
 
 def test_qat_needs_init(tmp_path, trained_dir):
-    assert_user_error(run_cli("train", "--qat", "--out", str(tmp_path)), "--init")
-    result = run_cli(
+    assert_user_error(cli("train", "--qat", "--out", str(tmp_path)), "--init")
+    result = cli(
         "train", "--init", str(trained_dir / "model.pt"), "--encoder", "lif", "--out", str(tmp_path)
     )
     assert_user_error(result, "--init", "--encoder")
@@ -247,7 +247,7 @@ def test_qat_needs_init(tmp_path, trained_dir):
 
 def test_energy_compare_gac_and_direct(tmp_path):
     for encoder in ("gac", "direct"):
-        result = run_cli(
+        result = cli(
             "train",
             "--encoder",
             encoder,
@@ -258,7 +258,7 @@ def test_energy_compare_gac_and_direct(tmp_path):
             "--quiet",
         )
         assert result.returncode == 0, result.stderr
-    result = run_cli(
+    result = cli(
         "energy",
         str(tmp_path / "gac" / "model.pt"),
         "--compare",
@@ -277,19 +277,19 @@ def test_energy_compare_gac_and_direct(tmp_path):
 
 
 def test_energy_what_if_and_errors():
-    result = run_cli("energy", "--arch", "msresnet18-imagenet", "-T", "6", "--firing-rate", "0.154")
+    result = cli("energy", "--arch", "msresnet18-imagenet", "-T", "6", "--firing-rate", "0.154")
     assert result.returncode == 0, result.stderr
     assert "118,013,952" in result.stdout or "1.18" in result.stdout
-    assert_user_error(run_cli("energy", "--arch", "msresnet18-imagenet"), "--firing-rate")
+    assert_user_error(cli("energy", "--arch", "msresnet18-imagenet"), "--firing-rate")
     assert_user_error(
-        run_cli("energy", "--arch", "msresnet18-imagenet", "--firing-rate", "2"), "between 0 and 1"
+        cli("energy", "--arch", "msresnet18-imagenet", "--firing-rate", "2"), "between 0 and 1"
     )
-    assert_user_error(run_cli("energy"), "give a bundle")
+    assert_user_error(cli("energy"), "give a bundle")
 
 
 @pytest.mark.lava
 def test_demo_runs_to_its_summary(tmp_path):
-    result = run_cli(
+    result = cli(
         "demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--samples", "2", "--quiet"
     )
     assert result.returncode == 0, result.stderr
@@ -315,7 +315,7 @@ def test_demo_runs_to_its_summary(tmp_path):
 def test_unwritable_output_path_is_a_user_error(bundle_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = run_cli(
+    result = cli(
         "energy", str(bundle_dir), "--samples", "4", "--json", str(blocker / "out.json")
     )
     assert_user_error(result, "cannot use", "choose another path")

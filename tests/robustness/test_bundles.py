@@ -11,7 +11,7 @@ import pytest
 from gac_deploy.errors import UserError
 from gac_deploy.export.bundle import MANIFEST_SCHEMA, check_manifest, load_bundle
 from gac_deploy.fileio import sha256_file
-from tests.cli.test_cli import assert_user_error, cli, run_cli
+from tests.cli.test_cli import assert_user_error, cli
 
 
 def rehash(bundle, name: str) -> None:
@@ -152,5 +152,5 @@ def test_schema_names_every_key_build_manifest_writes(bundle_dir):
 def test_tampered_body_from_the_command_line(bundle_dir, tmp_path):
     bundle = copy_bundle(bundle_dir, tmp_path)
     _edit_body(bundle, _set_attr("/", "time_steps", 1_000_000_000))
-    assert_user_error(run_cli("energy", str(bundle)), "T=1000000000")
-    assert_user_error(run_cli("simulate", str(bundle)), "T=1000000000")
+    assert_user_error(cli("energy", str(bundle)), "T=1000000000")
+    assert_user_error(cli("simulate", str(bundle)), "T=1000000000")

@@ -13,7 +13,7 @@ from gac_deploy.data import ArrayDataset, DataSpec, load_synthetic_split
 from gac_deploy.errors import UserError
 from gac_deploy.training.settings import resolve
 from gac_deploy.training.trainer import train
-from tests.cli.test_cli import assert_user_error, run_cli
+from tests.cli.test_cli import assert_user_error, cli
 from tests.test_data import write_cifar, write_imagenet
 
 SMALL = ModelConfig(image_size=8, num_classes=4, stem_channels=4, time_steps=2)
@@ -63,18 +63,18 @@ def test_resume_from_the_command_line_takes_the_runs_own_settings(tmp_path):
     for cut in ("a", "b"):
         train(SMALL, config, tmp_path / cut, split=split, progress=False, stop_after=5)
     # bare --resume: everything comes from OUT/last.pt
-    assert run_cli("train", "--resume", "--out", str(tmp_path / "a"), "--quiet").returncode == 0
+    assert cli("train", "--resume", "--out", str(tmp_path / "a"), "--quiet").returncode == 0
     # the command that started the run, relaunched with --resume: accepted unless it changed
     same = ["train", "--dataset", "synthetic", "--epochs", "2", "--batch-size", "16"]
     same += ["--lr", "0.05", "--seed", "3", "--out", str(tmp_path / "b"), "--resume", "--quiet"]
-    assert_user_error(run_cli(*same, "--epochs", "3"), "--epochs 3 (was 2)")
-    assert run_cli(*same, "--checkpoint-every", "2").returncode == 0  # may change
+    assert_user_error(cli(*same, "--epochs", "3"), "--epochs 3 (was 2)")
+    assert cli(*same, "--checkpoint-every", "2").returncode == 0  # may change
     for cut in ("a", "b"):
         resumed = load_checkpoint(tmp_path / cut / "model.pt")
         for key, value in full.state_dict.items():
             assert torch.equal(value, resumed.state_dict[key]), (cut, key)
     assert_user_error(
-        run_cli("train", "--resume", "--out", str(tmp_path / "a")), "finished at step 16 of 16"
+        cli("train", "--resume", "--out", str(tmp_path / "a")), "finished at step 16 of 16"
     )
 
 
@@ -128,7 +128,7 @@ def test_presets_yaml_and_flags_layer_in_order(tmp_path):
 def test_train_on_cifar_files_and_resolved_config(tmp_path):
     write_cifar(tmp_path / "cifar10", 10, per_file=8)
     out = tmp_path / "run"
-    result = run_cli(
+    result = cli(
         "train",
         "--dataset",
         "cifar10",
@@ -152,7 +152,7 @@ def test_train_on_cifar_files_and_resolved_config(tmp_path):
     assert saved["train"]["dataset"] == "cifar10" and saved["train"]["cutmix"] == 1.0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert set(rows[0]) >= {"loss", "test_acc", "lr", "images_per_s", "firing_rates"}
-    again = run_cli(
+    again = cli(
         "train",
         "--config",
         str(out / "config.yaml"),
@@ -165,7 +165,7 @@ def test_train_on_cifar_files_and_resolved_config(tmp_path):
         "--quiet",
     )
     assert again.returncode == 0, again.stderr
-    evaluated = run_cli(
+    evaluated = cli(
         "evaluate",
         str(out / "model.pt"),
         "--dataset",
@@ -175,14 +175,14 @@ def test_train_on_cifar_files_and_resolved_config(tmp_path):
     )
     assert evaluated.returncode == 0 and "on 8 cifar10 test images" in evaluated.stdout
     assert_user_error(
-        run_cli("evaluate", str(out / "model.pt"), "--dataset", "cifar100"),
+        cli("evaluate", str(out / "model.pt"), "--dataset", "cifar100"),
         "trained on cifar10, not cifar100",
     )
     assert_user_error(
-        run_cli("train", "--dataset", "cifar10", "--out", str(tmp_path / "x")), "--data-dir"
+        cli("train", "--dataset", "cifar10", "--out", str(tmp_path / "x")), "--data-dir"
     )
     assert_user_error(
-        run_cli("train", "--resume", "--out", str(tmp_path / "fresh")), "nothing to resume"
+        cli("train", "--resume", "--out", str(tmp_path / "fresh")), "nothing to resume"
     )
 
 
@@ -206,7 +206,7 @@ def test_imagenet_preset_trains_on_an_image_folder(tmp_path):
     crops, label smoothing, the 224x224 MS-ResNet-18 (T reduced to 2 for speed)."""
     write_imagenet(tmp_path / "imagenet")
     out = tmp_path / "run"
-    result = run_cli(
+    result = cli(
         "train",
         "--preset",
         "imagenet-paper",
@@ -228,7 +228,7 @@ def test_imagenet_preset_trains_on_an_image_folder(tmp_path):
     assert saved["model"]["num_classes"] == 2 and saved["train"]["label_smoothing"] == 0.1
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["step"] == 2 and 0.0 <= rows[0]["test_acc"] <= 1.0
-    evaluated = run_cli("evaluate", str(out / "model.pt"), "--samples", "4")
+    evaluated = cli("evaluate", str(out / "model.pt"), "--samples", "4")
     assert evaluated.returncode == 0 and "on 4 imagenet test images" in evaluated.stdout
 
 
