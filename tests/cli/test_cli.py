@@ -290,7 +290,7 @@ def test_energy_what_if_and_errors():
 @pytest.mark.lava
 def test_demo_runs_to_its_summary(tmp_path):
     result = cli(
-        "demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--samples", "2", "--quiet"
+        "demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--samples", "2", "--quiet"
     )
     assert result.returncode == 0, result.stderr
     summary = result.stdout.split("== summary ==")[1]
