@@ -145,6 +145,21 @@ def test_simulate_emulator_whole_split(bundle_dir, tmp_path):
     assert sum(data["synaptic_ops"].values()) > 0 and data["images_per_s"] > 0
 
 
+def test_simulate_check_limits_the_reference_to_the_first_images(bundle_dir, tmp_path):
+    out = tmp_path / "emu.json"
+    args = ("simulate", str(bundle_dir), "--samples", "40", "--quiet")
+    result = cli(*args, "--check", "8", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "spike-exact against the reference on the first 8 images: yes" in result.stdout
+    data = json.loads(out.read_text())
+    assert (data["samples"], data["checked_samples"], data["spike_exact"]) == (40, 8, True)
+    unchecked = cli(*args, "--check", "0", "--json", str(out))
+    assert "not compared with the reference (--check 0)" in unchecked.stdout
+    data = json.loads(out.read_text())
+    assert (data["checked_samples"], data["spike_exact"], data["agreement"]) == (0, None, None)
+    assert_user_error(cli(*args, "--check", "-1"), "--check")
+
+
 def test_models_params_prints_authors_counts():
     result = cli("models", "--params", "--num-classes", "100", "-T", "6")
     assert result.returncode == 0, result.stderr

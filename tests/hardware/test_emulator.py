@@ -75,6 +75,35 @@ def test_whole_test_split_in_batches(bundle_dir):
     assert [p.spikes for p in small.populations] == [p.spikes for p in large.populations]
 
 
+def test_check_compares_only_the_first_images_with_the_reference(bundle_dir, monkeypatch):
+    """``check=k``: every image runs and counts for accuracy and rates; the reference runs
+    on the first k only (across batch boundaries), and the comparison covers those."""
+    from gac_deploy.hardware import simulate
+
+    bundle = load_bundle(bundle_dir)
+    full = simulate_bundle(bundle, "emulator", 100, batch_size=32, progress=False)
+    referenced = []
+    real_reference = simulate.run_quantized_graph
+
+    def counted(graph, payload):
+        referenced.append(payload.shape[1])
+        return real_reference(graph, payload)
+
+    monkeypatch.setattr(simulate, "run_quantized_graph", counted)
+    part = simulate_bundle(bundle, "emulator", 100, batch_size=32, progress=False, check=40)
+    assert referenced == [32, 8]
+    assert (part.samples, part.checked_samples, full.checked_samples) == (100, 40, 100)
+    assert part.spike_exact and full.spike_exact
+    assert part.accuracy == full.accuracy
+    assert [p.spikes for p in part.populations] == [p.spikes for p in full.populations]
+    assert part.synaptic_ops == full.synaptic_ops
+    referenced.clear()
+    none = simulate_bundle(bundle, "emulator", 100, batch_size=32, progress=False, check=0)
+    assert referenced == [] and none.checked_samples == 0
+    assert none.spike_exact is None and none.reference_accuracy is None
+    assert none.accuracy == full.accuracy
+
+
 def test_whole_split_streams_one_batch_at_a_time(bundle_dir, monkeypatch):
     """Memory bounded by the batch, not the split: images are read batch by batch, and
     when a batch starts no earlier batch's spikes or read-out are still referenced."""
