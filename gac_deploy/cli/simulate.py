@@ -66,7 +66,7 @@ def run(args) -> dict:
     timing = (
         f"{report.run_s / report.samples:.2f} s per image (compile included)"
         if report.backend == "lava"
-        else f"{report.images_per_s:,.0f} images/s"
+        else f"{report.images_per_s:,.{0 if report.images_per_s >= 100 else 2}f} images/s"
     )
     if report.checked_samples:
         checked = report.checked_samples
