@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from bundle_facts import bundle_facts
 
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
 from gac_deploy.data import DataSpec
@@ -56,16 +56,12 @@ def official_exports(work: Path) -> None:
         if code:
             print(f"{arch}: export failed (exit {code})")
             continue
-        m = json.loads((bundle / "manifest.json").read_text())
-        res = m["resources"]
+        f = bundle_facts(bundle)
         print(
-            f"{arch}: exported in {elapsed:.1f} s; {len(m['body']['populations'])} populations, "
-            f"{len(m['body']['edges'])} edges "
-            f"({sum('@' in e['layer'] for e in m['body']['edges'])} composed shortcuts), "
-            f"{res['neurons']:,} neurons, {res['synapses']:,} synapses unrolled; {res['cores']} "
-            f"cores on {res['chips_needed']} chip(s) with conv kernels stored once per core "
-            f"({res['chips_needed_unrolled']} unrolled); body.net "
-            f"{(bundle / 'body.net').stat().st_size / 2**20:.1f} MB"
+            f"{arch}: exported in {elapsed:.1f} s; {f.populations} populations, {f.edges} edges "
+            f"({f.composed_edges} composed shortcuts), {f.neurons:,} neurons, {f.synapses:,} "
+            f"synapses unrolled; {f.cores} cores on {f.chips} chip(s) with conv kernels stored "
+            f"once per core ({f.chips_unrolled} unrolled); body.net {f.body_mb:.1f} MB"
         )
 
 
@@ -83,15 +79,16 @@ def main() -> None:
         ckpt = Path(tmp) / "model.pt"
         save_checkpoint(ckpt, Checkpoint(config, DataSpec("cifar10"), model.state_dict(), {}, {}))
         started = time.perf_counter()
-        bundle = export_bundle(ckpt, Path(tmp) / "bundle", chips=64)
+        bundle = Path(tmp) / "bundle"
+        export_bundle(ckpt, bundle, chips=64)
         elapsed = time.perf_counter() - started
-        size = sum(f.stat().st_size for f in (Path(tmp) / "bundle").iterdir())
-        res = bundle.manifest["resources"]
+        size = sum(f.stat().st_size for f in bundle.iterdir())
+        f = bundle_facts(bundle)
         print(
             f"export msresnet18-cifar (random weights): {elapsed:.1f} s, "
             f"bundle {size / 1e6:.1f} MB, "
-            f"{res['cores']} cores on {res['chips_needed']} chips with conv kernels stored once "
-            f"per core ({res['chips_needed_unrolled']} chips unrolled)"
+            f"{f.cores} cores on {f.chips} chips with conv kernels stored once "
+            f"per core ({f.chips_unrolled} chips unrolled)"
         )
 
 

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bundle_facts import bundle_facts
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' data builders (tests.*), as `python bench/...` runs
 CLI = [sys.executable, "-c", "import sys; from gac_deploy.cli import main; sys.exit(main())"]
@@ -127,13 +129,11 @@ def main() -> None:
                 if "Loihi 2 estimate" in line or "exported in" in line or line.startswith("note")
             )
         )
-        manifest = json.loads((bundle / "manifest.json").read_text())
-        res = manifest["resources"]
+        f = bundle_facts(bundle)
         print(
-            f"bundle: {len(manifest['body']['populations'])} populations, "
-            f"{len(manifest['body']['edges'])} edges, {res['neurons']:,} neurons, "
-            f"{res['synapses']:,} synapses, {res['cores']} cores, {res['chips_needed']} chip(s); "
-            f"body.net {(bundle / 'body.net').stat().st_size / 2**20:.1f} MB"
+            f"bundle: {f.populations} populations, {f.edges} edges, {f.neurons:,} neurons, "
+            f"{f.synapses:,} synapses, {f.cores} cores, {f.chips} chip(s); "
+            f"body.net {f.body_mb:.1f} MB"
         )
         for backend, samples in (("emulator", args.images), ("lava", args.lava_images)):
             report = work / f"{backend}.json"
