@@ -15,7 +15,10 @@ compartment do.
   as a 13-bit neuron bias mantissa (applied with exponent 6, i.e. in a_in units).
 * decays: current decay 4096 (none kept), voltage decay round(4096 * (1 - tau)).
 * graded input: the host sends q = round(O * 2**b), b = ``payload_bits``; an
-  identity edge into p then has weight 2**(k_p - b).
+  identity edge into p then has weight 2**(k_p - b). b trades the payload's precision
+  against the input weights' (their unit 2**-(k_p - b) coarsens as b grows): it is the
+  b <= 8 whose rounding adds the least RMS error to the input current
+  (:func:`graded_input_error`), not simply the largest that fits.
 * read-out: non-spiking (threshold at the 17-bit maximum); its scale is chosen
   so that T steps of accumulated voltage cannot leave the 24-bit state.
 
@@ -115,7 +118,8 @@ class QuantSpec:
 
 
 def choose_format(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> QuantSpec:
-    """The largest exponents at which every weight, bias and threshold fits."""
+    """The largest exponents at which every weight, bias and threshold fits, and the
+    graded payload's bits (at most ``max_payload_bits``) that err least with them."""
     exponents: dict[str, int] = {}
     for pop in graph.populations:
         edges = [e for e in graph.incoming(pop.name) if e.src != INPUT]
@@ -130,19 +134,86 @@ def choose_format(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> Qua
         k = min(k, math.floor(math.log2(SPIKING_THRESHOLD_MAX / pop.threshold)))
         exponents[pop.name] = k
 
-    input_consumers = {e.dst for e in graph.edges if e.src == INPUT}
-    payload_bits = min([max_payload_bits] + [exponents[name] - 1 for name in input_consumers])
-    if payload_bits < 1:
+    input_consumers = sorted({e.dst for e in graph.edges if e.src == INPUT})
+    largest = min([max_payload_bits] + [exponents[name] - 1 for name in input_consumers])
+    if largest < 1:
         raise ValueError(
             "weights into a population that reads the encoder output are too large "
             "for any graded payload; retrain with weight decay"
         )
-    for name in input_consumers:
+
+    def with_payload(bits: int) -> dict[str, int]:
         # weights w on graded input are stored at unit 2**(k - b): the largest must fit
         # (an identity edge: 2**(k - b) <= 128, i.e. k <= b + 7)
-        max_w = max(float(np.abs(e.weight).max()) for e in graph.incoming(name) if e.src == INPUT)
-        exponents[name] = min(exponents[name], payload_bits + weight_exponent(max_w))
+        return {
+            name: min(exponents[name], bits + weight_exponent(_input_weight_max(graph, name)))
+            for name in input_consumers
+        }
+
+    def error(bits: int) -> float:
+        ks = with_payload(bits)
+        return max(
+            (graded_input_error(graph, n, ks[n], bits, graph.signed_input) for n in ks),
+            default=0.0,
+        )
+
+    # the payload whose rounding, with the input weights' own, errs least (the finer on ties)
+    payload_bits = min(range(largest, 0, -1), key=error)
+    exponents.update(with_payload(payload_bits))
     return QuantSpec(exponents, payload_bits)
+
+
+def _input_weight_max(graph: Graph, name: str) -> float:
+    return max(float(np.abs(e.weight).max()) for e in graph.incoming(name) if e.src == INPUT)
+
+
+def payload_moments(payload_bits: int, signed: bool = False) -> tuple[float, ...]:
+    """E[O], E[Q], Var O, Var Q, Cov(O, Q) of one input O and its payload Q = round(O * 2**b)
+    / 2**b (clipped), for O uniform in [0, 1) (GAC, LIF coding) or standard normal (signed
+    real input, a BatchNorm output), by quadrature on a fine grid."""
+    if signed:
+        o = np.linspace(-8.0, 8.0, 1 << 16)
+        p = np.exp(-0.5 * o**2)
+    else:
+        o = (np.arange(1 << 16) + 0.5) / (1 << 16)
+        p = np.ones_like(o)
+    p /= p.sum()
+    q = quantize_payload(o, payload_bits, signed) * 2.0**-payload_bits
+    mean_o, mean_q = float(p @ o), float(p @ q)
+    return (
+        mean_o,
+        mean_q,
+        float(p @ (o - mean_o) ** 2),
+        float(p @ (q - mean_q) ** 2),
+        float(p @ ((o - mean_o) * (q - mean_q))),
+    )
+
+
+def graded_input_error(
+    graph: Graph, name: str, scale_exp: int, payload_bits: int, signed: bool = False
+) -> float:
+    """RMS error, in units of the population's threshold, that rounding adds to the current
+    one step of graded input gives population ``name`` (its worst output channel), when its
+    exponent is k = ``scale_exp`` and the payload has b = ``payload_bits``.
+
+    A neuron's error is sum_i (q_i Q_i - w_i O_i) over its inputs, with q_i the weight
+    rounded at unit 2**-(k - b) and Q_i the payload (:func:`payload_moments`); for
+    independent inputs its mean square is sum_i Var(q_i Q_i - w_i O_i) + (sum_i E[...])**2.
+    The data is not known here: O is taken as uniform in [0, 1), or standard normal for
+    signed real input. A larger b makes the payload finer and the weights coarser."""
+    mean_o, mean_q, var_o, var_q, cov = payload_moments(payload_bits, signed)
+    unit = scale_exp - payload_bits
+    spread = bias = 0.0
+    for edge in graph.incoming(name):
+        if edge.src != INPUT:
+            continue
+        w = edge.weight.reshape(edge.weight.shape[0], -1).astype(np.float64)
+        q = quantize_weight(w, unit)[0] * 2.0**-unit
+        spread = spread + (q**2 * var_q + w**2 * var_o - 2 * q * w * cov).sum(axis=1)
+        bias = bias + (q * mean_q - w * mean_o).sum(axis=1)
+    pop = graph.population(name)
+    threshold = pop.threshold if pop.role != "readout" and pop.threshold > 0 else 1.0
+    return math.sqrt(float(np.max(spread + bias**2))) / threshold
 
 
 def quantize_graph(

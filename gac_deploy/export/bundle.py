@@ -47,6 +47,7 @@ from gac_deploy.export.onnx_encoder import (
     check_encoder_onnx,
     export_encoder_onnx,
     run_encoder_onnx,
+    with_payload_bits,
 )
 from gac_deploy.fileio import (
     atomic_directory,
@@ -350,10 +351,11 @@ def import_nir(
     """A NIR graph as a Loihi 2 bundle (what ``gac-deploy import-nir`` writes).
 
     ``source``: a NIR bundle directory (export --target nir) or a ``.nir`` file. The host
-    side (encoder.onnx, its payload bits, the input section, the model config and T)
-    comes from ``encoder_from`` (a Loihi 2 or NIR bundle) or, by default, from the NIR
-    bundle ``source`` is. The NIR body must read that encoder's output shape; it is
-    quantised with that encoder's payload bits (refused if it needs fewer)."""
+    side (encoder.onnx, the input section, the model config and T) comes from
+    ``encoder_from`` (a Loihi 2 or NIR bundle) or, by default, from the NIR bundle
+    ``source`` is. The NIR body must read that encoder's output shape. It is quantised
+    in the format :func:`choose_format` picks for it, payload bits included: the copied
+    encoder.onnx sends that payload (:func:`with_payload_bits`), its O unchanged."""
     from gac_deploy.export.nir_graph import DT, read_nir
 
     out = Path(out)
@@ -376,17 +378,16 @@ def import_nir(
             f"{nir_file} reads an input of shape {list(float_graph.input_shape)} but the "
             f"encoder of {host.path} sends {list(host.graph.input_shape)}"
         )
-    bits = host.encoder_payload_bits
     try:
-        spec = choose_format(float_graph, max_payload_bits=bits)
+        spec = choose_format(float_graph)
     except ValueError as exc:
         raise UserError(f"cannot quantise {nir_file} for Loihi 2: {exc}") from None
-    if spec.payload_bits != bits:
-        raise UserError(
-            f"{nir_file} needs a payload of at most {spec.payload_bits} bits but the encoder "
-            f"of {host.path} sends {bits}; export that model with a coarser payload"
-        )
     encoder_bytes = (host.path / ENCODER_FILE).read_bytes()
+    if spec.payload_bits != host.encoder_payload_bits:
+        # the payload this body errs least with; O itself is the host's, unchanged
+        encoder_bytes = with_payload_bits(
+            encoder_bytes, spec.payload_bits, float_graph.signed_input
+        )
     from_itself = host.path.resolve() == (source.resolve() if source.is_dir() else None)
 
     def copy_encoder(path: Path, payload_bits: int) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gac_deploy.body.formats import payload_range
 from gac_deploy.body.quantize import quantize_payload
 from gac_deploy.errors import UserError
 from gac_deploy.models.encoder import StemEncoder
@@ -64,6 +65,40 @@ def export_encoder_onnx(
             external_data=False,
         )
     onnx_log.setLevel(level)
+
+
+def with_payload_bits(model_bytes: bytes, payload_bits: int, signed: bool) -> bytes:
+    """An encoder.onnx this package wrote, re-targeted to a ``payload_bits`` payload: its
+    ``payload`` output Clip(Round(Mul(encoded, 2**b)), low, high) gets the new scale and
+    :func:`~gac_deploy.body.formats.payload_range`; ``encoded`` and everything before it are
+    untouched. Raises UserError when the payload is not computed in that form."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(model_bytes)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    clip = producer.get("payload")
+    rounded = producer.get(clip.input[0]) if clip is not None else None
+    scaled = producer.get(rounded.input[0]) if rounded is not None else None
+    if (
+        clip is None
+        or (clip.op_type, len(clip.input)) != ("Clip", 3)
+        or rounded.op_type != "Round"
+        or scaled is None
+        or scaled.op_type != "Mul"
+        or "encoded" not in scaled.input
+    ):
+        raise UserError("encoder.onnx does not compute its payload as round(O * 2**b), clipped")
+    low, high = payload_range(payload_bits, signed)
+    constants = {
+        "payload_scale": (scaled, 1 - list(scaled.input).index("encoded"), 2.0**payload_bits),
+        "payload_low": (clip, 1, float(low)),
+        "payload_high": (clip, 2, float(high)),
+    }
+    for name, (node, slot, value) in constants.items():
+        model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), name))
+        node.input[slot] = name
+    return model.SerializeToString()
 
 
 INPUTS = ("image",)

@@ -2,14 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from gac_deploy.body.graph import INPUT
+from gac_deploy.body.graph import INPUT, Edge, Graph, Population
 from gac_deploy.body.quantize import (
     SPIKING_THRESHOLD_MAX,
+    QuantSpec,
+    choose_format,
+    graded_input_error,
     quantize_graph,
     quantize_payload,
     quantize_weight,
     weight_exponent,
 )
+from gac_deploy.body.synapses import edge_current
 from gac_deploy.hardware.reference import run_float_graph, run_quantized_graph
 from tests.conftest import random_model, small_config
 
@@ -77,3 +81,51 @@ def test_quantised_reference_tracks_float_model(graphs):
 def test_payload_is_rounded_and_clipped():
     o = np.array([0.0, 0.2, 0.5, 0.999])
     assert quantize_payload(o, 4).tolist() == [0, 3, 8, 15]
+
+
+def graded_input_graph(weight_max: float, seed: int = 0) -> Graph:
+    """32 graded inputs into 8 LIF neurons (threshold 0.6, so their exponent is capped at
+    10 by the threshold), 1x1 conv weights uniform in +-``weight_max``."""
+    rng = np.random.default_rng(seed)
+    weight = rng.uniform(-weight_max, weight_max, (8, 32, 1, 1))
+    lif = Population("lif", (8, 1, 1), "lif", 0.6, 0.25, np.zeros(8))
+    return Graph((32, 1, 1), 4, [lif], [Edge("fc", INPUT, "lif", "conv", weight)])
+
+
+def measured_input_error(graph: Graph, spec: QuantSpec, samples: int = 20000) -> float:
+    """RMS over O uniform in [0, 1) of (quantised current - float current) / threshold, for
+    the worst neuron."""
+    generator = torch.Generator().manual_seed(0)
+    o = torch.rand(1, samples, 32, 1, 1, dtype=torch.float64, generator=generator)
+    q, _ = quantize_graph(graph, spec)
+    exact = edge_current(graph.edges[0], o)
+    k = spec.scale_exp["lif"]
+    rounded = edge_current(q.edges[0], quantize_payload(o, spec.payload_bits)) / 2.0**k
+    rms = ((rounded - exact) ** 2).mean(dim=(0, 1)).sqrt().max()
+    return float(rms) / graph.populations[0].threshold
+
+
+def forced(graph: Graph, bits: int) -> QuantSpec:
+    """The format with the payload fixed at ``bits``: the exponent as choose_format sets it,
+    10 (the threshold's cap) unless the input weights need less at unit 2**-(k - b)."""
+    weight_k = weight_exponent(float(np.abs(graph.edges[0].weight).max()))
+    return QuantSpec({"lif": min(10, bits + weight_k)}, bits)
+
+
+def test_payload_bits_trade_payload_precision_against_input_weights():
+    """With the exponent capped at 10, an 8-bit payload leaves the input weights a unit of
+    2**-2: weights below 0.25 all round to 0. The chosen payload errs least, as measured on
+    uniform O, and the predicted error matches the measured one."""
+    graph = graded_input_graph(0.25)
+    spec = choose_format(graph)
+    errors = {}
+    for bits in range(1, 9):
+        chosen = forced(graph, bits)
+        predicted = graded_input_error(graph, "lif", chosen.scale_exp["lif"], bits)
+        errors[bits] = measured_input_error(graph, chosen)
+        assert predicted == pytest.approx(errors[bits], rel=0.03), bits
+    assert quantize_graph(graph, forced(graph, 8))[0].edges[0].weight.any() == False  # noqa: E712
+    assert spec.payload_bits < 8
+    assert errors[spec.payload_bits] == min(errors.values())
+    # weights that keep their precision at the finest payload: the finest payload is taken
+    assert choose_format(graded_input_graph(0.001)).payload_bits == 8

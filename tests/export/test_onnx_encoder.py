@@ -1,7 +1,17 @@
 import numpy as np
+import onnx
+import pytest
 import torch
+from onnx import TensorProto, helper
 
-from gac_deploy.export.onnx_encoder import HostEncoder, export_encoder_onnx, run_encoder_onnx
+from gac_deploy.body.quantize import quantize_payload
+from gac_deploy.errors import UserError
+from gac_deploy.export.onnx_encoder import (
+    HostEncoder,
+    export_encoder_onnx,
+    run_encoder_onnx,
+    with_payload_bits,
+)
 from tests.conftest import random_model, small_config
 
 
@@ -18,3 +28,27 @@ def test_onnxruntime_matches_pytorch(tmp_path):
     assert np.array_equal(payload, ref_payload.numpy())
     assert payload.max() <= 63 and payload.min() >= 0
     assert np.array_equal(payload, np.rint(payload))
+
+    # the same encoder re-targeted to other payloads: O unchanged, payload round(O * 2**b)
+    for bits, signed in ((3, False), (8, False), (2, True)):
+        retargeted = tmp_path / f"encoder{bits}.onnx"
+        retargeted.write_bytes(with_payload_bits(path.read_bytes(), bits, signed))
+        o, q = run_encoder_onnx(retargeted, images.numpy())
+        assert np.array_equal(o, encoded)
+        assert np.array_equal(q, quantize_payload(encoded, bits, signed))
+        assert q.max() == np.rint(encoded.max() * 2**bits) or q.max() == 2**bits - 1
+
+
+def test_a_payload_in_another_form_is_not_retargeted():
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1])
+    outs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ("encoded", "payload")
+    ]
+    nodes = [
+        helper.make_node("Identity", ["image"], ["encoded"]),
+        helper.make_node("Floor", ["encoded"], ["payload"]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "other", [x], outs))
+    with pytest.raises(UserError, match="round"):
+        with_payload_bits(model.SerializeToString(), 4, False)
+    onnx.checker.check_model(model)
