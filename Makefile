@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
+TEST_WORKERS ?= 2
 LAVA_SPEC ?= lava-nc==0.10.0 lava-dl==0.6.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
@@ -28,7 +29,7 @@ lint: install
 	$(BIN)/ruff check gac_deploy tests bench
 
 test: install lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
 
 clean:
 	rm -rf runs .pytest_cache

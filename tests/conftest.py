@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -13,6 +14,13 @@ from gac_deploy.models import build_model
 from gac_deploy.training.trainer import train
 
 TRAIN_EPOCHS = 8
+
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    # pytest-xdist workers share the cores: torch's own threads would oversubscribe them
+    # (what the tests run, and the interpreters they start, get an equal share each)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 @pytest.fixture(scope="session")

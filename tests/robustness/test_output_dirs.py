@@ -7,6 +7,7 @@ a bundle is swapped into place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -203,15 +204,20 @@ def test_overwrite_replaces_the_run(trained_dir, tmp_path):
     assert (run / "bundle" / "keep").read_text() == "k"
 
 
-def _file_size_limit(limit: int):
-    """preexec_fn: writes past ``limit`` bytes fail with EFBIG, as on a full disk."""
+@contextlib.contextmanager
+def disk_full_after(limit: int):
+    """In this process, for a while: writes past ``limit`` bytes of a file fail with EFBIG,
+    as on a full disk (the soft limit is lowered, then restored)."""
     import resource
 
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 def test_disk_full_during_export_is_one_line_and_keeps_the_old_bundle(
@@ -220,13 +226,8 @@ def test_disk_full_during_export_is_one_line_and_keeps_the_old_bundle(
     out = tmp_path / "bundle"
     shutil.copytree(bundle_dir, out)
     before = snapshot(out)
-    result = subprocess.run(
-        [sys.executable, "-m", "gac_deploy", "export", str(trained_dir / "model.pt"), "--out",
-         str(out)],
-        preexec_fn=_file_size_limit(20_000),
-        capture_output=True,
-        text=True,
-    )
+    with disk_full_after(20_000):
+        result = cli("export", str(trained_dir / "model.pt"), "--out", str(out))
     assert_user_error(result, "no room to write")
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
@@ -255,13 +256,8 @@ def test_body_net_is_written_in_one_plain_write(bundle_dir, tmp_path):
 
 def test_disk_full_during_training_is_one_line(tmp_path):
     out = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "gac_deploy", "train", "--out", str(out), "--epochs", "1",
-         "--max-steps", "1", "--quiet"],
-        preexec_fn=_file_size_limit(50_000),  # config.yaml fits, last.pt does not
-        capture_output=True,
-        text=True,
-    )
+    with disk_full_after(50_000):  # config.yaml fits, last.pt does not
+        result = cli("train", "--out", str(out), "--epochs", "1", "--max-steps", "1", "--quiet")
     assert_user_error(result, "no room to write")
     assert not list(out.glob(".*"))  # no temporary file left
     assert not (out / "last.pt").exists()
