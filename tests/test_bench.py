@@ -49,3 +49,11 @@ def test_train_speed_compares_the_three_forms():
 def test_energy_table2_prints_both_models():
     out = run_bench("energy_table2.py")
     assert "GAC-MS-ResNet-18" in out and "GAC-MS-ResNet-34" in out
+
+
+def test_payload_bits_sweeps_every_payload_and_marks_the_choice():
+    out = run_bench("payload_bits.py", "--width", "16", "--images", "2")
+    rows = re.findall(r"^(\d)  +([\d.]+)  ([\d.]+), ([\d.]+) +([\d.]+)", out, re.M)
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 3
+    assert all(0 <= float(r[2]) <= 1 and float(r[3]) <= float(r[2]) for r in rows)
+    assert out.count("<- export's choice") == 1

@@ -117,9 +117,12 @@ class QuantSpec:
         )
 
 
-def choose_format(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> QuantSpec:
+def choose_format(
+    graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS, payload_bits: int | None = None
+) -> QuantSpec:
     """The largest exponents at which every weight, bias and threshold fits, and the
-    graded payload's bits (at most ``max_payload_bits``) that err least with them."""
+    graded payload's bits (at most ``max_payload_bits``) that err least with them, or
+    ``payload_bits`` when given (ValueError if the weights leave no room for it)."""
     exponents: dict[str, int] = {}
     for pop in graph.populations:
         edges = [e for e in graph.incoming(pop.name) if e.src != INPUT]
@@ -157,8 +160,11 @@ def choose_format(graph: Graph, max_payload_bits: int = MAX_PAYLOAD_BITS) -> Qua
             default=0.0,
         )
 
-    # the payload whose rounding, with the input weights' own, errs least (the finer on ties)
-    payload_bits = min(range(largest, 0, -1), key=error)
+    if payload_bits is None:
+        # the payload whose rounding, with the input weights' own, errs least (finer on ties)
+        payload_bits = min(range(largest, 0, -1), key=error)
+    elif not 1 <= payload_bits <= largest:
+        raise ValueError(f"a {payload_bits}-bit payload does not fit (at most {largest} bits)")
     exponents.update(with_payload(payload_bits))
     return QuantSpec(exponents, payload_bits)
 

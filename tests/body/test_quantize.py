@@ -105,13 +105,6 @@ def measured_input_error(graph: Graph, spec: QuantSpec, samples: int = 20000) ->
     return float(rms) / graph.populations[0].threshold
 
 
-def forced(graph: Graph, bits: int) -> QuantSpec:
-    """The format with the payload fixed at ``bits``: the exponent as choose_format sets it,
-    10 (the threshold's cap) unless the input weights need less at unit 2**-(k - b)."""
-    weight_k = weight_exponent(float(np.abs(graph.edges[0].weight).max()))
-    return QuantSpec({"lif": min(10, bits + weight_k)}, bits)
-
-
 def test_payload_bits_trade_payload_precision_against_input_weights():
     """With the exponent capped at 10, an 8-bit payload leaves the input weights a unit of
     2**-2: weights below 0.25 all round to 0. The chosen payload errs least, as measured on
@@ -120,12 +113,15 @@ def test_payload_bits_trade_payload_precision_against_input_weights():
     spec = choose_format(graph)
     errors = {}
     for bits in range(1, 9):
-        chosen = forced(graph, bits)
+        chosen = choose_format(graph, payload_bits=bits)
         predicted = graded_input_error(graph, "lif", chosen.scale_exp["lif"], bits)
         errors[bits] = measured_input_error(graph, chosen)
         assert predicted == pytest.approx(errors[bits], rel=0.03), bits
-    assert quantize_graph(graph, forced(graph, 8))[0].edges[0].weight.any() == False  # noqa: E712
+    at_8_bits, _ = quantize_graph(graph, choose_format(graph, payload_bits=8))
+    assert not at_8_bits.edges[0].weight.any()
     assert spec.payload_bits < 8
     assert errors[spec.payload_bits] == min(errors.values())
     # weights that keep their precision at the finest payload: the finest payload is taken
     assert choose_format(graded_input_graph(0.001)).payload_bits == 8
+    with pytest.raises(ValueError, match="9-bit payload does not fit"):
+        choose_format(graph, payload_bits=9)

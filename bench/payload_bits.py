@@ -1,0 +1,81 @@
+"""How many payload bits: float-vs-quantised agreement for each b, and the b export picks.
+
+    python bench/payload_bits.py [--width 8] [--images 48]
+
+msresnet18-cifar as the authors build it (membrane shortcuts, T=6) at channels / width,
+random weights with BatchNorm statistics set for moderate firing
+(``simulate_speed.calibrate_rates``), on random 32x32 images. For b = 1..8 (the payload
+fixed, every other exponent as export chooses it): the predicted RMS error that rounding
+adds to the graded input's current (``graded_input_error``, worst population, in
+thresholds), the quantised reference's spike agreement with the float graph (mean and
+worst population) and how often their predictions agree. The b export picks is marked.
+Random weights: this measures the rounding, not a trained network's accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import torch
+
+from bench.simulate_speed import calibrate_rates
+from gac_deploy.body.graph import INPUT
+from gac_deploy.body.quantize import (
+    MAX_PAYLOAD_BITS,
+    choose_format,
+    graded_input_error,
+    quantize_graph,
+    quantize_payload,
+)
+from gac_deploy.hardware.reference import run_float_graph, run_quantized_graph
+from gac_deploy.models import build_model
+from gac_deploy.models.official import official_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=8, help="channels / WIDTH")
+    parser.add_argument("--images", type=int, default=48)
+    args = parser.parse_args()
+    config = official_config("msresnet18-cifar", 10, 6)
+    stages = tuple(replace(s, channels=s.channels // args.width) for s in config.stages)
+    config = replace(config, stem_channels=config.stem_channels // args.width, stages=stages)
+    torch.manual_seed(0)
+    model = build_model(config)
+    calibrate_rates(model, torch.randn(64, 3, 32, 32))
+    with torch.no_grad():
+        encoded = model.encoder(torch.randn(args.images, 3, 32, 32))
+    graph = model.export_graph()
+    float_run = run_float_graph(graph, encoded.double())
+    rates = [float(s.mean()) for s in float_run.spikes.values()]
+    chosen = choose_format(graph).payload_bits
+    consumers = sorted({e.dst for e in graph.edges if e.src == INPUT})
+    print(
+        f"msresnet18-cifar / {args.width} (membrane shortcuts, T={config.time_steps}, random "
+        f"weights, float firing {min(rates):.1%}-{max(rates):.1%}), {args.images} images; "
+        f"{len(consumers)} populations read the graded input"
+    )
+    print("b  predicted error  spike agreement (mean, worst)  prediction agreement")
+    for bits in range(1, MAX_PAYLOAD_BITS + 1):
+        try:
+            spec = choose_format(graph, payload_bits=bits)
+        except ValueError:
+            break
+        error = max(graded_input_error(graph, n, spec.scale_exp[n], bits) for n in consumers)
+        quantized, _ = quantize_graph(graph, spec)
+        run = run_quantized_graph(quantized, quantize_payload(encoded, bits).double())
+        agreement = [
+            float((run.spikes[name] == spikes.to(run.spikes[name].dtype)).double().mean())
+            for name, spikes in float_run.spikes.items()
+        ]
+        same = float((run.predictions == float_run.predictions).double().mean())
+        mark = "  <- export's choice" if bits == chosen else ""
+        print(
+            f"{bits}  {error:15.3f}  {sum(agreement) / len(agreement):.4f}, "
+            f"{min(agreement):.4f}{' ' * 16}{same:.3f}{mark}"
+        )
+
+
+if __name__ == "__main__":
+    main()
