@@ -18,8 +18,8 @@ import argparse
 from dataclasses import replace
 
 import torch
+from simulate_speed import calibrate_rates
 
-from bench.simulate_speed import calibrate_rates
 from gac_deploy.body.graph import INPUT
 from gac_deploy.body.quantize import (
     MAX_PAYLOAD_BITS,
