@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import replace
 
 import pytest
 import torch
+from filelock import FileLock
 
 from gac_deploy.config import ModelConfig, StageConfig, TrainConfig
 from gac_deploy.export.bundle import export_bundle
@@ -23,19 +25,42 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
+@contextlib.contextmanager
+def made_once(tmp_path_factory, name: str):
+    """A directory made once for the whole test run, shared by pytest-xdist's workers: the
+    first to ask makes it (with all the cores, while the others wait), the others find it.
+    Yields (directory, whether this caller must make it)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield tmp_path_factory.mktemp(name), True
+        return
+    shared = tmp_path_factory.getbasetemp().parent / name
+    with FileLock(f"{shared}.lock"):
+        done = shared / ".done"
+        threads = torch.get_num_threads()
+        torch.set_num_threads(os.cpu_count() or 1)
+        try:
+            shared.mkdir(exist_ok=True)
+            yield shared, not done.exists()
+        finally:
+            torch.set_num_threads(threads)
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory):
     """A digits GAC-MS-ResNet trained for a few epochs (real data, seeded)."""
-    out = tmp_path_factory.mktemp("train")
-    train(ModelConfig(), TrainConfig(epochs=TRAIN_EPOCHS), out, progress=False)
+    with made_once(tmp_path_factory, "train") as (out, make):
+        if make:
+            train(ModelConfig(), TrainConfig(epochs=TRAIN_EPOCHS), out, progress=False)
     return out
 
 
 @pytest.fixture(scope="session")
 def bundle_dir(trained_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "bundle"
-    export_bundle(trained_dir / "model.pt", out)
-    return out
+    with made_once(tmp_path_factory, "export") as (out, make):
+        if make:
+            export_bundle(trained_dir / "model.pt", out / "bundle")
+    return out / "bundle"
 
 
 def small_config(**overrides) -> ModelConfig:

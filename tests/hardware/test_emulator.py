@@ -124,7 +124,7 @@ def test_whole_split_streams_one_batch_at_a_time(bundle_dir, monkeypatch):
 
     monkeypatch.setattr(emulator, "emulate", tracked)
     monkeypatch.setattr(ArrayDataset, "batch", read)
-    report = simulate_bundle(bundle, "emulator", None, batch_size=40, progress=False)
-    assert report.samples == 360 and report.spike_exact
+    report = simulate_bundle(bundle, "emulator", None, batch_size=40, progress=False, check=40)
+    assert report.samples == 360 and report.spike_exact and report.checked_samples == 40
     assert alive == [0] * 9
     assert reads == [40] * 9
