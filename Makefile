@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/ruff check gac_deploy tests bench
 
 test: install lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 clean:
 	rm -rf runs .pytest_cache

@@ -15,7 +15,7 @@ from gac_deploy.export.bundle import export_bundle
 from gac_deploy.models import build_model
 from gac_deploy.training.trainer import train
 
-TRAIN_EPOCHS = 8
+TRAIN_EPOCHS = 6
 
 if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
     # pytest-xdist workers share the cores: torch's own threads would oversubscribe them

@@ -78,7 +78,7 @@ def test_qat_fine_tunes_an_imported_membrane_model(tmp_path):
     from tests.test_data import write_cifar
 
     root = tmp_path / "cifar"
-    write_cifar(root, 10, per_file=8)
+    write_cifar(root, 10, per_file=4)  # 20 training images: 3 steps of 8, 8, 4
     config = official_config("msresnet18-cifar", 10, 6)  # the authors' arch at channels / 16
     stages = tuple(replaced(s, channels=s.channels // 16) for s in config.stages)
     config = replaced(config, stem_channels=4, stages=stages)
@@ -101,7 +101,7 @@ def test_qat_fine_tunes_an_imported_membrane_model(tmp_path):
     assert exported.returncode == 0, exported.stderr
     bundle = load_bundle(tmp_path / "b")
     assert any("downsample@" in e.layer for e in bundle.graph.edges)
-    images = load_dataset("cifar10", str(root)).test_images(8)[0].numpy()
+    images = load_dataset("cifar10", str(root)).test_images(4)[0].numpy()
     payload = torch.from_numpy(np.rint(bundle.encode(images)[1]))
     run = emulate(bundle.graph, payload)
     reference = run_quantized_graph(bundle.graph, payload.double())
