@@ -95,6 +95,9 @@ def with_payload_bits(model_bytes: bytes, payload_bits: int, signed: bool) -> by
         "payload_low": (clip, 1, float(low)),
         "payload_high": (clip, 2, float(high)),
     }
+    kept = [t for t in model.graph.initializer if t.name not in constants]  # re-targeted before
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
     for name, (node, slot, value) in constants.items():
         model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), name))
         node.input[slot] = name

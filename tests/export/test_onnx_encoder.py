@@ -30,9 +30,12 @@ def test_onnxruntime_matches_pytorch(tmp_path):
     assert np.array_equal(payload, np.rint(payload))
 
     # the same encoder re-targeted to other payloads: O unchanged, payload round(O * 2**b)
+    three = with_payload_bits(path.read_bytes(), 3, False)
     for bits, signed in ((3, False), (8, False), (2, True)):
         retargeted = tmp_path / f"encoder{bits}.onnx"
-        retargeted.write_bytes(with_payload_bits(path.read_bytes(), bits, signed))
+        retargeted.write_bytes(with_payload_bits(three, bits, signed))  # a second time
+        names = [t.name for t in onnx.load(str(retargeted)).graph.initializer]
+        assert len(names) == len(set(names))  # each constant once, the latest
         o, q = run_encoder_onnx(retargeted, images.numpy())
         assert np.array_equal(o, encoded)
         assert np.array_equal(q, quantize_payload(encoded, bits, signed))
