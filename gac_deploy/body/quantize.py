@@ -27,6 +27,7 @@ The chip's number formats themselves are in :mod:`gac_deploy.body.formats`.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -173,6 +174,7 @@ def _input_weight_max(graph: Graph, name: str) -> float:
     return max(float(np.abs(e.weight).max()) for e in graph.incoming(name) if e.src == INPUT)
 
 
+@functools.cache
 def payload_moments(payload_bits: int, signed: bool = False) -> tuple[float, ...]:
     """E[O], E[Q], Var O, Var Q, Cov(O, Q) of one input O and its payload Q = round(O * 2**b)
     / 2**b (clipped), for O uniform in [0, 1) (GAC, LIF coding) or standard normal (signed
