@@ -6,7 +6,7 @@ msresnet18-cifar as the authors build it (membrane shortcuts, T=6) at channels /
 random weights with BatchNorm statistics set for moderate firing
 (``simulate_speed.calibrate_rates``), on random 32x32 images. For b = 1..8 (the payload
 fixed, every other exponent as export chooses it): the predicted RMS error that rounding
-adds to the graded input's current (``graded_input_error``, worst population, in
+adds to the graded input's current (``payload_error``, worst population, in
 thresholds), the quantised reference's spike agreement with the float graph (mean and
 worst population) and how often their predictions agree. The b export picks is marked.
 Random weights: this measures the rounding, not a trained network's accuracy.
@@ -20,11 +20,11 @@ from dataclasses import replace
 import torch
 from simulate_speed import calibrate_rates
 
-from gac_deploy.body.graph import INPUT
 from gac_deploy.body.quantize import (
     MAX_PAYLOAD_BITS,
     choose_format,
-    graded_input_error,
+    graded_input_consumers,
+    payload_error,
     quantize_graph,
     quantize_payload,
 )
@@ -50,7 +50,7 @@ def main() -> None:
     float_run = run_float_graph(graph, encoded.double())
     rates = [float(s.mean()) for s in float_run.spikes.values()]
     chosen = choose_format(graph).payload_bits
-    consumers = sorted({e.dst for e in graph.edges if e.src == INPUT})
+    consumers = graded_input_consumers(graph)
     print(
         f"msresnet18-cifar / {args.width} (membrane shortcuts, T={config.time_steps}, random "
         f"weights, float firing {min(rates):.1%}-{max(rates):.1%}), {args.images} images; "
@@ -62,7 +62,7 @@ def main() -> None:
             spec = choose_format(graph, payload_bits=bits)
         except ValueError:
             break
-        error = max(graded_input_error(graph, n, spec.scale_exp[n], bits) for n in consumers)
+        error = payload_error(graph, spec.scale_exp, bits)
         quantized, _ = quantize_graph(graph, spec)
         run = run_quantized_graph(quantized, quantize_payload(encoded, bits).double())
         agreement = [

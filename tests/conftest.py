@@ -36,11 +36,14 @@ def made_once(tmp_path_factory, name: str):
     shared = tmp_path_factory.getbasetemp().parent / name
     with FileLock(f"{shared}.lock"):
         done = shared / ".done"
+        if done.exists():
+            yield shared, False
+            return
         threads = torch.get_num_threads()
         torch.set_num_threads(os.cpu_count() or 1)
         try:
             shared.mkdir(exist_ok=True)
-            yield shared, not done.exists()
+            yield shared, True
         finally:
             torch.set_num_threads(threads)
         done.touch()

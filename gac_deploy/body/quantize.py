@@ -138,7 +138,7 @@ def choose_format(
         k = min(k, math.floor(math.log2(SPIKING_THRESHOLD_MAX / pop.threshold)))
         exponents[pop.name] = k
 
-    input_consumers = sorted({e.dst for e in graph.edges if e.src == INPUT})
+    input_consumers = graded_input_consumers(graph)
     largest = min([max_payload_bits] + [exponents[name] - 1 for name in input_consumers])
     if largest < 1:
         raise ValueError(
@@ -154,20 +154,32 @@ def choose_format(
             for name in input_consumers
         }
 
-    def error(bits: int) -> float:
-        ks = with_payload(bits)
-        return max(
-            (graded_input_error(graph, n, ks[n], bits, graph.signed_input) for n in ks),
-            default=0.0,
-        )
-
     if payload_bits is None:
         # the payload whose rounding, with the input weights' own, errs least (finer on ties)
-        payload_bits = min(range(largest, 0, -1), key=error)
+        payload_bits = min(
+            range(largest, 0, -1), key=lambda b: payload_error(graph, with_payload(b), b)
+        )
     elif not 1 <= payload_bits <= largest:
         raise ValueError(f"a {payload_bits}-bit payload does not fit (at most {largest} bits)")
     exponents.update(with_payload(payload_bits))
     return QuantSpec(exponents, payload_bits)
+
+
+def graded_input_consumers(graph: Graph) -> list[str]:
+    """The populations that read the host's graded input, by name."""
+    return sorted({e.dst for e in graph.edges if e.src == INPUT})
+
+
+def payload_error(graph: Graph, scale_exp: dict[str, int], payload_bits: int) -> float:
+    """The largest :func:`graded_input_error` over the populations that read the graded
+    input, at exponents ``scale_exp`` (by population) and a ``payload_bits`` payload."""
+    return max(
+        (
+            graded_input_error(graph, name, scale_exp[name], payload_bits, graph.signed_input)
+            for name in graded_input_consumers(graph)
+        ),
+        default=0.0,
+    )
 
 
 def _input_weight_max(graph: Graph, name: str) -> float:
