@@ -48,6 +48,9 @@ from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
 from gac_deploy.body.synapses import channel_bias
 from gac_deploy.body.timing import balance_delays
+from gac_deploy.hardware import int8_conv
+from gac_deploy.hardware.allocator import keep_freed_memory
+from gac_deploy.hardware.int8_conv import INPUT_MAX, Int8Conv, int8_weight
 
 FLOAT32_EXACT = 1 << 24
 GATHER_BELOW = 15 / 16  # gather the active channels when fewer than this fraction carry spikes
@@ -74,34 +77,54 @@ class Source:
     """One source's signal [T, N, ...] for a batch, ready for its edges: which frames
     (images at one step) carry any nonzero value, ``positions``: the nonzero entries per
     spatial position H*W (F when flat; summed over steps, images, channels) for events,
-    and, per edge kind, the values as float32 frames ([T * N, C, H, W] channels_last for
-    conv, [T * N, F] in (C, H, W) order for dense) with the channels (features) that carry
-    any nonzero value."""
+    and, per edge kind, the values as frames with the channels (features) that carry
+    any nonzero value: "conv" float32 [T * N, C, H, W] channels_last, "dense" float32
+    [T * N, F] ((H, W, C) order for images: a view of the channels_last frames) and
+    "int8" uint8 [T * N, C, H, W] channels_last (only when ``small_unsigned``: every
+    value in 0 .. int8_conv.INPUT_MAX)."""
 
-    def __init__(self, signal: torch.Tensor) -> None:
+    def __init__(
+        self, signal: torch.Tensor, binary: bool = False, as_uint8: torch.Tensor | None = None
+    ) -> None:
+        """``binary``: every value is 0 or 1 (spikes, in any dtype); bool and uint8 are.
+        ``as_uint8``: the same signal as uint8, when the caller already has it."""
+        binary = binary or signal.dtype in (torch.bool, torch.uint8)
+        if signal.dtype == torch.bool:
+            signal = signal.view(torch.uint8)  # uint8 converts to float several times faster
         self.steps_images = tuple(signal.shape[:2])
         frames = signal.flatten(0, 1)
         self.shape = tuple(frames.shape[1:])
-        if frames.dim() == 4:
+        if frames.dim() == 4:  # one transposition here, then every edge reads channels_last
             frames = frames.to(torch.float32, memory_format=torch.channels_last)
-            rows = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view: [T*N, H*W*C]
+            rows = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view: (H, W, C)
         else:
             frames = frames.to(torch.float32)
             rows = frames
         self.frames = frames
-        marks = rows if signal.dtype == torch.bool else rows.ne(0).to(torch.float32)
-        if len(rows) >= FLOAT32_EXACT:
+        if binary:
+            self.small_unsigned = True
+            marks = rows
+        else:
+            low, high = torch.aminmax(rows) if rows.numel() else (0, 0)
+            self.small_unsigned = 0 <= float(low) and float(high) <= INPUT_MAX
+            # 1 where nonzero: integers capped at 1 (float arithmetic, faster than ne)
+            marks = (rows.clamp(max=1.0) if float(low) >= 0 else rows.abs().clamp_(max=1.0))
+        self._uint8 = None if as_uint8 is None else as_uint8.flatten(0, 1)
+        if max(marks.shape) >= FLOAT32_EXACT:
             marks = marks.double()
-        # two matrix-vector products count the nonzero entries per frame and per column;
-        # integer counts below 2**24 (float32) or 2**53 (float64) are exact
-        per_frame = marks @ torch.ones(marks.shape[1], dtype=marks.dtype)
-        per_column = torch.ones(len(marks), dtype=marks.dtype) @ marks
+        # row and column sums count the nonzero entries per frame and per column; integer
+        # counts below 2**24 (float32) or 2**53 (float64) are exact
+        per_frame = marks.sum(dim=1)
+        per_column = marks.sum(dim=0)
         self.active_frames = _indices(per_frame > 0)
-        if frames.dim() == 4:  # columns are (H, W, C)
-            per_column = per_column.double().view(-1, self.shape[0])
+        if frames.dim() == 4:
+            channels = self.shape[0]
+            per_column = per_column.double()
+            self._active = {"dense": per_column > 0}  # (H, W, C) order
+            per_column = per_column.view(-1, channels)  # [H*W, C]
             self.positions = per_column.sum(dim=1).to(torch.int64)
-            self._active = {"conv": per_column.amax(dim=0) > 0}
-            self._active["dense"] = per_column.t().reshape(-1) > 0  # (C, H, W) order
+            self._active["conv"] = per_column.amax(dim=0) > 0
+            self._active["int8"] = self._active["conv"]
         else:
             self.positions = per_column.to(torch.int64)
             self._active = {"dense": per_column > 0}
@@ -109,21 +132,30 @@ class Source:
         self._gathered: dict[tuple[str, bool], torch.Tensor] = {}
 
     def operand(self, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Float32 frames for a ``kind`` edge and its active channels (None: all active)."""
+        """The frames for a ``kind`` edge and its active channels (None: all active)."""
         if kind not in self._operands:
-            frames = self.frames if kind == "conv" else self.frames.flatten(1)
+            frames = self.frames
+            if kind == "int8":
+                frames = self._uint8 if self._uint8 is not None else frames
+                frames = frames.to(torch.uint8, memory_format=torch.channels_last)
+            elif kind == "dense" and frames.dim() == 4:
+                frames = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view
             self._operands[kind] = frames, _indices(self._active[kind])
         return self._operands[kind]
 
     def gathered(self, kind: str, channels: bool) -> torch.Tensor:
-        """The active frames (and, if ``channels``, only the active channels), cached."""
+        """The active frames (and, if ``channels``, only the active channels), cached;
+        [n, C, H, W] frames stay channels_last."""
         if (kind, channels) not in self._gathered:
             x, active = self.operand(kind)
+            image = x.dim() == 4
+            if image:  # gather on the (n, H, W, C) view, a contiguous tensor
+                x = x.permute(0, 2, 3, 1)
             if self.active_frames is not None:
                 x = x.index_select(0, self.active_frames)
             if channels:
-                x = x.index_select(1, active)
-            self._gathered[kind, channels] = x
+                x = x.index_select(-1 if image else 1, active)
+            self._gathered[kind, channels] = x.permute(0, 3, 1, 2) if image else x
         return self._gathered[kind, channels]
 
 
@@ -135,7 +167,10 @@ def _indices(mask: torch.Tensor) -> torch.Tensor | None:
 class _Synapses:
     """One edge, prepared once: weights x 64 (the << 6) in the float type that keeps
     its sums exact; ``share`` names an earlier edge with the same source and weights,
-    whose current this edge reuses."""
+    whose current this edge reuses. A 1x1 convolution without padding is computed as
+    what it is: a per-channel scale when its weight matrix is diagonal (the host
+    payload's identity edges), else a matrix product over the channels, on the
+    source's positions taken every ``stride``."""
 
     def __init__(
         self, edge: Edge, graph: Graph, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
@@ -145,8 +180,28 @@ class _Synapses:
         self.worst = max_synaptic_input(edge, graph.payload_bits, graph.signed_input)
         self.dtype = torch.float32 if self.worst < FLOAT32_EXACT else torch.float64
         weight = torch.as_tensor(edge.weight, dtype=self.dtype) * ACTIVATION_SCALE
-        if edge.kind == "conv":
+        self.mode = edge.kind  # "conv", "dense", "pointwise" or "scale"
+        if edge.kind == "dense" and len(in_hw) == 2:  # columns (C, H, W) -> (H, W, C),
+            channels = edge.weight.shape[1] // math.prod(in_hw)  # as the source's frames
+            weight = weight.view(-1, channels, *in_hw).permute(0, 2, 3, 1).reshape(len(weight), -1)
+        if edge.kind == "conv" and edge.weight.shape[2:] == (1, 1) and edge.padding == 0:
+            weight = weight[:, :, 0, 0]
+            diagonal = weight.shape[0] == weight.shape[1] and torch.equal(
+                weight, torch.diag(torch.diagonal(weight))
+            )
+            self.mode = "scale" if diagonal else "pointwise"
+            if diagonal:
+                weight = torch.diagonal(weight).view(-1, 1, 1).clone()
+        elif edge.kind == "conv":
             weight = weight.contiguous(memory_format=torch.channels_last)
+        # spikes (and payloads below 128) through int8 weights: oneDNN's integer kernels
+        self.int8: Int8Conv | None = None
+        if self.mode in ("conv", "pointwise") and self.dtype == torch.float32:
+            packed = int8_weight(edge.weight) if int8_conv.available() else None
+            if packed is not None:
+                int8, factor = packed
+                self.int8 = Int8Conv(int8, factor * ACTIVATION_SCALE, edge.stride, edge.padding)
+        if edge.kind == "conv":
             k = edge.weight.shape[2:]
             extra = [
                 size - ((o - 1) * edge.stride - 2 * edge.padding + kk)
@@ -163,29 +218,51 @@ class _Synapses:
         self.weight = weight
         self.out_shape = (edge.weight.shape[0], *out_hw)
 
-    def _apply(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _apply(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x [n, C, H, W] or [n, F] -> synaptic input x 64 (+ ``bias`` [C_out, 1, 1] or
+        [F_out]), [n, C_out, H', W'] channels_last or [n, F_out]."""
         x = x.to(self.dtype)
-        if self.edge.kind == "conv":
-            return F.conv2d(x, weight, stride=self.edge.stride, padding=self.edge.padding)
-        return x @ weight.T
+        stride = self.edge.stride
+        flat = None if bias is None else bias.flatten()
+        if self.mode == "conv":
+            return F.conv2d(x, weight, flat, stride=stride, padding=self.edge.padding)
+        if self.mode == "dense":
+            return x @ weight.T if bias is None else torch.addmm(flat, x, weight.T)
+        if stride > 1:
+            x = x[:, :, ::stride, ::stride]
+        n, _, h, w = x.shape
+        if self.mode == "scale":  # channels_last in, channels_last out
+            return x * weight if bias is None else torch.addcmul(bias, x, weight)
+        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, -1)  # a view when channels_last
+        out = rows @ weight.T if bias is None else torch.addmm(flat, rows, weight.T)
+        return out.view(n, h, w, -1).permute(0, 3, 1, 2)
 
-    def current(self, source: Source) -> torch.Tensor:
-        """Synaptic input x 64 [T, N, *dst] from ``source``, computed only over its active
+    def current(self, source: Source, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Synaptic input x 64 [T, N, *dst] from ``source``, plus ``bias`` (per output
+        channel, this edge's dtype) when given, computed only over the source's active
         frames and, when enough are silent, its active channels (the sum is the same)."""
         steps_images = source.steps_images
+        shape = (steps_images[0] * steps_images[1], *self.out_shape)
         frames = source.active_frames
         _, channels = source.operand(self.edge.kind)
         if (channels is not None and not len(channels)) or (frames is not None and not len(frames)):
-            return torch.zeros((*steps_images, *self.out_shape), dtype=self.dtype)
-        gather = channels is not None and len(channels) < GATHER_BELOW * self.weight.shape[1]
-        weight = self.weight.index_select(1, channels) if gather else self.weight
-        out = self._apply(source.gathered(self.edge.kind, gather), weight)
+            out = _filled(shape, self.dtype, bias)
+            return out.view(*steps_images, *self.out_shape)
+        if self.int8 is not None and source.small_unsigned:
+            out = self.int8(source.gathered("int8", False), bias)
+        else:
+            gather = (
+                self.mode != "scale"
+                and channels is not None
+                and len(channels) < GATHER_BELOW * self.weight.shape[1]
+            )
+            weight = self.weight.index_select(1, channels) if gather else self.weight
+            out = self._apply(source.gathered(self.edge.kind, gather), weight, bias)
         if frames is not None:
-            full = out.new_zeros((steps_images[0] * steps_images[1], *out.shape[1:]))
-            if out.dim() == 4:
-                full = full.contiguous(memory_format=torch.channels_last)
-            out = full.index_copy_(0, frames, out)
-        return out.view(*steps_images, *out.shape[1:])
+            out = _filled(shape, self.dtype, bias).index_copy_(0, frames, out)
+        return out.view(*steps_images, *self.out_shape)
 
     def events(self, per_position: torch.Tensor) -> int:
         """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
@@ -194,6 +271,13 @@ class _Synapses:
         if self.edge.kind == "conv":
             return int((per_position.double() @ self.reach.flatten()).item()) * fan_out
         return int(per_position.sum().item()) * fan_out
+
+
+def _filled(shape: tuple[int, ...], dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
+    """Frames [n, *shape[1:]] holding ``bias`` (None: zeros); images channels_last."""
+    layout = torch.channels_last if len(shape) == 4 else torch.contiguous_format
+    out = torch.empty(shape, dtype=dtype, memory_format=layout)
+    return out.fill_(0) if bias is None else out.copy_(bias.expand(shape))
 
 
 def active_per_position(signal: torch.Tensor) -> torch.Tensor:
@@ -211,7 +295,9 @@ class Prepared(dict):
 
 def prepare(graph: Graph) -> Prepared:
     """Per-edge weights and reach maps, built once for many batches; edges that repeat an
-    earlier edge's source and weights share its current."""
+    earlier edge's source and weights share its current. Freed batch memory stays in
+    the process for the next batch (:func:`allocator.keep_freed_memory`)."""
+    keep_freed_memory()
     synapses = Prepared()
     first: dict[tuple, list[str]] = {}
     for edge in graph.edges:
@@ -290,19 +376,25 @@ def _wrap_current_(u: torch.Tensor) -> int:
 def _fire(
     drive: torch.Tensor, kept: int, threshold: float, clamp: bool
 ) -> tuple[torch.Tensor, int]:
-    """LIF spikes [T, N, ...] (bool) from drive [T, N, ...], updated in place as the voltage:
-    v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked, and
-    how many voltages saturated at the 24-bit state (counted only when ``clamp``)."""
-    spikes = torch.empty_like(drive, dtype=torch.bool)
+    """LIF spikes [T, N, ...] (float32, 0 or 1) from drive [T, N, ...], which is updated in
+    place as the voltage: v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0
+    where it spiked, and how many voltages saturated at the 24-bit state (counted only
+    when ``clamp``). Float arithmetic only: v and the threshold are integers, so
+    clamp(v - threshold, 0, 1) is 1 exactly where v > threshold, and v - v * spike is
+    the reset voltage."""
+    spikes = torch.empty_like(drive, dtype=torch.float32)
     saturated = 0
+    last = drive.shape[0] - 1
     for t in range(drive.shape[0]):
         v = drive[t]
         if t and kept:
-            v.add_(_decay_(drive[t - 1].masked_fill_(spikes[t - 1], 0.0), kept))
+            v.add_(_decay_(drive[t - 1], kept))
         if clamp:
             saturated += int((v.abs() > STATE_MAX).sum())
             v.clamp_(-STATE_MAX, STATE_MAX)
-        torch.gt(v, threshold, out=spikes[t])
+        spike = torch.sub(v, threshold, out=spikes[t]).clamp_(0.0, 1.0)
+        if kept and t < last:
+            v.addcmul_(v, spike, value=-1.0)  # the reset, kept for the next step's decay
     return spikes, saturated
 
 
@@ -341,16 +433,35 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
     overflows: dict[str, int] = {}
     readout = None
     for pop in graph.populations:
+        incoming = graph.incoming(pop.name)
+        kept = DECAY_UNITY - int(pop.voltage_decay)  # v keeps kept/4096 per step, toward 0
+        keep = kept / DECAY_UNITY
+        worst_drive = _worst_drive(graph, pop.name, synapses)
+        dtype = _state_dtype(keep, worst_drive)
+        bias = channel_bias(pop.bias, pop.shape, torch.float64) * ACTIVATION_SCALE
+        # float32 sums of the currents are exact while their worst cases add below 2**24
+        wide = sum(synapses[e.name].worst for e in incoming) >= FLOAT32_EXACT
+        # the bias joins the first current when nothing can wrap (the chip wraps the
+        # current before it adds the bias) and that current is yet to be computed, for
+        # this edge alone
+        first = synapses[incoming[0].name] if incoming else None
+        fold = (
+            first is not None
+            and worst_drive <= STATE_WRAP
+            and not wide
+            and dtype == first.dtype
+            and readers[first.share or first.edge.name] == 1
+            and (first.share or first.edge.name) not in currents
+        )
         drive = None
         owned = False  # whether drive is this population's own tensor (free to change)
-        # float32 sums of the currents are exact while their worst cases add below 2**24
-        wide = sum(synapses[e.name].worst for e in graph.incoming(pop.name)) >= FLOAT32_EXACT
-        for edge in graph.incoming(pop.name):
+        for edge in incoming:
             syn = synapses[edge.name]
             share = syn.share or edge.name
             source = sources[edge.src]
             if share not in currents:
-                currents[share] = syn.current(source)
+                folded = bias.to(syn.dtype) if fold and drive is None else None
+                currents[share] = syn.current(source, folded)
             current = currents[share]
             readers[share] -= 1
             if not readers[share]:
@@ -369,21 +480,19 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
                 drive, owned = torch.add(drive, current), True
         # the current a_in << 6 is 24-bit: the chip (and Lava) wraps it beyond 2**23
         wrapped = 0
-        if (worst_drive := _worst_drive(graph, pop.name, synapses)) > STATE_WRAP:
+        if worst_drive > STATE_WRAP:
             if float(drive.abs().max()) > STATE_WRAP:
                 if not owned or drive.dtype != torch.float64:
                     drive, owned = drive.to(torch.float64, copy=True), True
                 wrapped = _wrap_current_(drive)
-        kept = DECAY_UNITY - int(pop.voltage_decay)  # v keeps kept/4096 per step, toward 0
-        keep = kept / DECAY_UNITY
-        dtype = _state_dtype(keep, worst_drive)
-        bias = channel_bias(pop.bias, pop.shape, torch.float64) * ACTIVATION_SCALE
         if dtype == torch.float64 and drive.dtype == torch.float32:
             # this batch's largest drive may prove float32 exact where the weights cannot
             largest = float(drive.abs().max()) + float(bias.abs().max())
             dtype = _state_dtype(keep, largest)
             worst_drive = min(worst_drive, largest)
-        if owned and drive.dtype == dtype:
+        if fold:
+            pass
+        elif owned and drive.dtype == dtype:
             drive.add_(bias.to(dtype))
         else:
             drive = torch.add(drive.to(dtype), bias.to(dtype))
@@ -399,7 +508,9 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         fired, saturated = _fire(drive, kept, threshold, clamp)
         overflows[pop.name] = wrapped + saturated
         del drive
-        spikes[pop.name] = fired.view(torch.uint8)  # 1 byte per spike
+        # 1 byte per spike; float -> bool is vectorised where float -> uint8 is not
+        spikes[pop.name] = fired.to(torch.bool).view(torch.uint8)
         if readers.get(pop.name):
-            sources[pop.name] = Source(fired)
+            sources[pop.name] = Source(fired, binary=True, as_uint8=spikes[pop.name])
+        del fired
     return EmulatorRun(spikes, readout, ops, overflows)

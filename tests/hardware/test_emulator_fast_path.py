@@ -8,6 +8,7 @@ import torch
 from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.synapses import edge_current
+from gac_deploy.hardware import int8_conv
 from gac_deploy.hardware.emulator import Source, _Synapses, emulate, prepare
 from gac_deploy.hardware.reference import run_quantized_graph
 from tests.hardware.test_emulator import payload_for, timed_graph
@@ -65,16 +66,21 @@ def test_conv_current_equals_plain_convolution(case, k, stride, padding):
         assert fast.any()
 
 
+@pytest.mark.parametrize("bits", [7, 8])
 @pytest.mark.parametrize("silent", [(), range(0, 5), range(5)])
-def test_graded_input_current_equals_plain_convolution(silent):
-    """The host payload is graded (0 .. 2**8 - 1), not binary; its worst case is 255x."""
+def test_graded_input_current_equals_plain_convolution(silent, bits):
+    """The host payload is graded (0 .. 2**bits - 1), not binary; its worst case is 255x.
+    Below 128 it takes the int8 kernels, above it must not (int16 pairs would saturate)."""
     gen = torch.Generator().manual_seed(3)
-    payload = torch.randint(0, 2**PAYLOAD_BITS, (3, 2, 5, 8, 8), generator=gen).double()
+    payload = torch.randint(0, 2**bits, (3, 2, 5, 8, 8), generator=gen).double()
     payload[torch.rand(payload.shape, generator=gen) < 0.5] = 0
     payload[:, :, list(silent)] = 0
     payload[1, 0] = 0  # a silent frame
+    payload[2, 1, 0] = 2**bits - 1  # the largest value, everywhere in one channel
     edge = conv_edge(INPUT, 5, 6, 3, 1, 1, seed=4)
+    edge.weight[:, 0] = -256  # the most negative weight, against the largest input
     assert_current_exact(edge, payload, (8, 8), (8, 8))
+    assert Source(payload).small_unsigned == (bits <= 7)
 
 
 @pytest.mark.parametrize("case", ["flat", "from a conv population"])
@@ -89,6 +95,37 @@ def test_dense_current_equals_plain_matmul(case, silent):
     weight = 2 * np.random.default_rng(6).integers(-128, 128, size=(10, 40))
     edge = Edge("fc", "pop", "readout", "dense", weight.astype(np.float64))
     assert_current_exact(edge, spikes, tuple(shape[3:]), ())
+
+
+DIAGONAL = np.diag(2.0 * np.arange(-3, 3)).reshape(6, 6, 1, 1)
+EDGE_MODES = {  # (weight, stride, padding, how the emulator computes it)
+    "diagonal 1x1": (DIAGONAL, 1, 0, "scale"),
+    "diagonal 1x1, stride 2": (DIAGONAL, 2, 0, "scale"),
+    "1x1, stride 2": (conv_edge("pop", 6, 6, 1, 2, 0, seed=1).weight, 2, 0, "pointwise"),
+    "3x3, stride 2": (conv_edge("pop", 6, 6, 3, 2, 1, seed=2).weight, 2, 1, "conv"),
+}
+
+
+@pytest.mark.parametrize("int8", [True, False])
+@pytest.mark.parametrize("case", EDGE_MODES)
+def test_edge_modes_and_biases_equal_plain_computation(case, int8, monkeypatch):
+    """Diagonal 1x1 edges are per-channel scales, other 1x1 edges matrix products (or
+    int8 convolutions), and a population's bias may join its first current: the same
+    numbers as convolution + bias."""
+    if not int8:
+        monkeypatch.setattr(int8_conv, "available", lambda: False)
+    weight, stride, padding, mode = EDGE_MODES[case]
+    spikes = binary((2, 3, 6, 7, 7), 0.3, seed=9)
+    graph = Graph(input_shape=(1, 1, 1), time_steps=1, payload_bits=PAYLOAD_BITS)
+    edge = Edge("layer", "pop", "dst", "conv", weight, stride, padding)
+    out = (7 + 2 * padding - weight.shape[2]) // stride + 1
+    syn = _Synapses(edge, graph, (7, 7), (out, out))
+    assert syn.mode == mode
+    assert (syn.int8 is not None) == (int8 and mode != "scale")
+    plain = edge_current(edge, spikes.double()) * ACTIVATION_SCALE
+    bias = torch.arange(-3.0, 3.0, dtype=torch.float64).view(-1, 1, 1) * 64 * 5
+    assert torch.equal(syn.current(Source(spikes)).double(), plain)
+    assert torch.equal(syn.current(Source(spikes), bias.float()).double(), plain + bias)
 
 
 def test_shared_currents_only_for_equal_weights():
@@ -112,8 +149,12 @@ def test_shared_currents_only_for_equal_weights():
     assert torch.equal(run.readout.double(), reference.readout)
 
 
+@pytest.mark.parametrize("int8", [True, False])
 @pytest.mark.parametrize("silence", ["channels", "steps", "everything"])
-def test_emulator_with_silent_inputs_equals_reference(silence):
+def test_emulator_with_silent_inputs_equals_reference(silence, int8, monkeypatch):
+    """With oneDNN's int8 kernels and with float convolution only (where they are missing)."""
+    if not int8:
+        monkeypatch.setattr(int8_conv, "available", lambda: False)
     graph = timed_graph(6)
     payload = payload_for(6, graph)
     if silence == "channels":
@@ -123,7 +164,9 @@ def test_emulator_with_silent_inputs_equals_reference(silence):
         payload[:, 0] = 0
     else:
         payload[:] = 0
-    run = emulate(graph, payload)
+    synapses = prepare(graph)
+    assert any(syn.int8 is not None for syn in synapses.values()) == int8
+    run = emulate(graph, payload, synapses)
     reference = run_quantized_graph(graph, payload.double())
     for pop, spikes in reference.spikes.items():
         assert torch.equal(run.spikes[pop].float(), spikes), pop
