@@ -108,7 +108,7 @@ class Source:
             low, high = torch.aminmax(rows) if rows.numel() else (0, 0)
             self.small_unsigned = 0 <= float(low) and float(high) <= INPUT_MAX
             # 1 where nonzero: integers capped at 1 (float arithmetic, faster than ne)
-            marks = (rows.clamp(max=1.0) if float(low) >= 0 else rows.abs().clamp_(max=1.0))
+            marks = rows.clamp(max=1.0) if float(low) >= 0 else rows.abs().clamp_(max=1.0)
         self._uint8 = None if as_uint8 is None else as_uint8.flatten(0, 1)
         if max(marks.shape) >= FLOAT32_EXACT:
             marks = marks.double()
@@ -376,26 +376,28 @@ def _wrap_current_(u: torch.Tensor) -> int:
 def _fire(
     drive: torch.Tensor, kept: int, threshold: float, clamp: bool
 ) -> tuple[torch.Tensor, int]:
-    """LIF spikes [T, N, ...] (float32, 0 or 1) from drive [T, N, ...], which is updated in
-    place as the voltage: v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0
-    where it spiked, and how many voltages saturated at the 24-bit state (counted only
-    when ``clamp``). Float arithmetic only: v and the threshold are integers, so
-    clamp(v - threshold, 0, 1) is 1 exactly where v > threshold, and v - v * spike is
-    the reset voltage."""
-    spikes = torch.empty_like(drive, dtype=torch.float32)
+    """LIF spikes [T, N, ...] (0 or 1, in drive's dtype) from drive [T, N, ...], written
+    over the drive itself (its memory is the last one touched, so still in cache), and
+    how many voltages saturated at the 24-bit state (counted only when ``clamp``).
+
+    v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked; one
+    step's voltage is kept at a time. Float arithmetic only: v and the threshold are
+    integers, so clamp(v - threshold, 0, 1) is 1 exactly where v > threshold, and
+    v - v * spike is the reset voltage."""
     saturated = 0
-    last = drive.shape[0] - 1
+    v = torch.empty_like(drive[0])
     for t in range(drive.shape[0]):
-        v = drive[t]
         if t and kept:
-            v.add_(_decay_(drive[t - 1], kept))
+            torch.add(drive[t], _decay_(v, kept), out=v)
+        else:
+            v.copy_(drive[t])
         if clamp:
             saturated += int((v.abs() > STATE_MAX).sum())
             v.clamp_(-STATE_MAX, STATE_MAX)
-        spike = torch.sub(v, threshold, out=spikes[t]).clamp_(0.0, 1.0)
-        if kept and t < last:
+        spike = torch.sub(v, threshold, out=drive[t]).clamp_(0.0, 1.0)
+        if kept and t < drive.shape[0] - 1:
             v.addcmul_(v, spike, value=-1.0)  # the reset, kept for the next step's decay
-    return spikes, saturated
+    return drive, saturated
 
 
 def _leaky_readout(drive: torch.Tensor, kept: int, threshold: float, clamp: bool) -> torch.Tensor:
@@ -495,7 +497,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         elif owned and drive.dtype == dtype:
             drive.add_(bias.to(dtype))
         else:
-            drive = torch.add(drive.to(dtype), bias.to(dtype))
+            drive, owned = torch.add(drive.to(dtype), bias.to(dtype)), True
         if pop.role == "readout" and keep == 1.0:
             readout = _accumulate(drive)
             continue
@@ -505,6 +507,8 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         if pop.role == "readout":
             readout = _leaky_readout(drive, kept, threshold, clamp)
             continue
+        if not owned:  # a shared current: the spikes need memory of their own
+            drive = drive.clone()
         fired, saturated = _fire(drive, kept, threshold, clamp)
         overflows[pop.name] = wrapped + saturated
         del drive
