@@ -287,10 +287,32 @@ def active_per_position(signal: torch.Tensor) -> torch.Tensor:
     return active.sum(dim=dims, dtype=torch.int64).flatten()
 
 
+class _Neurons:
+    """One population's constants, prepared once: its incoming edges, decay (v keeps
+    ``kept`` / 4096 per step), threshold and bias x 64, the largest drive its weights
+    allow, and the state dtype that keeps that exact (:func:`_state_dtype`)."""
+
+    def __init__(self, graph: Graph, name: str, synapses: dict) -> None:
+        pop = graph.population(name)
+        self.incoming = graph.incoming(name)
+        self.kept = DECAY_UNITY - int(pop.voltage_decay)
+        self.keep = self.kept / DECAY_UNITY
+        self.worst_drive = _worst_drive(graph, name, synapses)
+        self.dtype = _state_dtype(self.keep, self.worst_drive)
+        self.threshold = float(int(pop.threshold) << ACTIVATION_SHIFT)
+        bias = channel_bias(pop.bias, pop.shape, torch.float64) * ACTIVATION_SCALE
+        self.bias = {dtype: bias.to(dtype) for dtype in (torch.float32, torch.float64)}
+        self.largest_bias = float(bias.abs().max()) if bias.numel() else 0.0
+        # float32 sums of the currents are exact while their worst cases add below 2**24
+        self.wide = sum(synapses[e.name].worst for e in self.incoming) >= FLOAT32_EXACT
+
+
 class Prepared(dict):
-    """Per-edge synapses by edge name, and the edge delays already checked as balanced."""
+    """Per-edge synapses by edge name, per-population constants (``neurons``), and the
+    edge delays already checked as balanced."""
 
     checked_delays: tuple[int, ...] | None = None
+    neurons: dict[str, _Neurons]
 
 
 def prepare(graph: Graph) -> Prepared:
@@ -311,6 +333,7 @@ def prepare(graph: Graph) -> Prepared:
                 break
         first.setdefault(key, []).append(edge.name)
         synapses[edge.name] = syn
+    synapses.neurons = {pop.name: _Neurons(graph, pop.name, synapses) for pop in graph.populations}
     return synapses
 
 
@@ -434,15 +457,13 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
     ops = {}
     overflows: dict[str, int] = {}
     readout = None
+    neurons = getattr(synapses, "neurons", None)
+    if neurons is None:
+        neurons = {pop.name: _Neurons(graph, pop.name, synapses) for pop in graph.populations}
     for pop in graph.populations:
-        incoming = graph.incoming(pop.name)
-        kept = DECAY_UNITY - int(pop.voltage_decay)  # v keeps kept/4096 per step, toward 0
-        keep = kept / DECAY_UNITY
-        worst_drive = _worst_drive(graph, pop.name, synapses)
-        dtype = _state_dtype(keep, worst_drive)
-        bias = channel_bias(pop.bias, pop.shape, torch.float64) * ACTIVATION_SCALE
-        # float32 sums of the currents are exact while their worst cases add below 2**24
-        wide = sum(synapses[e.name].worst for e in incoming) >= FLOAT32_EXACT
+        cell = neurons[pop.name]
+        incoming, kept, keep = cell.incoming, cell.kept, cell.keep
+        worst_drive, dtype, threshold = cell.worst_drive, cell.dtype, cell.threshold
         # the bias joins the first current when nothing can wrap (the chip wraps the
         # current before it adds the bias) and that current is yet to be computed, for
         # this edge alone
@@ -450,7 +471,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         fold = (
             first is not None
             and worst_drive <= STATE_WRAP
-            and not wide
+            and not cell.wide
             and dtype == first.dtype
             and readers[first.share or first.edge.name] == 1
             and (first.share or first.edge.name) not in currents
@@ -462,7 +483,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             share = syn.share or edge.name
             source = sources[edge.src]
             if share not in currents:
-                folded = bias.to(syn.dtype) if fold and drive is None else None
+                folded = cell.bias[syn.dtype] if fold and drive is None else None
                 currents[share] = syn.current(source, folded)
             current = currents[share]
             readers[share] -= 1
@@ -472,7 +493,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
             readers[edge.src] -= 1
             if not readers[edge.src]:
                 del sources[edge.src]
-            if drive is None and wide:
+            if drive is None and cell.wide:
                 drive, owned = current.to(torch.float64, copy=True), True
             elif drive is None:
                 drive, owned = current, not readers[share]
@@ -489,19 +510,18 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
                 wrapped = _wrap_current_(drive)
         if dtype == torch.float64 and drive.dtype == torch.float32:
             # this batch's largest drive may prove float32 exact where the weights cannot
-            largest = float(drive.abs().max()) + float(bias.abs().max())
+            largest = float(drive.abs().max()) + cell.largest_bias
             dtype = _state_dtype(keep, largest)
             worst_drive = min(worst_drive, largest)
         if fold:
             pass
         elif owned and drive.dtype == dtype:
-            drive.add_(bias.to(dtype))
+            drive.add_(cell.bias[dtype])
         else:
-            drive, owned = torch.add(drive.to(dtype), bias.to(dtype)), True
+            drive, owned = torch.add(drive.to(dtype), cell.bias[dtype]), True
         if pop.role == "readout" and keep == 1.0:
             readout = _accumulate(drive)
             continue
-        threshold = float(int(pop.threshold) << ACTIVATION_SHIFT)
         # |v| <= max|drive| / (1 - keep): clamping to the 24-bit state can only matter beyond
         clamp = keep >= 1 or worst_drive / (1 - keep) > STATE_MAX
         if pop.role == "readout":
