@@ -196,7 +196,7 @@ class _Synapses:
             weight = weight.contiguous(memory_format=torch.channels_last)
         # spikes (and payloads below 128) through int8 weights: oneDNN's integer kernels
         self.int8: Int8Conv | None = None
-        if self.mode in ("conv", "pointwise") and self.dtype == torch.float32:
+        if self.mode in ("conv", "pointwise") and self.dtype == torch.float32 and graph.quantized:
             packed = int8_weight(edge.weight) if int8_conv.available() else None
             if packed is not None:
                 int8, factor = packed
@@ -214,7 +214,7 @@ class _Synapses:
                 stride=edge.stride,
                 padding=edge.padding,
                 output_padding=tuple(extra),
-            )[0, 0]
+            )[0, 0].flatten()
         self.weight = weight
         self.out_shape = (edge.weight.shape[0], *out_hw)
 
@@ -269,8 +269,8 @@ class _Synapses:
         inputs per spatial position of the source (summed over steps, images, channels)."""
         fan_out = self.edge.weight.shape[0]
         if self.edge.kind == "conv":
-            return int((per_position.double() @ self.reach.flatten()).item()) * fan_out
-        return int(per_position.sum().item()) * fan_out
+            return int(per_position.double().dot(self.reach)) * fan_out
+        return int(per_position.sum()) * fan_out
 
 
 def _filled(shape: tuple[int, ...], dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
@@ -278,6 +278,18 @@ def _filled(shape: tuple[int, ...], dtype: torch.dtype, bias: torch.Tensor | Non
     layout = torch.channels_last if len(shape) == 4 else torch.contiguous_format
     out = torch.empty(shape, dtype=dtype, memory_format=layout)
     return out.fill_(0) if bias is None else out.copy_(bias.expand(shape))
+
+
+def payload_tensor(payload: np.ndarray) -> torch.Tensor:
+    """The host's payload [T, N, C, H, W] (or [T, N, F]), rounded to integers in float32, as
+    a tensor of that shape laid out channels last ([T, N, H, W, C] in memory), the layout
+    the emulator's convolutions read: one rounding pass writes it, so :func:`emulate`
+    does not transpose it."""
+    if payload.ndim != 5:
+        return torch.from_numpy(np.rint(payload).astype(np.float32, copy=False))
+    out = np.empty(payload.shape[:2] + payload.shape[3:] + payload.shape[2:3], np.float32)
+    np.rint(payload.transpose(0, 1, 3, 4, 2), out=out)
+    return torch.from_numpy(out).permute(0, 1, 4, 2, 3)
 
 
 def active_per_position(signal: torch.Tensor) -> torch.Tensor:
@@ -312,7 +324,7 @@ class Prepared(dict):
     edge delays already checked as balanced."""
 
     checked_delays: tuple[int, ...] | None = None
-    neurons: dict[str, _Neurons]
+    neurons: dict[str, _Neurons] | None = None  # made by the first emulate()
 
 
 def prepare(graph: Graph) -> Prepared:
@@ -333,7 +345,6 @@ def prepare(graph: Graph) -> Prepared:
                 break
         first.setdefault(key, []).append(edge.name)
         synapses[edge.name] = syn
-    synapses.neurons = {pop.name: _Neurons(graph, pop.name, synapses) for pop in graph.populations}
     return synapses
 
 
@@ -460,6 +471,8 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
     neurons = getattr(synapses, "neurons", None)
     if neurons is None:
         neurons = {pop.name: _Neurons(graph, pop.name, synapses) for pop in graph.populations}
+        if isinstance(synapses, Prepared):
+            synapses.neurons = neurons
     for pop in graph.populations:
         cell = neurons[pop.name]
         incoming, kept, keep = cell.incoming, cell.kept, cell.keep

@@ -227,12 +227,12 @@ def simulate_bundle(
         run_s = lava.run_s
         tally.add(lava.spikes, lava.readout, labels, reference)
     else:
-        from gac_deploy.hardware.emulator import emulate, prepare
+        from gac_deploy.hardware.emulator import emulate, payload_tensor, prepare
 
         synapses = prepare(bundle.graph)
         for images, labels in test_batches(split, count, batch_size):
             _, payload = bundle.encode(images)
-            payload = torch.from_numpy(np.rint(payload))
+            payload = payload_tensor(payload)  # integers, channels last, as the body reads
             tick = time.perf_counter()
             run = emulate(bundle.graph, payload, synapses)
             run_s += time.perf_counter() - tick

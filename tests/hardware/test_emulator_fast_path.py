@@ -9,7 +9,7 @@ from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.synapses import edge_current
 from gac_deploy.hardware import int8_conv
-from gac_deploy.hardware.emulator import Source, _Synapses, emulate, prepare
+from gac_deploy.hardware.emulator import Source, _Synapses, emulate, payload_tensor, prepare
 from gac_deploy.hardware.reference import run_quantized_graph
 from tests.hardware.test_emulator import payload_for, timed_graph
 
@@ -171,3 +171,18 @@ def test_emulator_with_silent_inputs_equals_reference(silence, int8, monkeypatch
     for pop, spikes in reference.spikes.items():
         assert torch.equal(run.spikes[pop].float(), spikes), pop
     assert torch.equal(run.readout.double(), reference.readout)
+
+
+def test_payload_tensor_is_the_rounded_payload_laid_out_channels_last():
+    graph = timed_graph(7)
+    raw = payload_for(7, graph).numpy() + np.float32(0.3)  # rounding is part of the job
+    payload = payload_tensor(raw)
+    assert payload.shape == raw.shape
+    assert torch.equal(payload, torch.from_numpy(np.rint(raw)))
+    assert payload.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    plain = emulate(graph, torch.from_numpy(np.rint(raw)).contiguous())
+    laid_out = emulate(graph, payload)
+    for name, spikes in plain.spikes.items():
+        assert torch.equal(laid_out.spikes[name], spikes), name
+    assert torch.equal(laid_out.readout, plain.readout)
+    assert laid_out.synaptic_ops == plain.synaptic_ops
