@@ -25,13 +25,26 @@ exact. Unlike the quantised reference (lava-dl's CUBA neuron), this is a
 separate implementation of the chip's arithmetic, checked against Lava spike for
 spike in the tests.
 
-Less work than a dense float network, with the same integers: edges that read the
-same source through the same weights (the residual stream's terms, which reach
-several populations) are convolved once; when under 15/16 of a source's input channels
-(dense features) carry any spike in the batch, only those enter the convolution
-(weight[:, active], signal[:, active]), and all-zero frames (one image at one step)
-are left out; convolutions run channels_last; the LIF updates the drive in place;
-spikes stay one byte each (bool, returned as uint8 [T, N, ...], possibly strided).
+Less work than a dense float network, with the same integers:
+- spikes (and host payloads below 128) are convolved by oneDNN's int8 kernels,
+  int32 sums returned in float32 times a power of two (:mod:`int8_conv`, probed
+  once against float64; float convolution where they are missing or the weights
+  do not fit in int8);
+- a 1x1 edge whose weight matrix is diagonal (the host payload's identity edges)
+  is a per-channel scale, another 1x1 edge without int8 weights a matrix product;
+- edges that read the same source through the same weights (the residual stream's
+  terms, which reach several populations) are computed once;
+- all-zero frames (one image at one step) are left out of every edge, and when under
+  15/16 of a source's input channels (dense features) carry any spike in the batch,
+  only those enter a float convolution (weight[:, active], signal[:, active]);
+- a population's bias joins its first current (the convolution's own bias) when no
+  current can wrap;
+- everything runs channels_last, the payload arrives that way
+  (:func:`payload_tensor`), and a dense edge reads an image source in (H, W, C)
+  order through weights permuted once;
+- the LIF writes its spikes over its drive, keeping one step's voltage; spikes leave
+  as one byte each (bool, returned as uint8 [T, N, ...], possibly strided);
+- freed batch memory stays in the process (:mod:`allocator`).
 """
 
 from __future__ import annotations
