@@ -43,8 +43,7 @@ Less work than a dense float network, with the same integers:
   (:func:`payload_tensor`), and a dense edge reads an image source in (H, W, C)
   order through weights permuted once;
 - the LIF writes its spikes over its drive, keeping one step's voltage; spikes leave
-  as one byte each (bool, returned as uint8 [T, N, ...], possibly strided);
-- freed batch memory stays in the process (:mod:`allocator`).
+  as one byte each (bool, returned as uint8 [T, N, ...], possibly strided).
 """
 
 from __future__ import annotations
@@ -62,7 +61,6 @@ from gac_deploy.body.quantize import max_synaptic_input
 from gac_deploy.body.synapses import channel_bias
 from gac_deploy.body.timing import balance_delays
 from gac_deploy.hardware import int8_conv
-from gac_deploy.hardware.allocator import keep_freed_memory
 from gac_deploy.hardware.int8_conv import INPUT_MAX, Int8Conv, int8_weight
 
 FLOAT32_EXACT = 1 << 24
@@ -342,9 +340,7 @@ class Prepared(dict):
 
 def prepare(graph: Graph) -> Prepared:
     """Per-edge weights and reach maps, built once for many batches; edges that repeat an
-    earlier edge's source and weights share its current. Freed batch memory stays in
-    the process for the next batch (:func:`allocator.keep_freed_memory`)."""
-    keep_freed_memory()
+    earlier edge's source and weights share its current."""
     synapses = Prepared()
     first: dict[tuple, list[str]] = {}
     for edge in graph.edges:
