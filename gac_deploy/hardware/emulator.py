@@ -135,7 +135,6 @@ class Source:
             per_column = per_column.view(-1, channels)  # [H*W, C]
             self.positions = per_column.sum(dim=1).to(torch.int64)
             self._active["conv"] = per_column.amax(dim=0) > 0
-            self._active["int8"] = self._active["conv"]
         else:
             self.positions = per_column.to(torch.int64)
             self._active = {"dense": per_column > 0}
@@ -151,7 +150,8 @@ class Source:
                 frames = frames.to(torch.uint8, memory_format=torch.channels_last)
             elif kind == "dense" and frames.dim() == 4:
                 frames = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view
-            self._operands[kind] = frames, _indices(self._active[kind])
+            active = self._active["conv" if kind == "int8" else kind]
+            self._operands[kind] = frames, _indices(active)
         return self._operands[kind]
 
     def gathered(self, kind: str, channels: bool) -> torch.Tensor:
@@ -335,7 +335,7 @@ class Prepared(dict):
     edge delays already checked as balanced."""
 
     checked_delays: tuple[int, ...] | None = None
-    neurons: dict[str, _Neurons] | None = None  # made by the first emulate()
+    neurons: dict[str, _Neurons] | None = None  # quantised graphs only
 
 
 def prepare(graph: Graph) -> Prepared:
@@ -354,7 +354,13 @@ def prepare(graph: Graph) -> Prepared:
                 break
         first.setdefault(key, []).append(edge.name)
         synapses[edge.name] = syn
+    if graph.quantized:  # thresholds and decays are chip integers only then
+        synapses.neurons = _population_constants(graph, synapses)
     return synapses
+
+
+def _population_constants(graph: Graph, synapses: dict) -> dict[str, _Neurons]:
+    return {pop.name: _Neurons(graph, pop.name, synapses) for pop in graph.populations}
 
 
 def check_balanced(graph: Graph) -> None:
@@ -477,11 +483,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
     ops = {}
     overflows: dict[str, int] = {}
     readout = None
-    neurons = getattr(synapses, "neurons", None)
-    if neurons is None:
-        neurons = {pop.name: _Neurons(graph, pop.name, synapses) for pop in graph.populations}
-        if isinstance(synapses, Prepared):
-            synapses.neurons = neurons
+    neurons = getattr(synapses, "neurons", None) or _population_constants(graph, synapses)
     for pop in graph.populations:
         cell = neurons[pop.name]
         incoming, kept, keep = cell.incoming, cell.kept, cell.keep
