@@ -5,25 +5,16 @@ edge's delay), and each population resets at the start of its own T-step window
 (:mod:`gac_deploy.hardware.lava_runner`). With the delays that export balances,
 step t of a population's window therefore reads step t of each source's window:
 the emulator checks that and then runs each population over its whole window
-at once, for a whole batch of images, in Loihi's integer arithmetic:
+at once, for a whole batch of images: its edges' synaptic input first, for all
+steps, then the chip's neuron arithmetic in one compiled pass
+(:mod:`gac_deploy.hardware.kernels`, which states it).
 
-    u = a_in << 6                       (current decay 4096: nothing kept)
-    v = sign(v) * (|v| * (4096 - dv) >> 12) + u + (bias << 6),   |v| < 2**23
-    spike = v > vth << 6;  v = 0 where it spiked
-
-All values are integers held in floating point where that is exact. The weights
-and biases are stored times 64 (the << 6), a power of two, so every sum is 64
-times the integer sum with the same rounding: synaptic input is a convolution in
-float32 when its worst case (a_in, before << 6) stays below 2**24, else float64,
-and a population's currents are added in float32 while their worst cases sum below
-2**24. The voltage is float32 when the decay keeps a power of two ((4096 - dv) /
-4096: the decay is then a division by a power of two and a truncation, both exact)
-and every |v| provably stays below 2**24, from the weights or from this batch's
-largest drive (|v| <= max|drive| / (1 - keep)); else float64, where |v| (4096 - dv)
-< 2**35 and the shift by 12 (a division by 4096, then truncation toward zero) are
-exact. Unlike the quantised reference (lava-dl's CUBA neuron), this is a
-separate implementation of the chip's arithmetic, checked against Lava spike for
-spike in the tests.
+Weights are stored times 64 (the chip's << 6 of a_in), a power of two, so every sum
+is 64 times the integer sum with the same rounding. An edge's input is computed in
+float32 when its worst case (a_in, before << 6) stays below 2**24, else float64: both
+exact. Unlike the quantised reference (lava-dl's CUBA neuron), this is a separate
+implementation of the chip's arithmetic, checked against Lava spike for spike in the
+tests.
 
 Less work than a dense float network, with the same integers:
 - spikes (and host payloads below 128) are convolved by oneDNN's int8 kernels,
@@ -34,16 +25,16 @@ Less work than a dense float network, with the same integers:
   is a per-channel scale, another 1x1 edge without int8 weights a matrix product;
 - edges that read the same source through the same weights (the residual stream's
   terms, which reach several populations) are computed once;
-- all-zero frames (one image at one step) are left out of every edge, and when under
+- all-zero frames (one image at one step) are left out of every edge (an edge's
+  input holds only the frames that had any, :class:`kernels.Current`), and when under
   15/16 of a source's input channels (dense features) carry any spike in the batch,
   only those enter a float convolution (weight[:, active], signal[:, active]);
-- a population's bias joins its first current (the convolution's own bias) when no
-  current can wrap;
-- everything runs channels_last, the payload arrives that way
-  (:func:`payload_tensor`), and a dense edge reads an image source in (H, W, C)
-  order through weights permuted once;
-- the LIF writes its spikes over its drive, keeping one step's voltage; spikes leave
-  as one byte each (bool, returned as uint8 [T, N, ...], possibly strided).
+- everything runs channels_last, the payload arrives that way (:func:`payload_tensor`),
+  and a dense edge reads an image source in (H, W, C) order through weights permuted
+  once;
+- a population's neurons take one pass, which also counts the spikes its edges need
+  (per frame, per channel, per position); spikes leave as one byte each (uint8
+  [T, N, ...], channels-last memory for images).
 """
 
 from __future__ import annotations
@@ -58,10 +49,10 @@ from torch.nn import functional as F
 from gac_deploy.body.formats import ACTIVATION_SCALE, ACTIVATION_SHIFT, DECAY_UNITY, STATE_MAX
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
-from gac_deploy.body.synapses import channel_bias
 from gac_deploy.body.timing import balance_delays
-from gac_deploy.hardware import int8_conv
+from gac_deploy.hardware import int8_conv, kernels
 from gac_deploy.hardware.int8_conv import INPUT_MAX, Int8Conv, int8_weight
+from gac_deploy.hardware.kernels import STATE_WRAP
 
 FLOAT32_EXACT = 1 << 24
 GATHER_BELOW = 15 / 16  # gather the active channels when fewer than this fraction carry spikes
@@ -86,88 +77,92 @@ class EmulatorRun:
 
 class Source:
     """One source's signal [T, N, ...] for a batch, ready for its edges: which frames
-    (images at one step) carry any nonzero value, ``positions``: the nonzero entries per
-    spatial position H*W (F when flat; summed over steps, images, channels) for events,
-    and, per edge kind, the values as frames with the channels (features) that carry
-    any nonzero value: "conv" float32 [T * N, C, H, W] channels_last, "dense" float32
-    [T * N, F] ((H, W, C) order for images: a view of the channels_last frames) and
-    "int8" uint8 [T * N, C, H, W] channels_last (only when ``small_unsigned``: every
-    value in 0 .. int8_conv.INPUT_MAX)."""
+    (images at one step) carry any nonzero value (``active_frames``), ``positions``: the
+    nonzero entries per spatial position H*W (F when flat; summed over steps, images,
+    channels) for events, ``channels``: per edge kind ("conv", "dense") the channels
+    (features, in (H, W, C) order for images) that carry any, and the active frames as
+    each kind of edge reads them (:meth:`gathered`): "conv" float32 [n, C, H, W]
+    channels_last, "dense" float32 [n, F] and "int8" uint8 [n, C, H, W] channels_last
+    (only when ``small_unsigned``: every value in 0 .. int8_conv.INPUT_MAX).
+
+    ``frames``: the signal as [T * N, C, H, W] (channels_last) or [T * N, F], uint8 for
+    spikes, float32 for graded values; ``frame_counts`` (int64 [T * N]) and
+    ``column_counts`` (int64, per entry of a frame in memory order: (H, W, C) for images)
+    count its nonzero entries."""
 
     def __init__(
-        self, signal: torch.Tensor, binary: bool = False, as_uint8: torch.Tensor | None = None
+        self,
+        frames: torch.Tensor,
+        steps_images: tuple[int, int],
+        frame_counts: torch.Tensor,
+        column_counts: torch.Tensor,
+        small_unsigned: bool,
     ) -> None:
-        """``binary``: every value is 0 or 1 (spikes, in any dtype); bool and uint8 are.
-        ``as_uint8``: the same signal as uint8, when the caller already has it."""
-        binary = binary or signal.dtype in (torch.bool, torch.uint8)
-        if signal.dtype == torch.bool:
-            signal = signal.view(torch.uint8)  # uint8 converts to float several times faster
-        self.steps_images = tuple(signal.shape[:2])
-        frames = signal.flatten(0, 1)
-        self.shape = tuple(frames.shape[1:])
-        if frames.dim() == 4:  # one transposition here, then every edge reads channels_last
-            frames = frames.to(torch.float32, memory_format=torch.channels_last)
-            rows = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view: (H, W, C)
-        else:
-            frames = frames.to(torch.float32)
-            rows = frames
         self.frames = frames
-        if binary:
-            self.small_unsigned = True
-            marks = rows
-        else:
-            low, high = torch.aminmax(rows) if rows.numel() else (0, 0)
-            self.small_unsigned = 0 <= float(low) and float(high) <= INPUT_MAX
-            # 1 where nonzero: integers capped at 1 (float arithmetic, faster than ne)
-            marks = rows.clamp(max=1.0) if float(low) >= 0 else rows.abs().clamp_(max=1.0)
-        self._uint8 = None if as_uint8 is None else as_uint8.flatten(0, 1)
-        if max(marks.shape) >= FLOAT32_EXACT:
-            marks = marks.double()
-        # row and column sums count the nonzero entries per frame and per column; integer
-        # counts below 2**24 (float32) or 2**53 (float64) are exact
-        per_frame = marks.sum(dim=1)
-        per_column = marks.sum(dim=0)
-        self.active_frames = _indices(per_frame > 0)
+        self.steps_images = steps_images
+        self.shape = tuple(frames.shape[1:])
+        self.small_unsigned = small_unsigned
+        self.active_frames = _indices(frame_counts > 0)
+        # the channels (features) that carry any nonzero value, per edge kind; None: all
+        self.channels = {"dense": _indices(column_counts > 0)}  # (H, W, C) order for images
         if frames.dim() == 4:
-            channels = self.shape[0]
-            per_column = per_column.double()
-            self._active = {"dense": per_column > 0}  # (H, W, C) order
-            per_column = per_column.view(-1, channels)  # [H*W, C]
-            self.positions = per_column.sum(dim=1).to(torch.int64)
-            self._active["conv"] = per_column.amax(dim=0) > 0
+            per_column = column_counts.view(-1, self.shape[0])  # [H*W, C]
+            self.positions = per_column.sum(dim=1)
+            self.channels["conv"] = _indices(per_column.amax(dim=0) > 0)
         else:
-            self.positions = per_column.to(torch.int64)
-            self._active = {"dense": per_column > 0}
-        self._operands: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        self._gathered: dict[tuple[str, bool], torch.Tensor] = {}
+            self.positions = column_counts
+        # each frame's row among the active frames (-1: silent), as edges return them
+        self.rows = torch.arange(len(frames))
+        if self.active_frames is not None:
+            self.rows.fill_(-1)[self.active_frames] = torch.arange(len(self.active_frames))
+        self._gathered: dict[tuple, torch.Tensor] = {}
 
-    def operand(self, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The frames for a ``kind`` edge and its active channels (None: all active)."""
-        if kind not in self._operands:
-            frames = self.frames
-            if kind == "int8":
-                frames = self._uint8 if self._uint8 is not None else frames
-                frames = frames.to(torch.uint8, memory_format=torch.channels_last)
-            elif kind == "dense" and frames.dim() == 4:
-                frames = frames.permute(0, 2, 3, 1).reshape(len(frames), -1)  # a view
-            active = self._active["conv" if kind == "int8" else kind]
-            self._operands[kind] = frames, _indices(active)
-        return self._operands[kind]
+    @classmethod
+    def of(cls, signal: torch.Tensor) -> Source:
+        """Any signal [T, N, C, H, W] or [T, N, F]: spikes (bool or uint8) or graded
+        integers in a float dtype (the host payload)."""
+        steps_images = tuple(signal.shape[:2])
+        if signal.dtype in (torch.bool, torch.uint8):
+            signal, small_unsigned = signal.view(torch.uint8), True
+        elif signal.dim() == 5:  # one transposition here, then every edge reads channels_last
+            frames = signal.flatten(0, 1).to(torch.float32, memory_format=torch.channels_last)
+            signal = frames.view(*steps_images, *frames.shape[1:])
+        else:
+            signal = signal.to(torch.float32)
+        frame_counts, column_counts, low, high = kernels.count_nonzero(signal)
+        if signal.dtype != torch.uint8:
+            small_unsigned = 0 <= low and high <= INPUT_MAX
+        frames = signal.flatten(0, 1)
+        return cls(frames, steps_images, frame_counts, column_counts, small_unsigned)
 
-    def gathered(self, kind: str, channels: bool) -> torch.Tensor:
-        """The active frames (and, if ``channels``, only the active channels), cached;
-        [n, C, H, W] frames stay channels_last."""
-        if (kind, channels) not in self._gathered:
-            x, active = self.operand(kind)
+    @classmethod
+    def fired(cls, fired: kernels.Fired) -> Source:
+        """A population's spikes, with the counts its LIF pass made."""
+        spikes = fired.spikes
+        steps_images = tuple(spikes.shape[:2])
+        frames = spikes.flatten(0, 1)
+        return cls(frames, steps_images, fired.frame_counts, fired.column_counts, True)
+
+    def gathered(
+        self, kind: str, channels: bool, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """The active frames (and, if ``channels``, only the active channels) as a ``kind``
+        edge reads them, in ``dtype`` (uint8 for the int8 kernels: ``small_unsigned``
+        sources only), cached; gathered first, converted after."""
+        if (kind, channels, dtype) not in self._gathered:
+            x = self.frames
             image = x.dim() == 4
-            if image:  # gather on the (n, H, W, C) view, a contiguous tensor
+            if image:  # (n, H, W, C): the memory of channels_last frames, contiguous
                 x = x.permute(0, 2, 3, 1)
+                if kind == "dense":
+                    x = x.reshape(len(x), -1)
             if self.active_frames is not None:
                 x = x.index_select(0, self.active_frames)
             if channels:
-                x = x.index_select(-1 if image else 1, active)
-            self._gathered[kind, channels] = x.permute(0, 3, 1, 2) if image else x
-        return self._gathered[kind, channels]
+                x = x.index_select(-1, self.channels[kind])
+            x = x.to(dtype)
+            self._gathered[kind, channels, dtype] = x.permute(0, 3, 1, 2) if x.dim() == 4 else x
+        return self._gathered[kind, channels, dtype]
 
 
 def _indices(mask: torch.Tensor) -> torch.Tensor | None:
@@ -190,11 +185,12 @@ class _Synapses:
         self.share: str | None = None
         self.worst = max_synaptic_input(edge, graph.payload_bits, graph.signed_input)
         self.dtype = torch.float32 if self.worst < FLOAT32_EXACT else torch.float64
-        weight = torch.as_tensor(edge.weight, dtype=self.dtype) * ACTIVATION_SCALE
+        integers = torch.as_tensor(edge.weight, dtype=torch.float64)
         self.mode = edge.kind  # "conv", "dense", "pointwise" or "scale"
         if edge.kind == "dense" and len(in_hw) == 2:  # columns (C, H, W) -> (H, W, C),
             channels = edge.weight.shape[1] // math.prod(in_hw)  # as the source's frames
-            weight = weight.view(-1, channels, *in_hw).permute(0, 2, 3, 1).reshape(len(weight), -1)
+            integers = integers.view(-1, channels, *in_hw).permute(0, 2, 3, 1).flatten(1)
+        weight = integers.to(self.dtype) * ACTIVATION_SCALE
         if edge.kind == "conv" and edge.weight.shape[2:] == (1, 1) and edge.padding == 0:
             weight = weight[:, :, 0, 0]
             diagonal = weight.shape[0] == weight.shape[1] and torch.equal(
@@ -207,8 +203,9 @@ class _Synapses:
             weight = weight.contiguous(memory_format=torch.channels_last)
         # spikes (and payloads below 128) through int8 weights: oneDNN's integer kernels
         self.int8: Int8Conv | None = None
-        if self.mode in ("conv", "pointwise") and self.dtype == torch.float32 and graph.quantized:
-            packed = int8_weight(edge.weight) if int8_conv.available() else None
+        if self.mode != "scale" and self.dtype == torch.float32 and graph.quantized:
+            kernel = integers if integers.dim() == 4 else integers[:, :, None, None]  # dense: 1x1
+            packed = int8_weight(kernel.numpy()) if int8_conv.available() else None
             if packed is not None:
                 int8, factor = packed
                 self.int8 = Int8Conv(int8, factor * ACTIVATION_SCALE, edge.stride, edge.padding)
@@ -227,42 +224,45 @@ class _Synapses:
                 output_padding=tuple(extra),
             )[0, 0].flatten()
         self.weight = weight
+        # a diagonal 1x1 edge of stride 1 is read straight from its source's frames, each
+        # column (memory order: channel fastest) times its channel's weight, by the kernel
+        self.column_scale = None
+        if self.mode == "scale" and edge.stride == 1:
+            self.column_scale = weight.flatten().repeat(math.prod(in_hw))
         self.out_shape = (edge.weight.shape[0], *out_hw)
 
-    def _apply(
-        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-    ) -> torch.Tensor:
-        """x [n, C, H, W] or [n, F] -> synaptic input x 64 (+ ``bias`` [C_out, 1, 1] or
-        [F_out]), [n, C_out, H', W'] channels_last or [n, F_out]."""
+    def _apply(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """x [n, C, H, W] or [n, F] -> synaptic input x 64, [n, C_out, H', W']
+        channels_last or [n, F_out]."""
         x = x.to(self.dtype)
         stride = self.edge.stride
-        flat = None if bias is None else bias.flatten()
         if self.mode == "conv":
-            return F.conv2d(x, weight, flat, stride=stride, padding=self.edge.padding)
+            return F.conv2d(x, weight, stride=stride, padding=self.edge.padding)
         if self.mode == "dense":
-            return x @ weight.T if bias is None else torch.addmm(flat, x, weight.T)
+            return x @ weight.T
         if stride > 1:
             x = x[:, :, ::stride, ::stride]
         n, _, h, w = x.shape
         if self.mode == "scale":  # channels_last in, channels_last out
-            return x * weight if bias is None else torch.addcmul(bias, x, weight)
+            return x * weight
         rows = x.permute(0, 2, 3, 1).reshape(n * h * w, -1)  # a view when channels_last
-        out = rows @ weight.T if bias is None else torch.addmm(flat, rows, weight.T)
-        return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+        return (rows @ weight.T).view(n, h, w, -1).permute(0, 3, 1, 2)
 
-    def current(self, source: Source, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """Synaptic input x 64 [T, N, *dst] from ``source``, plus ``bias`` (per output
-        channel, this edge's dtype) when given, computed only over the source's active
-        frames and, when enough are silent, its active channels (the sum is the same)."""
-        steps_images = source.steps_images
-        shape = (steps_images[0] * steps_images[1], *self.out_shape)
+    def current(self, source: Source) -> kernels.Current | None:
+        """Synaptic input x 64 from ``source`` over its active frames (None when it has
+        none, or no active channel), computed, when enough channels are silent, from
+        its active channels only (the sum is the same)."""
         frames = source.active_frames
-        _, channels = source.operand(self.edge.kind)
+        channels = source.channels[self.edge.kind]
         if (channels is not None and not len(channels)) or (frames is not None and not len(frames)):
-            out = _filled(shape, self.dtype, bias)
-            return out.view(*steps_images, *self.out_shape)
-        if self.int8 is not None and source.small_unsigned:
-            out = self.int8(source.gathered("int8", False), bias)
+            return None
+        if self.column_scale is not None:
+            values = kernels.memory_order(source.frames.to(self.dtype), leading=1)
+            return kernels.Current(values, torch.arange(len(values)), self.column_scale)
+        if self.int8 is not None and source.small_unsigned and self.mode == "dense":
+            out = self.int8(source.gathered("dense", False, torch.uint8)[:, :, None, None])
+        elif self.int8 is not None and source.small_unsigned:
+            out = self.int8(source.gathered("conv", False, torch.uint8))
         else:
             gather = (
                 self.mode != "scale"
@@ -270,10 +270,8 @@ class _Synapses:
                 and len(channels) < GATHER_BELOW * self.weight.shape[1]
             )
             weight = self.weight.index_select(1, channels) if gather else self.weight
-            out = self._apply(source.gathered(self.edge.kind, gather), weight, bias)
-        if frames is not None:
-            out = _filled(shape, self.dtype, bias).index_copy_(0, frames, out)
-        return out.view(*steps_images, *self.out_shape)
+            out = self._apply(source.gathered(self.edge.kind, gather), weight)
+        return kernels.Current(kernels.memory_order(out, leading=1), source.rows)
 
     def events(self, per_position: torch.Tensor) -> int:
         """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
@@ -282,13 +280,6 @@ class _Synapses:
         if self.edge.kind == "conv":
             return int(per_position.double().dot(self.reach)) * fan_out
         return int(per_position.sum()) * fan_out
-
-
-def _filled(shape: tuple[int, ...], dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
-    """Frames [n, *shape[1:]] holding ``bias`` (None: zeros); images channels_last."""
-    layout = torch.channels_last if len(shape) == 4 else torch.contiguous_format
-    out = torch.empty(shape, dtype=dtype, memory_format=layout)
-    return out.fill_(0) if bias is None else out.copy_(bias.expand(shape))
 
 
 def payload_tensor(payload: np.ndarray) -> torch.Tensor:
@@ -312,22 +303,25 @@ def active_per_position(signal: torch.Tensor) -> torch.Tensor:
 
 class _Neurons:
     """One population's constants, prepared once: its incoming edges, decay (v keeps
-    ``kept`` / 4096 per step), threshold and bias x 64, the largest drive its weights
-    allow, and the state dtype that keeps that exact (:func:`_state_dtype`)."""
+    ``kept`` / 4096 per step), threshold x 64, bias x 64 per neuron in memory order
+    (float64 [P]: (H, W, C) for images), and from the largest drive its weights allow,
+    whether its current can wrap or its voltage saturate (``checked``) and the dtype that
+    holds every value exactly (:func:`_state_dtype`)."""
 
     def __init__(self, graph: Graph, name: str, synapses: dict) -> None:
         pop = graph.population(name)
         self.incoming = graph.incoming(name)
         self.kept = DECAY_UNITY - int(pop.voltage_decay)
-        self.keep = self.kept / DECAY_UNITY
-        self.worst_drive = _worst_drive(graph, name, synapses)
-        self.dtype = _state_dtype(self.keep, self.worst_drive)
         self.threshold = float(int(pop.threshold) << ACTIVATION_SHIFT)
-        bias = channel_bias(pop.bias, pop.shape, torch.float64) * ACTIVATION_SCALE
-        self.bias = {dtype: bias.to(dtype) for dtype in (torch.float32, torch.float64)}
-        self.largest_bias = float(bias.abs().max()) if bias.numel() else 0.0
-        # float32 sums of the currents are exact while their worst cases add below 2**24
-        self.wide = sum(synapses[e.name].worst for e in self.incoming) >= FLOAT32_EXACT
+        bias = np.asarray(pop.bias, dtype=np.float64) * ACTIVATION_SCALE
+        positions = math.prod(pop.shape[1:]) if len(pop.shape) == 3 else 1
+        self.bias = np.ascontiguousarray(np.tile(bias, positions))
+        current = sum(synapses[e.name].worst for e in self.incoming) * ACTIVATION_SCALE
+        drive = current + float(np.abs(bias).max(initial=0))
+        keep = self.kept / DECAY_UNITY
+        bound = drive / (1 - keep) if keep < 1 else math.inf  # |v| <= max|drive| / (1 - keep)
+        self.checked = current > STATE_WRAP or bound > STATE_MAX
+        self.dtype = _state_dtype(keep, min(bound, STATE_MAX + drive))
 
 
 class Prepared(dict):
@@ -355,12 +349,16 @@ def prepare(graph: Graph) -> Prepared:
         first.setdefault(key, []).append(edge.name)
         synapses[edge.name] = syn
     if graph.quantized:  # thresholds and decays are chip integers only then
-        synapses.neurons = _population_constants(graph, synapses)
+        synapses.neurons = {p.name: _Neurons(graph, p.name, synapses) for p in graph.populations}
     return synapses
 
 
-def _population_constants(graph: Graph, synapses: dict) -> dict[str, _Neurons]:
-    return {pop.name: _Neurons(graph, pop.name, synapses) for pop in graph.populations}
+def _state_dtype(keep: float, bound: float) -> torch.dtype:
+    """float32 when every value of a population is an exact float32 integer: the decay
+    factor keep = (4096 - dv) / 4096 is a power of two (or 0), so v * keep only shifts,
+    and |v|, |drive| <= ``bound`` < 2**24; else float64."""
+    power_of_two = keep == 0 or math.frexp(keep)[0] == 0.5
+    return torch.float32 if power_of_two and bound < FLOAT32_EXACT else torch.float64
 
 
 def check_balanced(graph: Graph) -> None:
@@ -374,94 +372,6 @@ def check_balanced(graph: Graph) -> None:
             )
 
 
-def _worst_drive(graph: Graph, name: str, synapses: dict) -> float:
-    """Largest |a_in + bias| << 6 the population can receive, from its weights alone."""
-    worst = sum(synapses[e.name].worst for e in graph.incoming(name))
-    return (worst + float(np.abs(graph.population(name).bias).max(initial=0))) * ACTIVATION_SCALE
-
-
-def _state_dtype(keep: float, worst_drive: float) -> torch.dtype:
-    """float32 when every value of the population is an exact float32 integer: the
-    decay factor keep = (4096 - dv) / 4096 is a power of two (or 0), so v * keep
-    only shifts, and the largest |v| stays below 2**24."""
-    power_of_two = keep == 0 or math.frexp(keep)[0] == 0.5
-    # |v| <= worst_drive / (1 - keep), and never beyond the 24-bit clamp plus one drive
-    bound = min(worst_drive / (1 - keep) if keep < 1 else math.inf, STATE_MAX + worst_drive)
-    return torch.float32 if power_of_two and bound < FLOAT32_EXACT else torch.float64
-
-
-def _accumulate(drive: torch.Tensor) -> torch.Tensor:
-    """A non-leaky read-out (dv = 0): v[t] = sum of drive up to t, saturating at 24 bits."""
-    v = torch.cumsum(drive.to(torch.float64), dim=0)
-    if v.abs().max() > STATE_MAX:  # saturation is sequential: replay step by step
-        state = torch.zeros_like(v[0])
-        for t in range(len(v)):
-            state = (state + drive[t]).clamp(-STATE_MAX, STATE_MAX)
-            v[t] = state
-    return v.to(torch.int64)
-
-
-def _decay_(v: torch.Tensor, kept: int) -> torch.Tensor:
-    """sign(v) * (|v| * kept >> 12), in place: one exact division when kept divides 4096
-    (float32 or float64), else |v| * kept < 2**35 first (float64)."""
-    if DECAY_UNITY % kept == 0:
-        return v.div_(DECAY_UNITY // kept, rounding_mode="trunc")
-    return v.mul_(kept).div_(DECAY_UNITY, rounding_mode="trunc")
-
-
-STATE_WRAP = STATE_MAX + 1  # 2**23
-
-
-def _wrap_current_(u: torch.Tensor) -> int:
-    """Lava's (and the chip's) 24-bit current, in place: u > 2**23 becomes u - 2**24 and
-    u <= -2**23 becomes u + 2**24. Returns how many values wrapped."""
-    high, low = u > STATE_WRAP, u <= -STATE_WRAP
-    wrapped = int(high.sum()) + int(low.sum())
-    if wrapped:
-        u.sub_(high.to(u.dtype) * (2 * STATE_WRAP)).add_(low.to(u.dtype) * (2 * STATE_WRAP))
-    return wrapped
-
-
-def _fire(
-    drive: torch.Tensor, kept: int, threshold: float, clamp: bool
-) -> tuple[torch.Tensor, int]:
-    """LIF spikes [T, N, ...] (0 or 1, in drive's dtype) from drive [T, N, ...], written
-    over the drive itself (its memory is the last one touched, so still in cache), and
-    how many voltages saturated at the 24-bit state (counted only when ``clamp``).
-
-    v[t] = decay(v[t-1]) + drive[t], where v[t-1] was reset to 0 where it spiked; one
-    step's voltage is kept at a time. Float arithmetic only: v and the threshold are
-    integers, so clamp(v - threshold, 0, 1) is 1 exactly where v > threshold, and
-    v - v * spike is the reset voltage."""
-    saturated = 0
-    v = torch.empty_like(drive[0])
-    for t in range(drive.shape[0]):
-        if t and kept:
-            torch.add(drive[t], _decay_(v, kept), out=v)
-        else:
-            v.copy_(drive[t])
-        if clamp:
-            saturated += int((v.abs() > STATE_MAX).sum())
-            v.clamp_(-STATE_MAX, STATE_MAX)
-        spike = torch.sub(v, threshold, out=drive[t]).clamp_(0.0, 1.0)
-        if kept and t < drive.shape[0] - 1:
-            v.addcmul_(v, spike, value=-1.0)  # the reset, kept for the next step's decay
-    return drive, saturated
-
-
-def _leaky_readout(drive: torch.Tensor, kept: int, threshold: float, clamp: bool) -> torch.Tensor:
-    """The voltage [T, N, classes] (int64) of a leaky read-out, before each step's reset."""
-    v = torch.zeros_like(drive[0])
-    out = []
-    for t in range(drive.shape[0]):
-        v = _decay_(v.clone(), kept).add_(drive[t]) if kept else drive[t].clone()
-        if clamp:
-            v.clamp_(-STATE_MAX, STATE_MAX)
-        out.append(v.clone())
-        v.masked_fill_(v > threshold, 0.0)
-    return torch.stack(out).to(torch.int64)
-
-
 def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -> EmulatorRun:
     """Emulate the body on graded payload integers [T, N, C, H, W]."""
     if not graph.quantized:
@@ -472,93 +382,56 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         check_balanced(graph)
         if isinstance(synapses, Prepared):
             synapses.checked_delays = delays
+    neurons = getattr(synapses, "neurons", None)
+    if neurons is None:
+        neurons = {p.name: _Neurons(graph, p.name, synapses) for p in graph.populations}
     readers: dict[str, int] = {}  # edges still to read each source / shared current
     for edge in graph.edges:
         share = synapses[edge.name].share or edge.name
         readers[edge.src] = readers.get(edge.src, 0) + 1
         readers[share] = readers.get(share, 0) + 1
-    sources: dict[str, Source] = {INPUT: Source(payload)}
+    sources: dict[str, Source] = {INPUT: Source.of(payload)}
+    steps_images = sources[INPUT].steps_images
     spikes: dict[str, torch.Tensor] = {}
-    currents: dict[str, torch.Tensor] = {}
+    computed: dict[str, kernels.Current | None] = {}
     ops = {}
     overflows: dict[str, int] = {}
     readout = None
-    neurons = getattr(synapses, "neurons", None) or _population_constants(graph, synapses)
     for pop in graph.populations:
         cell = neurons[pop.name]
-        incoming, kept, keep = cell.incoming, cell.kept, cell.keep
-        worst_drive, dtype, threshold = cell.worst_drive, cell.dtype, cell.threshold
-        # the bias joins the first current when nothing can wrap (the chip wraps the
-        # current before it adds the bias) and that current is yet to be computed, for
-        # this edge alone
-        first = synapses[incoming[0].name] if incoming else None
-        fold = (
-            first is not None
-            and worst_drive <= STATE_WRAP
-            and not cell.wide
-            and dtype == first.dtype
-            and readers[first.share or first.edge.name] == 1
-            and (first.share or first.edge.name) not in currents
-        )
-        drive = None
-        owned = False  # whether drive is this population's own tensor (free to change)
-        for edge in incoming:
+        currents = []
+        for edge in cell.incoming:
             syn = synapses[edge.name]
             share = syn.share or edge.name
             source = sources[edge.src]
-            if share not in currents:
-                folded = cell.bias[syn.dtype] if fold and drive is None else None
-                currents[share] = syn.current(source, folded)
-            current = currents[share]
-            readers[share] -= 1
-            if not readers[share]:
-                del currents[share]
+            if share not in computed:
+                computed[share] = syn.current(source)
+            if computed[share] is not None:
+                currents.append(computed[share])
             ops[edge.name] = syn.events(source.positions)
-            readers[edge.src] -= 1
-            if not readers[edge.src]:
-                del sources[edge.src]
-            if drive is None and cell.wide:
-                drive, owned = current.to(torch.float64, copy=True), True
-            elif drive is None:
-                drive, owned = current, not readers[share]
-            elif owned and current.dtype.itemsize <= drive.itemsize:
-                drive.add_(current)
-            else:
-                drive, owned = torch.add(drive, current), True
-        # the current a_in << 6 is 24-bit: the chip (and Lava) wraps it beyond 2**23
-        wrapped = 0
-        if worst_drive > STATE_WRAP:
-            if float(drive.abs().max()) > STATE_WRAP:
-                if not owned or drive.dtype != torch.float64:
-                    drive, owned = drive.to(torch.float64, copy=True), True
-                wrapped = _wrap_current_(drive)
-        if dtype == torch.float64 and drive.dtype == torch.float32:
-            # this batch's largest drive may prove float32 exact where the weights cannot
-            largest = float(drive.abs().max()) + cell.largest_bias
-            dtype = _state_dtype(keep, largest)
-            worst_drive = min(worst_drive, largest)
-        if fold:
-            pass
-        elif owned and drive.dtype == dtype:
-            drive.add_(cell.bias[dtype])
-        else:
-            drive, owned = torch.add(drive.to(dtype), cell.bias[dtype]), True
-        if pop.role == "readout" and keep == 1.0:
-            readout = _accumulate(drive)
-            continue
-        # |v| <= max|drive| / (1 - keep): clamping to the 24-bit state can only matter beyond
-        clamp = keep >= 1 or worst_drive / (1 - keep) > STATE_MAX
+            for done in (share, edge.src):  # free what no edge reads any more
+                readers[done] -= 1
+                if not readers[done]:
+                    computed.pop(done, None)
+                    sources.pop(done, None)
         if pop.role == "readout":
-            readout = _leaky_readout(drive, kept, threshold, clamp)
+            readout, overflows[pop.name] = kernels.voltage(
+                currents, cell.bias, cell.kept, cell.threshold, steps_images, pop.size
+            )
             continue
-        if not owned:  # a shared current: the spikes need memory of their own
-            drive = drive.clone()
-        fired, saturated = _fire(drive, kept, threshold, clamp)
-        overflows[pop.name] = wrapped + saturated
-        del drive
-        # 1 byte per spike; float -> bool is vectorised where float -> uint8 is not
-        spikes[pop.name] = fired.to(torch.bool).view(torch.uint8)
+        fired = kernels.spiking(
+            currents,
+            cell.bias,
+            cell.kept,
+            cell.threshold,
+            steps_images,
+            tuple(pop.shape),
+            dtype=cell.dtype,
+            checked=cell.checked,
+        )
+        del currents
+        overflows[pop.name] = fired.overflows
+        spikes[pop.name] = fired.spikes
         if readers.get(pop.name):
-            sources[pop.name] = Source(fired, binary=True, as_uint8=spikes[pop.name])
-        del fired
+            sources[pop.name] = Source.fired(fired)
     return EmulatorRun(spikes, readout, ops, overflows)

@@ -1,6 +1,8 @@
 """The emulator's shortcuts (active channels and frames gathered, currents shared between
 edges with the same source and weights) give exactly the plain computation."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -33,14 +35,29 @@ def binary(shape, rate, seed, silent_channels=(), silent_frames=()):
     return spikes
 
 
-def assert_current_exact(edge, signal, in_hw, out_hw):
-    graph = Graph(input_shape=(1, 1, 1), time_steps=1, payload_bits=PAYLOAD_BITS)
+def as_signal(current, steps_images, shape):
+    """A kernels.Current (rows of the active frames, memory order, optional per-column
+    scale) back as the plain [T, N, *shape] float64 input; None counts as all zero."""
+    frames = torch.zeros(math.prod(steps_images), math.prod(shape), dtype=torch.float64)
+    if current is not None:
+        values = current.values.double()
+        if current.scale is not None:
+            values = values * current.scale.double()
+        active = current.rows >= 0
+        frames[active] = values[current.rows[active]]
+    if len(shape) == 3:  # memory order (H, W, C) -> (C, H, W)
+        frames = frames.view(-1, *shape[1:], shape[0]).permute(0, 3, 1, 2)
+    return frames.reshape(*steps_images, *shape)
+
+
+def assert_current_exact(edge, signal, in_hw, out_hw, graph=None):
+    graph = graph or Graph(input_shape=(1, 1, 1), time_steps=1, payload_bits=PAYLOAD_BITS)
     syn = _Synapses(edge, graph, in_hw, out_hw)
-    fast = syn.current(Source(signal))
+    source = Source.of(signal)
     plain = edge_current(edge, signal.double()) * ACTIVATION_SCALE  # float64, no shortcut
-    assert fast.shape == plain.shape
-    assert torch.equal(fast.double(), plain)
-    return fast
+    fast = as_signal(syn.current(source), source.steps_images, tuple(plain.shape[2:]))
+    assert torch.equal(fast, plain)
+    return syn, fast
 
 
 CONV_CASES = {
@@ -59,7 +76,7 @@ def test_conv_current_equals_plain_convolution(case, k, stride, padding):
     spikes = binary((4, 3, 12, 9, 9), 0.3, seed=k + stride, **CONV_CASES[case])
     edge = conv_edge("pop", 12, 7, k, stride, padding, seed=stride)
     out = (9 + 2 * padding - k) // stride + 1
-    fast = assert_current_exact(edge, spikes, (9, 9), (out, out))
+    _, fast = assert_current_exact(edge, spikes, (9, 9), (out, out))
     if case == "no channel active":
         assert not fast.any()
     else:
@@ -80,12 +97,16 @@ def test_graded_input_current_equals_plain_convolution(silent, bits):
     edge = conv_edge(INPUT, 5, 6, 3, 1, 1, seed=4)
     edge.weight[:, 0] = -256  # the most negative weight, against the largest input
     assert_current_exact(edge, payload, (8, 8), (8, 8))
-    assert Source(payload).small_unsigned == (bits <= 7)
+    assert Source.of(payload).small_unsigned == (bits <= 7)
 
 
+@pytest.mark.parametrize("int8", [True, False])
 @pytest.mark.parametrize("case", ["flat", "from a conv population"])
 @pytest.mark.parametrize("silent", ["none", "half", "all"])
-def test_dense_current_equals_plain_matmul(case, silent):
+def test_dense_current_equals_plain_matmul(case, silent, int8, monkeypatch):
+    """Through int8 1x1 kernels (features as channels) or a float matrix product."""
+    if not int8:
+        monkeypatch.setattr(int8_conv, "available", lambda: False)
     shape = (4, 3, 40) if case == "flat" else (4, 3, 5, 2, 4)
     spikes = binary(shape, 0.3, seed=5)
     if silent == "half":
@@ -94,7 +115,8 @@ def test_dense_current_equals_plain_matmul(case, silent):
         spikes[:] = False
     weight = 2 * np.random.default_rng(6).integers(-128, 128, size=(10, 40))
     edge = Edge("fc", "pop", "readout", "dense", weight.astype(np.float64))
-    assert_current_exact(edge, spikes, tuple(shape[3:]), ())
+    syn, _ = assert_current_exact(edge, spikes, tuple(shape[3:]), ())
+    assert (syn.int8 is not None) == int8
 
 
 DIAGONAL = np.diag(2.0 * np.arange(-3, 3)).reshape(6, 6, 1, 1)
@@ -108,24 +130,20 @@ EDGE_MODES = {  # (weight, stride, padding, how the emulator computes it)
 
 @pytest.mark.parametrize("int8", [True, False])
 @pytest.mark.parametrize("case", EDGE_MODES)
-def test_edge_modes_and_biases_equal_plain_computation(case, int8, monkeypatch):
-    """Diagonal 1x1 edges are per-channel scales, other 1x1 edges matrix products (or
-    int8 convolutions), and a population's bias may join its first current: the same
-    numbers as convolution + bias."""
+def test_edge_modes_equal_plain_computation(case, int8, monkeypatch):
+    """Diagonal 1x1 edges are per-channel scales (of stride 1: the source's own frames,
+    scaled per column by the neuron kernel), other 1x1 edges matrix products (or int8
+    convolutions): the same numbers as convolution."""
     if not int8:
         monkeypatch.setattr(int8_conv, "available", lambda: False)
     weight, stride, padding, mode = EDGE_MODES[case]
-    spikes = binary((2, 3, 6, 7, 7), 0.3, seed=9)
-    graph = Graph(input_shape=(1, 1, 1), time_steps=1, payload_bits=PAYLOAD_BITS)
+    spikes = binary((2, 3, 6, 7, 7), 0.3, seed=9, silent_frames=[(1, 2)])
     edge = Edge("layer", "pop", "dst", "conv", weight, stride, padding)
     out = (7 + 2 * padding - weight.shape[2]) // stride + 1
-    syn = _Synapses(edge, graph, (7, 7), (out, out))
+    syn, _ = assert_current_exact(edge, spikes, (7, 7), (out, out))
     assert syn.mode == mode
     assert (syn.int8 is not None) == (int8 and mode != "scale")
-    plain = edge_current(edge, spikes.double()) * ACTIVATION_SCALE
-    bias = torch.arange(-3.0, 3.0, dtype=torch.float64).view(-1, 1, 1) * 64 * 5
-    assert torch.equal(syn.current(Source(spikes)).double(), plain)
-    assert torch.equal(syn.current(Source(spikes), bias.float()).double(), plain + bias)
+    assert (syn.column_scale is not None) == (mode == "scale" and stride == 1)
 
 
 def test_shared_currents_only_for_equal_weights():

@@ -1,0 +1,335 @@
+"""The emulator's neuron arithmetic: one compiled (numba) pass per population over its
+whole window, and the statistics of a graded signal.
+
+A population's pass sums its currents, runs Loihi's CUBA arithmetic (every value x 64,
+the << 6 of the chip's activations; current decay 4096, nothing kept) and, for a spiking
+population, writes its spikes with the counts its outgoing edges need:
+
+    a = sum of the currents a_in << 6,  wrapped to 24 bits: a > 2**23 -> a - 2**24,
+                                                       a <= -2**23 -> a + 2**24
+    v = trunc(v * kept / 4096) + a + (bias << 6),  saturated to |v| <= 2**23 - 1
+    spike = v > vth << 6;  v = 0 where it spiked (a read-out resets only if leaky)
+
+Each wrap and each saturation counts as one overflow. All values are integers held in
+float64, where every step is exact: |v| kept / 4096 < 2**35, the factor kept / 4096 is
+exact, and so are the truncation and the sums. Writing this with PyTorch operations
+took five to ten passes over [T, N, ...] tensors and as many fresh allocations; here it
+is one pass, with the currents read where their edges left them.
+
+Layout: a frame is one image at one step, frame f = t * N + n. Values are in memory
+order, P = H * W * C for channels-last images (position-major, channel fastest) and
+P = F for flat populations. numba compiles each kernel once per dtype and number of
+currents and caches the machine code on disk (beside this module, or in numba's user
+cache where that is read-only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numba import njit
+
+from gac_deploy.body.formats import DECAY_UNITY, STATE_MAX
+
+STATE_WRAP = STATE_MAX + 1  # 2**23: the 24-bit current wraps here
+
+
+@dataclass
+class Current:
+    """One edge's synaptic input x 64 over a batch: ``values`` [M, P] (float32 or float64,
+    memory order) for the M frames that had input (times ``scale`` where given), ``rows``
+    int64 [T * N]: frame f's row in ``values``, -1 where the frame had none (input 0)."""
+
+    values: torch.Tensor
+    rows: torch.Tensor
+    scale: torch.Tensor | None = None
+    """Per column [P], in the values' dtype: the input is values * scale (a diagonal 1x1
+    edge, read straight from its source's frames)."""
+
+
+@dataclass
+class Fired:
+    """A population's spikes as one byte each, uint8 [T, N, *shape] (channels-last memory
+    for images), and what its outgoing edges read: nonzero entries per frame, int64
+    [T * N], and per column of the memory order, int64 [P]; and its overflows (current
+    wraps and voltage saturations)."""
+
+    spikes: torch.Tensor
+    frame_counts: torch.Tensor
+    column_counts: torch.Tensor
+    overflows: int
+
+
+@njit(inline="always")
+def _input(currents, scales, rows, frame, a, direct):  # pragma: no cover
+    """Frame ``frame``'s summed input [P]: the current's own row when ``direct`` (one
+    current, unscaled; ``a`` then stays all zero for silent frames), else summed in ``a``."""
+    if direct:
+        row = rows[0, frame]
+        return currents[0][row] if row >= 0 else a
+    a[:] = 0
+    for i in range(len(currents)):
+        row = rows[i, frame]
+        if row >= 0:
+            values = currents[i][row]
+            scale = scales[i]
+            for p in range(len(a)):
+                a[p] += values[p] * scale[p]
+    return a
+
+
+@njit(inline="always")
+def _wrap(a):  # pragma: no cover
+    if a > STATE_WRAP:
+        return a - 2 * STATE_WRAP, 1
+    if a <= -STATE_WRAP:
+        return a + 2 * STATE_WRAP, 1
+    return a, 0
+
+
+@njit(inline="always")
+def _saturate(v):  # pragma: no cover
+    if v > STATE_MAX:
+        return float(STATE_MAX), 1
+    if v < -STATE_MAX:
+        return -float(STATE_MAX), 1
+    return v, 0
+
+
+@njit(inline="always")
+def _count_spikes(spikes, columns):  # pragma: no cover
+    count = 0
+    for p in range(len(spikes)):
+        count += spikes[p]
+        columns[p] += spikes[p]
+    return count
+
+
+@njit(nogil=True, cache=True)
+def _spiking(
+    currents, scales, rows, direct, bias, keep, threshold, spikes, frames, columns, first, last
+):  # pragma: no cover
+    """The LIF pass where nothing can wrap or saturate, in the currents' dtype."""
+    steps, images, size = spikes.shape
+    v = np.zeros(size, bias.dtype)
+    a = np.zeros(size, bias.dtype)
+    for n in range(first, last):
+        v[:] = 0
+        for t in range(steps):
+            frame = t * images + n
+            drive = _input(currents, scales, rows, frame, a, direct)
+            out = spikes[t, n]
+            for p in range(size):
+                x = np.trunc(v[p] * keep) + drive[p] + bias[p]
+                fired = x > threshold
+                out[p] = fired
+                v[p] = 0 if fired else x
+            frames[frame] = _count_spikes(out, columns)
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def _spiking_checked(
+    currents, scales, rows, direct, bias, keep, threshold, spikes, frames, columns, first, last
+):  # noqa: E501  # pragma: no cover
+    """The LIF pass with the current's wrap and the voltage's saturation, each counted."""
+    steps, images, size = spikes.shape
+    overflows = 0
+    v = np.zeros(size, bias.dtype)
+    a = np.zeros(size, bias.dtype)
+    for n in range(first, last):
+        v[:] = 0
+        for t in range(steps):
+            frame = t * images + n
+            drive = _input(currents, scales, rows, frame, a, direct)
+            out = spikes[t, n]
+            for p in range(size):
+                wrapped, w = _wrap(drive[p])
+                x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
+                overflows += w + s
+                fired = x > threshold
+                out[p] = fired
+                v[p] = 0 if fired else x
+            frames[frame] = _count_spikes(out, columns)
+    return overflows
+
+
+@njit(nogil=True, cache=True)
+def _voltage(
+    currents, scales, rows, direct, bias, keep, threshold, reset, voltage
+):  # pragma: no cover
+    steps, images, size = voltage.shape
+    overflows = 0
+    v = np.zeros(size)
+    a = np.zeros(size)
+    for n in range(images):
+        v[:] = 0
+        for t in range(steps):
+            drive = _input(currents, scales, rows, t * images + n, a, direct)
+            for p in range(size):
+                wrapped, w = _wrap(drive[p])
+                x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
+                overflows += w + s
+                voltage[t, n, p] = x
+                v[p] = 0.0 if reset and x > threshold else x
+    return overflows
+
+
+@njit(nogil=True, cache=True)
+def _count(values, frames, columns, first, last):  # pragma: no cover
+    low = high = values[first, 0]
+    for m in range(first, last):
+        count = 0
+        row = values[m]
+        for p in range(values.shape[1]):
+            x = row[p]
+            nonzero = x != 0
+            count += nonzero
+            columns[p] += nonzero
+            low = min(low, x)
+            high = max(high, x)
+        frames[m] = count
+    return low, high
+
+
+def memory_order(signal: torch.Tensor, leading: int = 2) -> torch.Tensor:
+    """A signal [*lead, C, H, W] (or [*lead, F]) as the contiguous [*lead, P] of its memory,
+    ``leading`` dims kept: a view when the images are channels last (or the features
+    contiguous), else a copy in that order."""
+    if signal.dim() == leading + 3:
+        signal = signal.movedim(leading, -1)
+    return signal.contiguous().view(*signal.shape[:leading], math.prod(signal.shape[leading:]))
+
+
+def _operands(currents: list[Current], size: int, frames: int, dtype: torch.dtype) -> tuple:
+    """The currents as one tuple of [M, P] arrays in ``dtype``, their scales [K, P] (1
+    where they have none), row maps int64 [K, T * N], and whether the one current can be
+    read as it is; one empty current where there are none."""
+    real = torch.empty(0, dtype=dtype).numpy().dtype
+    if not currents:
+        empty = np.zeros((0, size), real)
+        return (empty,), np.ones((1, size), real), np.full((1, frames), -1, np.int64), True
+    values = tuple(c.values.to(dtype).numpy() for c in currents)
+    scales = np.ones((len(currents), size), real)
+    for i, current in enumerate(currents):
+        if current.scale is not None:
+            scales[i] = current.scale.numpy()
+    direct = len(currents) == 1 and currents[0].scale is None
+    return values, scales, torch.stack([c.rows for c in currents]).numpy(), direct
+
+
+def spiking(
+    currents: list[Current],
+    bias: np.ndarray,
+    kept: int,
+    threshold: float,
+    steps_images: tuple[int, int],
+    shape: tuple[int, ...],
+    dtype: torch.dtype = torch.float64,
+    checked: bool = True,
+) -> Fired:
+    """Spikes of a LIF population of ``shape`` (C, H, W) or (F,) over T steps and N images
+    (``steps_images``), from its currents and ``bias`` (x 64, [P], memory order); v keeps
+    ``kept`` / 4096 per step, ``threshold`` is vth x 64. The pass runs in ``dtype``:
+    float32 only where the caller has shown every value exact in it (a decay that keeps a
+    power of two and |v| < 2**24); ``checked`` False only where no current can wrap and
+    no voltage saturate. The images are split over torch's intra-op thread count."""
+    steps, images = steps_images
+    layout = (*shape[1:], shape[0]) if len(shape) == 3 else shape
+    spikes = torch.empty((steps, images, *layout), dtype=torch.uint8)
+    frames = torch.empty(steps * images, dtype=torch.int64)
+    size = int(np.prod(shape))
+    values, scales, rows, direct = _operands(currents, size, len(frames), dtype)
+    real = values[0].dtype.type
+    kernel = _spiking_checked if checked else _spiking
+    parts = _parts(images, steps * size)
+    columns = np.zeros((len(parts), size), np.int64)
+    arguments = (
+        values,
+        scales,
+        rows,
+        direct,
+        bias.astype(real, copy=False),
+        real(kept / DECAY_UNITY),
+    )
+    arguments += (real(threshold), spikes.numpy().reshape(steps, images, -1), frames.numpy())
+    overflows = _in_parallel(parts, lambda i, lo, hi: kernel(*arguments, columns[i], lo, hi))
+    if len(shape) == 3:
+        spikes = spikes.permute(0, 1, 4, 2, 3)  # [T, N, C, H, W], channels-last memory
+    return Fired(spikes, frames, torch.from_numpy(columns.sum(axis=0)), sum(overflows))
+
+
+def voltage(
+    currents: list[Current],
+    bias: np.ndarray,
+    kept: int,
+    threshold: float,
+    steps_images: tuple[int, int],
+    size: int,
+) -> tuple[torch.Tensor, int]:
+    """A flat read-out's voltage before each step's reset, int64 [T, N, size] (float64
+    arithmetic, checked), and its overflows; it resets (to 0, where v > ``threshold``)
+    only when it leaks (kept < 4096)."""
+    steps, images = steps_images
+    voltage = np.empty((steps, images, size))
+    values, scales, rows, direct = _operands(currents, size, steps * images, torch.float64)
+    reset = kept < DECAY_UNITY
+    overflows = _voltage(
+        values,
+        scales,
+        rows,
+        direct,
+        bias.astype(np.float64),
+        kept / DECAY_UNITY,
+        float(threshold),
+        reset,
+        voltage,
+    )
+    return torch.from_numpy(voltage).to(torch.int64), int(overflows)
+
+
+def count_nonzero(signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Nonzero entries of ``signal`` [T, N, *shape] per frame (int64 [T * N]) and per column
+    of the memory order (int64 [P], see :func:`memory_order`), and its smallest and largest
+    value (0, 0 when empty)."""
+    values = memory_order(signal)
+    if values.dtype == torch.bool:
+        values = values.view(torch.uint8)
+    values = values.flatten(0, 1).numpy()
+    frames = np.zeros(len(values), np.int64)
+    if not values.size:
+        return torch.from_numpy(frames), torch.zeros(values.shape[1], dtype=torch.int64), 0.0, 0.0
+    parts = _parts(len(values), values.shape[1])
+    columns = np.zeros((len(parts), values.shape[1]), np.int64)
+    ranges = _in_parallel(parts, lambda i, lo, hi: _count(values, frames, columns[i], lo, hi))
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    return torch.from_numpy(frames), torch.from_numpy(columns.sum(axis=0)), float(low), float(high)
+
+
+MIN_PART = 1 << 16  # values per thread below which splitting costs more than it saves
+
+
+def _parts(count: int, cost_each: int) -> list[tuple[int, int]]:
+    """``count`` items (each ``cost_each`` values) split into contiguous [lo, hi) ranges, one
+    per torch intra-op thread, fewer when the ranges would be small."""
+    parts = max(1, min(torch.get_num_threads(), count, count * cost_each // MIN_PART))
+    bounds = np.linspace(0, count, parts + 1).astype(int)
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _in_parallel(parts: list[tuple[int, int]], run: Callable[[int, int, int], object]) -> list:
+    """run(i, lo, hi) for each part, the kernels releasing the GIL: the first in this
+    thread, the others in a shared pool; their results in order."""
+    global _pool
+    if len(parts) > 1 and (_pool is None or _pool._max_workers < len(parts) - 1):
+        _pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="gac-kernel")
+    others = [_pool.submit(run, i, lo, hi) for i, (lo, hi) in enumerate(parts) if i]
+    return [run(0, *parts[0])] + [future.result() for future in others]
