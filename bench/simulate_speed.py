@@ -21,6 +21,9 @@ random 32x32 images, alternating, several times in this process;
 
 from __future__ import annotations
 
+import gac_deploy  # noqa: F401  (before torch, like the CLI: its OpenMP default applies)
+
+# isort: split
 import argparse
 import contextlib
 import tempfile

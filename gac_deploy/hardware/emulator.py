@@ -350,6 +350,10 @@ def prepare(graph: Graph) -> Prepared:
         synapses[edge.name] = syn
     if graph.quantized:  # thresholds and decays are chip integers only then
         synapses.neurons = {p.name: _Neurons(graph, p.name, synapses) for p in graph.populations}
+        for pop in graph.populations:  # compiled now, not in the first batch
+            cell = synapses.neurons[pop.name]
+            readout = pop.role == "readout"
+            kernels.load(cell.dtype, len(cell.incoming), cell.checked, readout)
     return synapses
 
 

@@ -311,6 +311,35 @@ def count_nonzero(signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, flo
     return torch.from_numpy(frames), torch.from_numpy(columns.sum(axis=0)), float(low), float(high)
 
 
+def load(dtype: torch.dtype, currents: int, checked: bool, readout: bool = False) -> None:
+    """Compile (or load from numba's disk cache) the pass that a population with
+    ``currents`` incoming edges runs, by running it on one neuron: the cost moves to
+    start-up, out of the first batch. The graded payload's count is loaded with it."""
+    zero = Current(torch.zeros(1, 1, dtype=dtype), torch.zeros(1, dtype=torch.int64))
+    inputs, bias = [zero] * max(currents, 1), np.zeros(1)
+    if readout:
+        voltage(inputs, bias, DECAY_UNITY, 0.0, (1, 1), 1)
+    else:
+        spiking(inputs, bias, DECAY_UNITY, 0.0, (1, 1), (1,), dtype, checked)
+    count_nonzero(torch.zeros(1, 1, 1))
+
+
+def compile_common(most_currents: int = 4) -> None:
+    """Compile into numba's disk cache the passes that most graphs run: spiking in
+    float32 and float64, checked or not, with 1 .. ``most_currents`` incoming edges,
+    read-outs with one or two, and the counts of float32, float64 and uint8 signals.
+    ``make install`` runs this, so that tests and first simulations load them instead
+    (about a second each to compile, milliseconds to load); others compile when used."""
+    for dtype in (torch.float32, torch.float64):
+        for currents in range(1, most_currents + 1):
+            for checked in (False, True):
+                load(dtype, currents, checked)
+        count_nonzero(torch.zeros(1, 1, 1, dtype=dtype))
+    for currents in (1, 2):
+        load(torch.float64, currents, True, readout=True)
+    count_nonzero(torch.zeros(1, 1, 1, dtype=torch.uint8))
+
+
 MIN_PART = 1 << 16  # values per thread below which splitting costs more than it saves
 
 
