@@ -206,14 +206,20 @@ def memory_order(signal: torch.Tensor, leading: int = 2) -> torch.Tensor:
     return signal.contiguous().view(*signal.shape[:leading], math.prod(signal.shape[leading:]))
 
 
+MOST_CURRENTS = 2  # read by the pass as they are; more are summed first (one signature each)
+
+
 def _operands(currents: list[Current], size: int, frames: int, dtype: torch.dtype) -> tuple:
-    """The currents as one tuple of [M, P] arrays in ``dtype``, their scales [K, P] (1
-    where they have none), row maps int64 [K, T * N], and whether the one current can be
-    read as it is; one empty current where there are none."""
+    """The currents as one tuple of [M, P] arrays in ``dtype`` (beyond MOST_CURRENTS, the
+    rest summed into one), their scales [K, P] (1 where they have none), row maps int64
+    [K, T * N], and whether the one current can be read as it is; one empty current
+    where there are none."""
     real = torch.empty(0, dtype=dtype).numpy().dtype
     if not currents:
         empty = np.zeros((0, size), real)
         return (empty,), np.ones((1, size), real), np.full((1, frames), -1, np.int64), True
+    if len(currents) > MOST_CURRENTS:
+        currents = [*currents[: MOST_CURRENTS - 1], _summed(currents[MOST_CURRENTS - 1 :], dtype)]
     values = tuple(c.values.to(dtype).numpy() for c in currents)
     scales = np.ones((len(currents), size), real)
     for i, current in enumerate(currents):
@@ -221,6 +227,19 @@ def _operands(currents: list[Current], size: int, frames: int, dtype: torch.dtyp
             scales[i] = current.scale.numpy()
     direct = len(currents) == 1 and currents[0].scale is None
     return values, scales, torch.stack([c.rows for c in currents]).numpy(), direct
+
+
+def _summed(currents: list[Current], dtype: torch.dtype) -> Current:
+    """Several currents as one over every frame, summed in ``dtype`` (exact where the
+    caller chose it for the population's values)."""
+    total = torch.zeros(len(currents[0].rows), currents[0].values.shape[1], dtype=dtype)
+    for current in currents:
+        values = current.values.to(dtype)
+        if current.scale is not None:
+            values = values * current.scale.to(dtype)
+        frames = (current.rows >= 0).nonzero().flatten()
+        total.index_add_(0, frames, values.index_select(0, current.rows[frames]))
+    return Current(total, torch.arange(len(total)))
 
 
 def spiking(
@@ -316,7 +335,7 @@ def load(dtype: torch.dtype, currents: int, checked: bool, readout: bool = False
     ``currents`` incoming edges runs, by running it on one neuron: the cost moves to
     start-up, out of the first batch. The graded payload's count is loaded with it."""
     zero = Current(torch.zeros(1, 1, dtype=dtype), torch.zeros(1, dtype=torch.int64))
-    inputs, bias = [zero] * max(currents, 1), np.zeros(1)
+    inputs, bias = [zero] * max(1, min(currents, MOST_CURRENTS)), np.zeros(1)
     if readout:
         voltage(inputs, bias, DECAY_UNITY, 0.0, (1, 1), 1)
     else:
@@ -324,20 +343,19 @@ def load(dtype: torch.dtype, currents: int, checked: bool, readout: bool = False
     count_nonzero(torch.zeros(1, 1, 1))
 
 
-def compile_common(most_currents: int = 4) -> None:
-    """Compile into numba's disk cache the passes that most graphs run: spiking in
-    float32 and float64, checked or not, with 1 .. ``most_currents`` incoming edges,
-    read-outs with one or two, and the counts of float32, float64 and uint8 signals.
-    ``make install`` runs this, so that tests and first simulations load them instead
-    (about a second each to compile, milliseconds to load); others compile when used."""
-    for dtype in (torch.float32, torch.float64):
-        for currents in range(1, most_currents + 1):
+def compile_all() -> None:
+    """Compile into numba's disk cache every pass the emulator can run: spiking in
+    float32 and float64, checked or not, and read-outs, with one or two currents, and
+    the counts of float32, float64 and uint8 signals. ``make install`` runs this, so
+    that tests and first simulations load them (about a second each to compile, a few
+    milliseconds to load)."""
+    for currents in range(1, MOST_CURRENTS + 1):
+        for dtype in (torch.float32, torch.float64):
             for checked in (False, True):
                 load(dtype, currents, checked)
-        count_nonzero(torch.zeros(1, 1, 1, dtype=dtype))
-    for currents in (1, 2):
         load(torch.float64, currents, True, readout=True)
-    count_nonzero(torch.zeros(1, 1, 1, dtype=torch.uint8))
+    for dtype in (torch.float32, torch.float64, torch.uint8):
+        count_nonzero(torch.zeros(1, 1, 1, dtype=dtype))
 
 
 MIN_PART = 1 << 16  # values per thread below which splitting costs more than it saves
