@@ -17,10 +17,10 @@ implementation of the chip's arithmetic, checked against Lava spike for spike in
 tests.
 
 Less work than a dense float network, with the same integers:
-- spikes (and host payloads below 128) are convolved by oneDNN's int8 kernels,
-  int32 sums returned in float32 times a power of two (:mod:`int8_conv`, probed
-  once against float64; float convolution where they are missing or the weights
-  do not fit in int8);
+- spikes (and host payloads below 128) are convolved by oneDNN's int8 kernels (a
+  dense edge as a 1x1 convolution of its features), int32 sums returned in float32
+  times a power of two (:mod:`int8_conv`, probed once against float64; float
+  convolution where they are missing or the weights do not fit in int8);
 - a 1x1 edge whose weight matrix is diagonal (the host payload's identity edges)
   is a per-channel scale, another 1x1 edge without int8 weights a matrix product;
 - edges that read the same source through the same weights (the residual stream's
@@ -81,9 +81,9 @@ class Source:
     nonzero entries per spatial position H*W (F when flat; summed over steps, images,
     channels) for events, ``channels``: per edge kind ("conv", "dense") the channels
     (features, in (H, W, C) order for images) that carry any, and the active frames as
-    each kind of edge reads them (:meth:`gathered`): "conv" float32 [n, C, H, W]
-    channels_last, "dense" float32 [n, F] and "int8" uint8 [n, C, H, W] channels_last
-    (only when ``small_unsigned``: every value in 0 .. int8_conv.INPUT_MAX).
+    each kind of edge reads them (:meth:`gathered`): "conv" [n, C, H, W] channels_last,
+    "dense" [n, F], in float32, or in uint8 for the int8 kernels (only when
+    ``small_unsigned``: every value in 0 .. int8_conv.INPUT_MAX).
 
     ``frames``: the signal as [T * N, C, H, W] (channels_last) or [T * N, F], uint8 for
     spikes, float32 for graded values; ``frame_counts`` (int64 [T * N]) and
@@ -176,7 +176,8 @@ class _Synapses:
     whose current this edge reuses. A 1x1 convolution without padding is computed as
     what it is: a per-channel scale when its weight matrix is diagonal (the host
     payload's identity edges), else a matrix product over the channels, on the
-    source's positions taken every ``stride``."""
+    source's positions taken every ``stride``. Edges whose weights fit in int8 run on
+    the int8 kernels when their source's values do (a dense edge as a 1x1 kernel)."""
 
     def __init__(
         self, edge: Edge, graph: Graph, in_hw: tuple[int, ...], out_hw: tuple[int, ...]
