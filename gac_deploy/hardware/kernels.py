@@ -110,53 +110,40 @@ def _count_spikes(spikes, columns):  # pragma: no cover
     return count
 
 
-@njit(nogil=True, cache=True)
-def _spiking(
-    currents, scales, rows, direct, bias, keep, threshold, spikes, frames, columns, first, last
-):  # pragma: no cover
-    """The LIF pass where nothing can wrap or saturate, in the currents' dtype."""
-    steps, images, size = spikes.shape
-    v = np.zeros(size, bias.dtype)
-    a = np.zeros(size, bias.dtype)
-    for n in range(first, last):
-        v[:] = 0
-        for t in range(steps):
-            frame = t * images + n
-            drive = _input(currents, scales, rows, frame, a, direct)
-            out = spikes[t, n]
-            for p in range(size):
-                x = np.trunc(v[p] * keep) + drive[p] + bias[p]
-                fired = x > threshold
-                out[p] = fired
-                v[p] = 0 if fired else x
-            frames[frame] = _count_spikes(out, columns)
-    return 0
+def _spiking_pass(checked: bool):
+    """The LIF pass over images [first, last), in the currents' dtype; ``checked``: with
+    the current's wrap and the voltage's saturation, each counted (a constant of the
+    compiled code: the unchecked pass has no such branch in its inner loop)."""
+
+    @njit(nogil=True, cache=True)
+    def run(currents, scales, rows, direct, bias, keep, threshold, spikes, frames, columns, first, last):  # noqa: E501  # pragma: no cover
+        steps, images, size = spikes.shape
+        overflows = 0
+        v = np.zeros(size, bias.dtype)
+        a = np.zeros(size, bias.dtype)
+        for n in range(first, last):
+            v[:] = 0
+            for t in range(steps):
+                frame = t * images + n
+                drive = _input(currents, scales, rows, frame, a, direct)
+                out = spikes[t, n]
+                for p in range(size):
+                    if checked:
+                        wrapped, w = _wrap(drive[p])
+                        x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
+                        overflows += w + s
+                    else:
+                        x = np.trunc(v[p] * keep) + drive[p] + bias[p]
+                    fired = x > threshold
+                    out[p] = fired
+                    v[p] = 0 if fired else x
+                frames[frame] = _count_spikes(out, columns)
+        return overflows
+
+    return run
 
 
-@njit(nogil=True, cache=True)
-def _spiking_checked(
-    currents, scales, rows, direct, bias, keep, threshold, spikes, frames, columns, first, last
-):  # noqa: E501  # pragma: no cover
-    """The LIF pass with the current's wrap and the voltage's saturation, each counted."""
-    steps, images, size = spikes.shape
-    overflows = 0
-    v = np.zeros(size, bias.dtype)
-    a = np.zeros(size, bias.dtype)
-    for n in range(first, last):
-        v[:] = 0
-        for t in range(steps):
-            frame = t * images + n
-            drive = _input(currents, scales, rows, frame, a, direct)
-            out = spikes[t, n]
-            for p in range(size):
-                wrapped, w = _wrap(drive[p])
-                x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
-                overflows += w + s
-                fired = x > threshold
-                out[p] = fired
-                v[p] = 0 if fired else x
-            frames[frame] = _count_spikes(out, columns)
-    return overflows
+_SPIKING = {checked: _spiking_pass(checked) for checked in (False, True)}
 
 
 @njit(nogil=True, cache=True)
@@ -265,7 +252,7 @@ def spiking(
     size = int(np.prod(shape))
     values, scales, rows, direct = _operands(currents, size, len(frames), dtype)
     real = values[0].dtype.type
-    kernel = _spiking_checked if checked else _spiking
+    kernel = _SPIKING[checked]
     parts = _parts(images, steps * size)
     columns = np.zeros((len(parts), size), np.int64)
     arguments = (
