@@ -353,8 +353,8 @@ def prepare(graph: Graph) -> Prepared:
         synapses.neurons = {p.name: _Neurons(graph, p.name, synapses) for p in graph.populations}
         for pop in graph.populations:  # compiled now, not in the first batch
             cell = synapses.neurons[pop.name]
-            readout = pop.role == "readout"
-            kernels.load(cell.dtype, len(cell.incoming), cell.checked, readout)
+            currents = [synapses[edge.name].dtype for edge in cell.incoming]
+            kernels.load(cell.dtype, currents, cell.checked, pop.role == "readout")
     return synapses
 
 

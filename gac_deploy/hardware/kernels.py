@@ -42,8 +42,9 @@ STATE_WRAP = STATE_MAX + 1  # 2**23: the 24-bit current wraps here
 @dataclass
 class Current:
     """One edge's synaptic input x 64 over a batch: ``values`` [M, P] (float32 or float64,
-    memory order) for the M frames that had input (times ``scale`` where given), ``rows``
-    int64 [T * N]: frame f's row in ``values``, -1 where the frame had none (input 0)."""
+    memory order) for the M frames that had input, in frame order (times ``scale`` where
+    given), ``rows`` int64 [T * N]: frame f's row in ``values``, -1 where the frame had
+    none (input 0)."""
 
     values: torch.Tensor
     rows: torch.Tensor
@@ -66,12 +67,8 @@ class Fired:
 
 
 @njit(inline="always")
-def _input(currents, scales, rows, frame, a, direct):  # pragma: no cover
-    """Frame ``frame``'s summed input [P]: the current's own row when ``direct`` (one
-    current, unscaled; ``a`` then stays all zero for silent frames), else summed in ``a``."""
-    if direct:
-        row = rows[0, frame]
-        return currents[0][row] if row >= 0 else a
+def _summed_row(currents, scales, rows, frame, a):  # pragma: no cover
+    """Frame ``frame``'s input [P], every current (times its scale) summed in ``a``."""
     a[:] = 0
     for i in range(len(currents)):
         row = rows[i, frame]
@@ -110,45 +107,70 @@ def _count_spikes(spikes, columns):  # pragma: no cover
     return count
 
 
-def _spiking_pass(checked: bool):
-    """The LIF pass over images [first, last), in the currents' dtype; ``checked``: with
-    the current's wrap and the voltage's saturation, each counted (a constant of the
-    compiled code: the unchecked pass has no such branch in its inner loop)."""
-
-    @njit(nogil=True, cache=True)
-    def run(currents, scales, rows, direct, bias, keep, threshold, spikes, frames, columns, first, last):  # noqa: E501  # pragma: no cover
-        steps, images, size = spikes.shape
-        overflows = 0
-        v = np.zeros(size, bias.dtype)
-        a = np.zeros(size, bias.dtype)
-        for n in range(first, last):
-            v[:] = 0
-            for t in range(steps):
-                frame = t * images + n
-                drive = _input(currents, scales, rows, frame, a, direct)
-                out = spikes[t, n]
-                for p in range(size):
-                    if checked:
-                        wrapped, w = _wrap(drive[p])
-                        x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
-                        overflows += w + s
-                    else:
-                        x = np.trunc(v[p] * keep) + drive[p] + bias[p]
-                    fired = x > threshold
-                    out[p] = fired
-                    v[p] = 0 if fired else x
-                frames[frame] = _count_spikes(out, columns)
-        return overflows
-
-    return run
+@njit(inline="always")
+def _step(drive, v, bias, keep, threshold, out):  # pragma: no cover
+    """One frame of LIF neurons: their input ``drive`` [P], voltage ``v`` [P] (updated,
+    reset where they spiked), spikes written to ``out``; nothing can overflow."""
+    for p in range(len(v)):
+        x = np.trunc(v[p] * keep) + drive[p] + bias[p]
+        fired = x > threshold
+        out[p] = fired
+        v[p] = 0 if fired else x
+    return 0
 
 
-_SPIKING = {checked: _spiking_pass(checked) for checked in (False, True)}
+@njit(inline="always")
+def _step_checked(drive, v, bias, keep, threshold, out):  # pragma: no cover
+    """:func:`_step` with the current's wrap and the voltage's saturation, counted."""
+    overflows = 0
+    for p in range(len(v)):
+        wrapped, w = _wrap(drive[p])
+        x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
+        overflows += w + s
+        fired = x > threshold
+        out[p] = fired
+        v[p] = 0 if fired else x
+    return overflows
+
+
+@njit(nogil=True, cache=True)
+def _spiking(
+    currents, scales, rows, direct, checked, bias, keep, threshold, spikes, frames, columns,
+    first, last,
+):  # pragma: no cover  # fmt: skip
+    """The LIF pass over images [first, last), its state in the bias's dtype: a single
+    unscaled current (``direct``) read where it lies, in its own dtype, several summed
+    per frame in the state's; ``checked``: with wraps and saturations (counted)."""
+    steps, images, size = spikes.shape
+    overflows = 0
+    v = np.zeros(size, bias.dtype)
+    a = np.zeros(size, bias.dtype)
+    silent = np.zeros(size, currents[0].dtype)
+    for n in range(first, last):
+        v[:] = 0
+        for t in range(steps):
+            frame = t * images + n
+            out = spikes[t, n]
+            if direct:
+                row = rows[0, frame]
+                drive = currents[0][row] if row >= 0 else silent
+                if checked:
+                    overflows += _step_checked(drive, v, bias, keep, threshold, out)
+                else:
+                    overflows += _step(drive, v, bias, keep, threshold, out)
+            else:
+                summed = _summed_row(currents, scales, rows, frame, a)
+                if checked:
+                    overflows += _step_checked(summed, v, bias, keep, threshold, out)
+                else:
+                    overflows += _step(summed, v, bias, keep, threshold, out)
+            frames[frame] = _count_spikes(out, columns)
+    return overflows
 
 
 @njit(nogil=True, cache=True)
 def _voltage(
-    currents, scales, rows, direct, bias, keep, threshold, reset, voltage
+    currents, scales, rows, bias, keep, threshold, reset, voltage
 ):  # pragma: no cover
     steps, images, size = voltage.shape
     overflows = 0
@@ -157,7 +179,7 @@ def _voltage(
     for n in range(images):
         v[:] = 0
         for t in range(steps):
-            drive = _input(currents, scales, rows, t * images + n, a, direct)
+            drive = _summed_row(currents, scales, rows, t * images + n, a)
             for p in range(size):
                 wrapped, w = _wrap(drive[p])
                 x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
@@ -165,6 +187,26 @@ def _voltage(
                 voltage[t, n, p] = x
                 v[p] = 0.0 if reset and x > threshold else x
     return overflows
+
+
+@njit(nogil=True, cache=True)
+def _add_rows(total, values, scale, rows, first, last, assign):  # pragma: no cover
+    """total[f] (=, or +=) values[rows[f]] * scale for frames f in [first, last)."""
+    for frame in range(first, last):
+        out = total[frame]
+        row = rows[frame]
+        if row < 0:
+            if assign:
+                out[:] = 0
+            continue
+        source = values[row]
+        if assign:
+            for p in range(len(out)):
+                out[p] = source[p] * scale[p]
+        else:
+            for p in range(len(out)):
+                out[p] += source[p] * scale[p]
+    return 0
 
 
 @njit(nogil=True, cache=True)
@@ -196,19 +238,19 @@ def memory_order(signal: torch.Tensor, leading: int = 2) -> torch.Tensor:
 MOST_CURRENTS = 2  # read by the pass as they are; more are summed first (one signature each)
 
 
-def _operands(currents: list[Current], size: int, frames: int, dtype: torch.dtype) -> tuple:
-    """The currents as one tuple of [M, P] arrays in ``dtype`` (beyond MOST_CURRENTS, the
-    rest summed into one), their scales [K, P] (1 where they have none), row maps int64
-    [K, T * N], and whether the one current can be read as it is; one empty current
-    where there are none."""
-    real = torch.empty(0, dtype=dtype).numpy().dtype
+def _operands(currents: list[Current], size: int, frames: int, state: torch.dtype) -> tuple:
+    """The currents as one tuple of [M, P] arrays of one dtype (their own, float64 if any
+    is; beyond MOST_CURRENTS, all summed into one in the ``state`` dtype), their scales
+    [K, P] (1 where they have none), row maps int64 [K, T * N], and whether the one
+    current can be read as it is; one empty current where there are none."""
     if not currents:
-        empty = np.zeros((0, size), real)
-        return (empty,), np.ones((1, size), real), np.full((1, frames), -1, np.int64), True
+        empty = np.zeros((0, size), np.float32)
+        return (empty,), np.ones((1, size), np.float32), np.full((1, frames), -1, np.int64), True
     if len(currents) > MOST_CURRENTS:
-        currents = [*currents[: MOST_CURRENTS - 1], _summed(currents[MOST_CURRENTS - 1 :], dtype)]
-    values = tuple(c.values.to(dtype).numpy() for c in currents)
-    scales = np.ones((len(currents), size), real)
+        currents = [_summed(currents, state)]
+    wide = any(c.values.dtype == torch.float64 for c in currents)
+    values = tuple((c.values.double() if wide else c.values).numpy() for c in currents)
+    scales = np.ones((len(currents), size), values[0].dtype)
     for i, current in enumerate(currents):
         if current.scale is not None:
             scales[i] = current.scale.numpy()
@@ -218,15 +260,20 @@ def _operands(currents: list[Current], size: int, frames: int, dtype: torch.dtyp
 
 def _summed(currents: list[Current], dtype: torch.dtype) -> Current:
     """Several currents as one over every frame, summed in ``dtype`` (exact where the
-    caller chose it for the population's values)."""
-    total = torch.zeros(len(currents[0].rows), currents[0].values.shape[1], dtype=dtype)
-    for current in currents:
-        values = current.values.to(dtype)
-        if current.scale is not None:
-            values = values * current.scale.to(dtype)
-        frames = (current.rows >= 0).nonzero().flatten()
-        total.index_add_(0, frames, values.index_select(0, current.rows[frames]))
-    return Current(total, torch.arange(len(total)))
+    caller chose it for the population's values), one compiled pass per current."""
+    count, size = len(currents[0].rows), currents[0].values.shape[1]
+    total = np.empty((count, size), torch.empty(0, dtype=dtype).numpy().dtype)
+    parts = _parts(count, size)
+    for i, current in enumerate(currents):
+        values = current.values.numpy()
+        scale = np.ones(size, values.dtype) if current.scale is None else current.scale.numpy()
+        rows = current.rows.numpy()
+
+        def run(_, lo, hi, values=values, scale=scale, rows=rows, first=i == 0):
+            return _add_rows(total, values, scale, rows, lo, hi, first)
+
+        _in_parallel(parts, run)
+    return Current(torch.from_numpy(total), torch.arange(count))
 
 
 def spiking(
@@ -241,18 +288,18 @@ def spiking(
 ) -> Fired:
     """Spikes of a LIF population of ``shape`` (C, H, W) or (F,) over T steps and N images
     (``steps_images``), from its currents and ``bias`` (x 64, [P], memory order); v keeps
-    ``kept`` / 4096 per step, ``threshold`` is vth x 64. The pass runs in ``dtype``:
+    ``kept`` / 4096 per step, ``threshold`` is vth x 64. The state is held in ``dtype``:
     float32 only where the caller has shown every value exact in it (a decay that keeps a
-    power of two and |v| < 2**24); ``checked`` False only where no current can wrap and
-    no voltage saturate. The images are split over torch's intra-op thread count."""
+    power of two and |v| < 2**24; the currents are float32 then too); ``checked`` False
+    only where no current can wrap and no voltage saturate. The images are split over
+    torch's intra-op thread count."""
     steps, images = steps_images
     layout = (*shape[1:], shape[0]) if len(shape) == 3 else shape
     spikes = torch.empty((steps, images, *layout), dtype=torch.uint8)
     frames = torch.empty(steps * images, dtype=torch.int64)
     size = int(np.prod(shape))
     values, scales, rows, direct = _operands(currents, size, len(frames), dtype)
-    real = values[0].dtype.type
-    kernel = _SPIKING[checked]
+    real = torch.empty(0, dtype=dtype).numpy().dtype.type
     parts = _parts(images, steps * size)
     columns = np.zeros((len(parts), size), np.int64)
     arguments = (
@@ -260,11 +307,12 @@ def spiking(
         scales,
         rows,
         direct,
+        checked,
         bias.astype(real, copy=False),
         real(kept / DECAY_UNITY),
     )
     arguments += (real(threshold), spikes.numpy().reshape(steps, images, -1), frames.numpy())
-    overflows = _in_parallel(parts, lambda i, lo, hi: kernel(*arguments, columns[i], lo, hi))
+    overflows = _in_parallel(parts, lambda i, lo, hi: _spiking(*arguments, columns[i], lo, hi))
     if len(shape) == 3:
         spikes = spikes.permute(0, 1, 4, 2, 3)  # [T, N, C, H, W], channels-last memory
     return Fired(spikes, frames, torch.from_numpy(columns.sum(axis=0)), sum(overflows))
@@ -283,13 +331,12 @@ def voltage(
     only when it leaks (kept < 4096)."""
     steps, images = steps_images
     voltage = np.empty((steps, images, size))
-    values, scales, rows, direct = _operands(currents, size, steps * images, torch.float64)
+    values, scales, rows, _ = _operands(currents, size, steps * images, torch.float64)
     reset = kept < DECAY_UNITY
     overflows = _voltage(
         values,
         scales,
         rows,
-        direct,
         bias.astype(np.float64),
         kept / DECAY_UNITY,
         float(threshold),
@@ -317,12 +364,16 @@ def count_nonzero(signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, flo
     return torch.from_numpy(frames), torch.from_numpy(columns.sum(axis=0)), float(low), float(high)
 
 
-def load(dtype: torch.dtype, currents: int, checked: bool, readout: bool = False) -> None:
-    """Compile (or load from numba's disk cache) the pass that a population with
-    ``currents`` incoming edges runs, by running it on one neuron: the cost moves to
-    start-up, out of the first batch. The graded payload's count is loaded with it."""
-    zero = Current(torch.zeros(1, 1, dtype=dtype), torch.zeros(1, dtype=torch.int64))
-    inputs, bias = [zero] * max(1, min(currents, MOST_CURRENTS)), np.zeros(1)
+def load(
+    dtype: torch.dtype, currents: list[torch.dtype], checked: bool, readout: bool = False
+) -> None:
+    """Compile (or load from numba's disk cache) the pass that a population with its state
+    in ``dtype`` and incoming currents of the dtypes ``currents`` runs, by running it on
+    one neuron: the cost moves to start-up, out of the first batch. The graded payload's
+    count is loaded with it."""
+    zero = torch.zeros(1, dtype=torch.int64)
+    inputs = [Current(torch.zeros(1, 1, dtype=c), zero) for c in currents]
+    bias = np.zeros(1)
     if readout:
         voltage(inputs, bias, DECAY_UNITY, 0.0, (1, 1), 1)
     else:
@@ -331,18 +382,21 @@ def load(dtype: torch.dtype, currents: int, checked: bool, readout: bool = False
 
 
 def compile_all() -> None:
-    """Compile into numba's disk cache every pass the emulator can run: spiking in
-    float32 and float64, checked or not, and read-outs, with one or two currents, and
-    the counts of float32, float64 and uint8 signals. ``make install`` runs this, so
-    that tests and first simulations load them (about a second each to compile, a few
-    milliseconds to load)."""
-    for currents in range(1, MOST_CURRENTS + 1):
-        for dtype in (torch.float32, torch.float64):
-            for checked in (False, True):
-                load(dtype, currents, checked)
-        load(torch.float64, currents, True, readout=True)
-    for dtype in (torch.float32, torch.float64, torch.uint8):
+    """Compile into numba's disk cache every pass the emulator can run: spiking with
+    float32 currents and state, float32 currents into a float64 state, or float64 both,
+    checked or not, and read-outs, with one or two currents, and the counts of float32,
+    float64 and uint8 signals. ``make install`` runs this, so that tests and first
+    simulations load them (about a second each to compile, a few milliseconds to load)."""
+    f32, f64 = torch.float32, torch.float64
+    for count in range(1, MOST_CURRENTS + 1):
+        for state, values in ((f32, f32), (f64, f32), (f64, f64)):
+            load(state, [values] * count, checked=False)
+        for values in (f32, f64):
+            load(f64, [values] * count, True, readout=True)
+    for dtype in (f32, f64, torch.uint8):
         count_nonzero(torch.zeros(1, 1, 1, dtype=dtype))
+    for state, values in ((f32, f32), (f64, f32), (f64, f64)):  # beyond MOST_CURRENTS
+        load(state, [values] * (MOST_CURRENTS + 1), checked=False)
 
 
 MIN_PART = 1 << 16  # values per thread below which splitting costs more than it saves
