@@ -297,9 +297,8 @@ def payload_tensor(payload: np.ndarray) -> torch.Tensor:
 
 def active_per_position(signal: torch.Tensor) -> torch.Tensor:
     """Nonzero entries of [T, N, C, H, W] (or [T, N, F]) per position (H*W or F), int64."""
-    active = signal if signal.dtype in (torch.uint8, torch.bool) else signal.ne(0)
-    dims = (0, 1, 2) if signal.dim() == 5 else (0, 1)
-    return active.sum(dim=dims, dtype=torch.int64).flatten()
+    _, columns, _, _ = kernels.count_nonzero(signal)  # per (H, W, C) column for images
+    return columns.view(-1, signal.shape[2]).sum(dim=1) if signal.dim() == 5 else columns
 
 
 class _Neurons:

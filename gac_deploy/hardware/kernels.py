@@ -410,14 +410,14 @@ def _parts(count: int, cost_each: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[int, ThreadPoolExecutor] = {}  # by worker count
 
 
 def _in_parallel(parts: list[tuple[int, int]], run: Callable[[int, int, int], object]) -> list:
     """run(i, lo, hi) for each part, the kernels releasing the GIL: the first in this
     thread, the others in a shared pool; their results in order."""
-    global _pool
-    if len(parts) > 1 and (_pool is None or _pool._max_workers < len(parts) - 1):
-        _pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="gac-kernel")
-    others = [_pool.submit(run, i, lo, hi) for i, (lo, hi) in enumerate(parts) if i]
+    workers = len(parts) - 1
+    if workers and workers not in _pools:
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="gac-kernel")
+    others = [_pools[workers].submit(run, i, lo, hi) for i, (lo, hi) in enumerate(parts) if i]
     return [run(0, *parts[0])] + [future.result() for future in others]
