@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# needs at run time is in pyproject.toml, and the workarounds are in
 	# gac_deploy/lava_compat.py.
 	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA_SPEC)
-	# the emulator's compiled neuron passes, into numba's disk cache (once, ~20 s)
+	# the emulator's compiled neuron passes, into numba's disk cache (once, ~25 s)
 	$(BIN)/python -c "from gac_deploy.hardware.kernels import compile_all; compile_all()"
 	touch $@
 
