@@ -302,16 +302,9 @@ def spiking(
     real = torch.empty(0, dtype=dtype).numpy().dtype.type
     parts = _parts(images, steps * size)
     columns = np.zeros((len(parts), size), np.int64)
-    arguments = (
-        values,
-        scales,
-        rows,
-        direct,
-        checked,
-        bias.astype(real, copy=False),
-        real(kept / DECAY_UNITY),
-    )
-    arguments += (real(threshold), spikes.numpy().reshape(steps, images, -1), frames.numpy())
+    arguments = (values, scales, rows, direct, checked, bias.astype(real, copy=False))
+    arguments += (real(kept / DECAY_UNITY), real(threshold))
+    arguments += (spikes.numpy().reshape(steps, images, -1), frames.numpy())
     overflows = _in_parallel(parts, lambda i, lo, hi: _spiking(*arguments, columns[i], lo, hi))
     if len(shape) == 3:
         spikes = spikes.permute(0, 1, 4, 2, 3)  # [T, N, C, H, W], channels-last memory
