@@ -77,44 +77,46 @@ class EmulatorRun:
 
 class Source:
     """One source's signal [T, N, ...] for a batch, ready for its edges: which frames
-    (images at one step) carry any nonzero value (``active_frames``), ``positions``: the
-    nonzero entries per spatial position H*W (F when flat; summed over steps, images,
-    channels) for events, ``channels``: per edge kind ("conv", "dense") the channels
-    (features, in (H, W, C) order for images) that carry any, and the active frames as
-    each kind of edge reads them (:meth:`gathered`): "conv" [n, C, H, W] channels_last,
-    "dense" [n, F], in float32, or in uint8 for the int8 kernels (only when
-    ``small_unsigned``: every value in 0 .. int8_conv.INPUT_MAX).
+    (images at one step) carry any nonzero value (``active_frames``, int64 indices, None
+    when all do), ``positions``: the nonzero entries per spatial position H*W (F when
+    flat; summed over steps, images, channels) for events, :meth:`channels`: per edge
+    kind ("conv", "dense") the channels (features, in (H, W, C) order for images) that
+    carry any, and the active frames as each kind of edge reads them (:meth:`gathered`):
+    "conv" [n, C, H, W] channels_last, "dense" [n, F], in float32, or in uint8 for the
+    int8 kernels (only when ``small_unsigned``: every value in 0 .. int8_conv.INPUT_MAX).
 
     ``frames``: the signal as [T * N, C, H, W] (channels_last) or [T * N, F], uint8 for
-    spikes, float32 for graded values; ``frame_counts`` (int64 [T * N]) and
-    ``column_counts`` (int64, per entry of a frame in memory order: (H, W, C) for images)
-    count its nonzero entries."""
+    spikes, float32 for graded values; ``frame_counts`` (numpy int64 [T * N]) and
+    ``column_counts`` (numpy int64, per entry of a frame in memory order: (H, W, C) for
+    images) count its nonzero entries."""
 
     def __init__(
         self,
         frames: torch.Tensor,
         steps_images: tuple[int, int],
-        frame_counts: torch.Tensor,
-        column_counts: torch.Tensor,
+        frame_counts: np.ndarray,
+        column_counts: np.ndarray,
         small_unsigned: bool,
     ) -> None:
         self.frames = frames
         self.steps_images = steps_images
         self.shape = tuple(frames.shape[1:])
         self.small_unsigned = small_unsigned
-        self.active_frames = _indices(frame_counts > 0)
-        # the channels (features) that carry any nonzero value, per edge kind; None: all
-        self.channels = {"dense": _indices(column_counts > 0)}  # (H, W, C) order for images
+        self.column_counts = column_counts
+        active = frame_counts > 0
+        self.active_frames = None
+        # each frame's row among the active frames (-1: silent), as edges return them
+        self.rows = np.arange(len(frames))
+        if not active.all():
+            indices = np.flatnonzero(active)
+            self.active_frames = torch.from_numpy(indices)
+            self.rows.fill(-1)
+            self.rows[indices] = np.arange(len(indices))
         if frames.dim() == 4:
-            per_column = column_counts.view(-1, self.shape[0])  # [H*W, C]
-            self.positions = per_column.sum(dim=1)
-            self.channels["conv"] = _indices(per_column.amax(dim=0) > 0)
+            self.positions = column_counts.reshape(-1, self.shape[0]).sum(axis=1)
         else:
             self.positions = column_counts
-        # each frame's row among the active frames (-1: silent), as edges return them
-        self.rows = torch.arange(len(frames))
-        if self.active_frames is not None:
-            self.rows.fill_(-1)[self.active_frames] = torch.arange(len(self.active_frames))
+        self._channels: dict[str, torch.Tensor | None] = {}
         self._gathered: dict[tuple, torch.Tensor] = {}
 
     @classmethod
@@ -143,6 +145,17 @@ class Source:
         frames = spikes.flatten(0, 1)
         return cls(frames, steps_images, fired.frame_counts, fired.column_counts, True)
 
+    def channels(self, kind: str) -> torch.Tensor | None:
+        """The channels (features: (H, W, C) order for images) a ``kind`` edge reads that
+        carry any nonzero value, int64 indices; None when all do."""
+        if kind not in self._channels:
+            active = self.column_counts > 0
+            if kind == "conv" and len(self.shape) == 3:
+                active = active.reshape(-1, self.shape[0]).any(axis=0)
+            indices = None if active.all() else torch.from_numpy(np.flatnonzero(active))
+            self._channels[kind] = indices
+        return self._channels[kind]
+
     def gathered(
         self, kind: str, channels: bool, dtype: torch.dtype = torch.float32
     ) -> torch.Tensor:
@@ -159,15 +172,10 @@ class Source:
             if self.active_frames is not None:
                 x = x.index_select(0, self.active_frames)
             if channels:
-                x = x.index_select(-1, self.channels[kind])
+                x = x.index_select(-1, self.channels(kind))
             x = x.to(dtype)
             self._gathered[kind, channels, dtype] = x.permute(0, 3, 1, 2) if x.dim() == 4 else x
         return self._gathered[kind, channels, dtype]
-
-
-def _indices(mask: torch.Tensor) -> torch.Tensor | None:
-    """Indices where ``mask`` holds; None when it holds everywhere (nothing to gather)."""
-    return None if bool(mask.all()) else mask.nonzero().flatten()
 
 
 class _Synapses:
@@ -217,13 +225,14 @@ class _Synapses:
                 for size, o, kk in zip(in_hw, out_hw, k, strict=True)
             ]
             # how many output neurons each input position reaches (borders included)
-            self.reach = F.conv_transpose2d(
+            reach = F.conv_transpose2d(
                 torch.ones((1, 1, *out_hw), dtype=torch.float64),
                 torch.ones((1, 1, *k), dtype=torch.float64),
                 stride=edge.stride,
                 padding=edge.padding,
                 output_padding=tuple(extra),
-            )[0, 0].flatten()
+            )
+            self.reach = reach.flatten().numpy().astype(np.int64)
         self.weight = weight
         # a diagonal 1x1 edge of stride 1 is read straight from its source's frames, each
         # column (memory order: channel fastest) times its channel's weight, by the kernel
@@ -254,12 +263,14 @@ class _Synapses:
         none, or no active channel), computed, when enough channels are silent, from
         its active channels only (the sum is the same)."""
         frames = source.active_frames
-        channels = source.channels[self.edge.kind]
-        if (channels is not None and not len(channels)) or (frames is not None and not len(frames)):
+        if frames is not None and not len(frames):
             return None
         if self.column_scale is not None:
             values = kernels.memory_order(source.frames.to(self.dtype), leading=1)
-            return kernels.Current(values, torch.arange(len(values)), self.column_scale)
+            return kernels.Current(values, np.arange(len(values)), self.column_scale)
+        channels = source.channels(self.edge.kind)
+        if channels is not None and not len(channels):
+            return None
         if self.int8 is not None and source.small_unsigned and self.mode == "dense":
             out = self.int8(source.gathered("dense", False, torch.uint8)[:, :, None, None])
         elif self.int8 is not None and source.small_unsigned:
@@ -274,12 +285,13 @@ class _Synapses:
             out = self._apply(source.gathered(self.edge.kind, gather), weight)
         return kernels.Current(kernels.memory_order(out, leading=1), source.rows)
 
-    def events(self, per_position: torch.Tensor) -> int:
+    def events(self, per_position: np.ndarray) -> int:
         """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
-        inputs per spatial position of the source (summed over steps, images, channels)."""
+        inputs per spatial position of the source (int64; summed over steps, images,
+        channels)."""
         fan_out = self.edge.weight.shape[0]
         if self.edge.kind == "conv":
-            return int(per_position.double().dot(self.reach)) * fan_out
+            return int(per_position.dot(self.reach)) * fan_out
         return int(per_position.sum()) * fan_out
 
 
@@ -295,18 +307,20 @@ def payload_tensor(payload: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out).permute(0, 1, 4, 2, 3)
 
 
-def active_per_position(signal: torch.Tensor) -> torch.Tensor:
-    """Nonzero entries of [T, N, C, H, W] (or [T, N, F]) per position (H*W or F), int64."""
+def active_per_position(signal: torch.Tensor) -> np.ndarray:
+    """Nonzero entries of [T, N, C, H, W] (or [T, N, F]) per position (H*W or F), numpy
+    int64, as :meth:`_Synapses.events` reads them."""
     _, columns, _, _ = kernels.count_nonzero(signal)  # per (H, W, C) column for images
-    return columns.view(-1, signal.shape[2]).sum(dim=1) if signal.dim() == 5 else columns
+    return columns.reshape(-1, signal.shape[2]).sum(axis=1) if signal.dim() == 5 else columns
 
 
 class _Neurons:
     """One population's constants, prepared once: its incoming edges, decay (v keeps
     ``kept`` / 4096 per step), threshold x 64, bias x 64 per neuron in memory order
-    (float64 [P]: (H, W, C) for images), and from the largest drive its weights allow,
-    whether its current can wrap or its voltage saturate (``checked``) and the dtype that
-    holds every value exactly (:func:`_state_dtype`)."""
+    ([P]: (H, W, C) for images; in the state's dtype, float64 for a read-out), and from
+    the largest drive its weights allow, whether its current can wrap or its voltage
+    saturate (``checked``) and the dtype that holds every value exactly
+    (:func:`_state_dtype`)."""
 
     def __init__(self, graph: Graph, name: str, synapses: dict) -> None:
         pop = graph.population(name)
@@ -322,6 +336,8 @@ class _Neurons:
         bound = drive / (1 - keep) if keep < 1 else math.inf  # |v| <= max|drive| / (1 - keep)
         self.checked = current > STATE_WRAP or bound > STATE_MAX
         self.dtype = _state_dtype(keep, min(bound, STATE_MAX + drive))
+        if pop.role != "readout":  # a read-out's voltage is always float64
+            self.bias = self.bias.astype(torch.empty(0, dtype=self.dtype).numpy().dtype)
 
 
 class Prepared(dict):

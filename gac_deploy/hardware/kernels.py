@@ -47,7 +47,7 @@ class Current:
     none (input 0)."""
 
     values: torch.Tensor
-    rows: torch.Tensor
+    rows: np.ndarray
     scale: torch.Tensor | None = None
     """Per column [P], in the values' dtype: the input is values * scale (a diagonal 1x1
     edge, read straight from its source's frames)."""
@@ -56,13 +56,13 @@ class Current:
 @dataclass
 class Fired:
     """A population's spikes as one byte each, uint8 [T, N, *shape] (channels-last memory
-    for images), and what its outgoing edges read: nonzero entries per frame, int64
-    [T * N], and per column of the memory order, int64 [P]; and its overflows (current
-    wraps and voltage saturations)."""
+    for images), and what its outgoing edges read: nonzero entries per frame (numpy
+    int64 [T * N]) and per column of the memory order (numpy int64 [P]); and its
+    overflows (current wraps and voltage saturations)."""
 
     spikes: torch.Tensor
-    frame_counts: torch.Tensor
-    column_counts: torch.Tensor
+    frame_counts: np.ndarray
+    column_counts: np.ndarray
     overflows: int
 
 
@@ -81,20 +81,24 @@ def _summed_row(currents, scales, rows, frame, a):  # pragma: no cover
 
 
 @njit(inline="always")
-def _wrap(a):  # pragma: no cover
-    if a > STATE_WRAP:
-        return a - 2 * STATE_WRAP, 1
-    if a <= -STATE_WRAP:
-        return a + 2 * STATE_WRAP, 1
+def _wrap(a, real):  # pragma: no cover
+    """The 24-bit current: ``a`` wrapped, in the state's scalar type ``real``, and 1 if it
+    wrapped (every constant typed, so that float32 states stay float32)."""
+    a, half = real(a), real(STATE_WRAP)
+    if a > half:
+        return a - (half + half), 1
+    if a <= -half:
+        return a + (half + half), 1
     return a, 0
 
 
 @njit(inline="always")
-def _saturate(v):  # pragma: no cover
-    if v > STATE_MAX:
-        return float(STATE_MAX), 1
-    if v < -STATE_MAX:
-        return -float(STATE_MAX), 1
+def _saturate(v, real):  # pragma: no cover
+    top = real(STATE_MAX)
+    if v > top:
+        return top, 1
+    if v < -top:
+        return -top, 1
     return v, 0
 
 
@@ -110,26 +114,30 @@ def _count_spikes(spikes, columns):  # pragma: no cover
 @njit(inline="always")
 def _step(drive, v, bias, keep, threshold, out):  # pragma: no cover
     """One frame of LIF neurons: their input ``drive`` [P], voltage ``v`` [P] (updated,
-    reset where they spiked), spikes written to ``out``; nothing can overflow."""
+    reset where they spiked), spikes written to ``out``; nothing can overflow. Every
+    value stays in v's dtype (a plain 0 would make the select, and so the loop, float64)."""
+    zero = v.dtype.type(0)
     for p in range(len(v)):
         x = np.trunc(v[p] * keep) + drive[p] + bias[p]
         fired = x > threshold
         out[p] = fired
-        v[p] = 0 if fired else x
+        v[p] = zero if fired else x
     return 0
 
 
 @njit(inline="always")
 def _step_checked(drive, v, bias, keep, threshold, out):  # pragma: no cover
     """:func:`_step` with the current's wrap and the voltage's saturation, counted."""
+    real = v.dtype.type
+    zero = real(0)
     overflows = 0
     for p in range(len(v)):
-        wrapped, w = _wrap(drive[p])
-        x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
+        wrapped, w = _wrap(drive[p], real)
+        x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p], real)
         overflows += w + s
         fired = x > threshold
         out[p] = fired
-        v[p] = 0 if fired else x
+        v[p] = zero if fired else x
     return overflows
 
 
@@ -181,8 +189,8 @@ def _voltage(
         for t in range(steps):
             drive = _summed_row(currents, scales, rows, t * images + n, a)
             for p in range(size):
-                wrapped, w = _wrap(drive[p])
-                x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p])
+                wrapped, w = _wrap(drive[p], np.float64)
+                x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p], np.float64)
                 overflows += w + s
                 voltage[t, n, p] = x
                 v[p] = 0.0 if reset and x > threshold else x
@@ -235,6 +243,8 @@ def memory_order(signal: torch.Tensor, leading: int = 2) -> torch.Tensor:
     return signal.contiguous().view(*signal.shape[:leading], math.prod(signal.shape[leading:]))
 
 
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}  # the state's dtypes
+
 MOST_CURRENTS = 2  # read by the pass as they are; more are summed first (one signature each)
 
 
@@ -245,7 +255,7 @@ def _operands(currents: list[Current], size: int, frames: int, state: torch.dtyp
     current can be read as it is; one empty current where there are none."""
     if not currents:
         empty = np.zeros((0, size), np.float32)
-        return (empty,), np.ones((1, size), np.float32), np.full((1, frames), -1, np.int64), True
+        return (empty,), np.ones((1, size), np.float32), np.full((1, frames), -1), True
     if len(currents) > MOST_CURRENTS:
         currents = [_summed(currents, state)]
     wide = any(c.values.dtype == torch.float64 for c in currents)
@@ -255,25 +265,25 @@ def _operands(currents: list[Current], size: int, frames: int, state: torch.dtyp
         if current.scale is not None:
             scales[i] = current.scale.numpy()
     direct = len(currents) == 1 and currents[0].scale is None
-    return values, scales, torch.stack([c.rows for c in currents]).numpy(), direct
+    return values, scales, np.stack([c.rows for c in currents]), direct
 
 
 def _summed(currents: list[Current], dtype: torch.dtype) -> Current:
     """Several currents as one over every frame, summed in ``dtype`` (exact where the
     caller chose it for the population's values), one compiled pass per current."""
     count, size = len(currents[0].rows), currents[0].values.shape[1]
-    total = np.empty((count, size), torch.empty(0, dtype=dtype).numpy().dtype)
+    total = np.empty((count, size), _NUMPY[dtype])
     parts = _parts(count, size)
     for i, current in enumerate(currents):
         values = current.values.numpy()
         scale = np.ones(size, values.dtype) if current.scale is None else current.scale.numpy()
-        rows = current.rows.numpy()
+        rows = current.rows
 
         def run(_, lo, hi, values=values, scale=scale, rows=rows, first=i == 0):
             return _add_rows(total, values, scale, rows, lo, hi, first)
 
         _in_parallel(parts, run)
-    return Current(torch.from_numpy(total), torch.arange(count))
+    return Current(torch.from_numpy(total), np.arange(count))
 
 
 def spiking(
@@ -294,21 +304,22 @@ def spiking(
     only where no current can wrap and no voltage saturate. The images are split over
     torch's intra-op thread count."""
     steps, images = steps_images
-    layout = (*shape[1:], shape[0]) if len(shape) == 3 else shape
-    spikes = torch.empty((steps, images, *layout), dtype=torch.uint8)
-    frames = torch.empty(steps * images, dtype=torch.int64)
-    size = int(np.prod(shape))
+    size = math.prod(shape)
+    spikes = np.empty((steps, images, size), np.uint8)
+    frames = np.empty(steps * images, np.int64)
     values, scales, rows, direct = _operands(currents, size, len(frames), dtype)
-    real = torch.empty(0, dtype=dtype).numpy().dtype.type
+    real = _NUMPY[dtype]
     parts = _parts(images, steps * size)
     columns = np.zeros((len(parts), size), np.int64)
     arguments = (values, scales, rows, direct, checked, bias.astype(real, copy=False))
-    arguments += (real(kept / DECAY_UNITY), real(threshold))
-    arguments += (spikes.numpy().reshape(steps, images, -1), frames.numpy())
+    arguments += (real(kept / DECAY_UNITY), real(threshold), spikes, frames)
     overflows = _in_parallel(parts, lambda i, lo, hi: _spiking(*arguments, columns[i], lo, hi))
-    if len(shape) == 3:
-        spikes = spikes.permute(0, 1, 4, 2, 3)  # [T, N, C, H, W], channels-last memory
-    return Fired(spikes, frames, torch.from_numpy(columns.sum(axis=0)), sum(overflows))
+    out = torch.from_numpy(spikes)
+    if len(shape) == 3:  # [T, N, C, H, W], channels-last memory
+        out = out.view(steps, images, *shape[1:], shape[0]).permute(0, 1, 4, 2, 3)
+    else:
+        out = out.view(steps, images, *shape)
+    return Fired(out, frames, columns.sum(axis=0), sum(overflows))
 
 
 def voltage(
@@ -339,22 +350,22 @@ def voltage(
     return torch.from_numpy(voltage).to(torch.int64), int(overflows)
 
 
-def count_nonzero(signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float, float]:
-    """Nonzero entries of ``signal`` [T, N, *shape] per frame (int64 [T * N]) and per column
-    of the memory order (int64 [P], see :func:`memory_order`), and its smallest and largest
-    value (0, 0 when empty)."""
+def count_nonzero(signal: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Nonzero entries of ``signal`` [T, N, *shape] per frame (numpy int64 [T * N]) and per
+    column of the memory order (numpy int64 [P], see :func:`memory_order`), and its
+    smallest and largest value (0, 0 when empty)."""
     values = memory_order(signal)
     if values.dtype == torch.bool:
         values = values.view(torch.uint8)
     values = values.flatten(0, 1).numpy()
     frames = np.zeros(len(values), np.int64)
     if not values.size:
-        return torch.from_numpy(frames), torch.zeros(values.shape[1], dtype=torch.int64), 0.0, 0.0
+        return frames, np.zeros(values.shape[1], np.int64), 0.0, 0.0
     parts = _parts(len(values), values.shape[1])
     columns = np.zeros((len(parts), values.shape[1]), np.int64)
     ranges = _in_parallel(parts, lambda i, lo, hi: _count(values, frames, columns[i], lo, hi))
     low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    return torch.from_numpy(frames), torch.from_numpy(columns.sum(axis=0)), float(low), float(high)
+    return frames, columns.sum(axis=0), float(low), float(high)
 
 
 def load(
@@ -364,7 +375,7 @@ def load(
     in ``dtype`` and incoming currents of the dtypes ``currents`` runs, by running it on
     one neuron: the cost moves to start-up, out of the first batch. The graded payload's
     count is loaded with it."""
-    zero = torch.zeros(1, dtype=torch.int64)
+    zero = np.zeros(1, np.int64)
     inputs = [Current(torch.zeros(1, 1, dtype=c), zero) for c in currents]
     bias = np.zeros(1)
     if readout:
@@ -399,8 +410,8 @@ def _parts(count: int, cost_each: int) -> list[tuple[int, int]]:
     """``count`` items (each ``cost_each`` values) split into contiguous [lo, hi) ranges, one
     per torch intra-op thread, fewer when the ranges would be small."""
     parts = max(1, min(torch.get_num_threads(), count, count * cost_each // MIN_PART))
-    bounds = np.linspace(0, count, parts + 1).astype(int)
-    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}  # by worker count

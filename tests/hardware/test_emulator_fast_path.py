@@ -43,8 +43,9 @@ def as_signal(current, steps_images, shape):
         values = current.values.double()
         if current.scale is not None:
             values = values * current.scale.double()
-        active = current.rows >= 0
-        frames[active] = values[current.rows[active]]
+        rows = torch.from_numpy(current.rows)
+        active = rows >= 0
+        frames[active] = values[rows[active]]
     if len(shape) == 3:  # memory order (H, W, C) -> (C, H, W)
         frames = frames.view(-1, *shape[1:], shape[0]).permute(0, 3, 1, 2)
     return frames.reshape(*steps_images, *shape)
