@@ -67,20 +67,6 @@ class Fired:
 
 
 @njit(inline="always")
-def _summed_row(currents, scales, rows, frame, a):  # pragma: no cover
-    """Frame ``frame``'s input [P], every current (times its scale) summed in ``a``."""
-    a[:] = 0
-    for i in range(len(currents)):
-        row = rows[i, frame]
-        if row >= 0:
-            values = currents[i][row]
-            scale = scales[i]
-            for p in range(len(a)):
-                a[p] += values[p] * scale[p]
-    return a
-
-
-@njit(inline="always")
 def _wrap(a, real):  # pragma: no cover
     """The 24-bit current: ``a`` wrapped, in the state's scalar type ``real``, and 1 if it
     wrapped (every constant typed, so that float32 states stay float32)."""
@@ -112,32 +98,43 @@ def _count_spikes(spikes, columns):  # pragma: no cover
 
 
 @njit(inline="always")
-def _step(drive, v, bias, keep, threshold, out):  # pragma: no cover
-    """One frame of LIF neurons: their input ``drive`` [P], voltage ``v`` [P] (updated,
-    reset where they spiked), spikes written to ``out``; nothing can overflow. Every
-    value stays in v's dtype (a plain 0 would make the select, and so the loop, float64)."""
-    zero = v.dtype.type(0)
-    for p in range(len(v)):
-        x = np.trunc(v[p] * keep) + drive[p] + bias[p]
-        fired = x > threshold
-        out[p] = fired
-        v[p] = zero if fired else x
-    return 0
+def _neuron(a, p, v, bias, keep, threshold, out, checked):  # pragma: no cover
+    """Neuron p of one frame: its input ``a``, voltage v[p] (updated, reset if it spiked),
+    its spike written to out[p]; ``checked``: the current wraps and the voltage saturates,
+    and the overflows are returned. Every value stays in v's dtype (a plain 0 or float
+    would make the select, and so the whole loop, float64)."""
+    real = v.dtype.type
+    wrapped = saturated = 0
+    if checked:
+        a, wrapped = _wrap(a, real)
+        x, saturated = _saturate(np.trunc(v[p] * keep) + a + bias[p], real)
+    else:
+        x = np.trunc(v[p] * keep) + a + bias[p]
+    fired = x > threshold
+    out[p] = fired
+    v[p] = real(0) if fired else x
+    return wrapped + saturated
 
 
 @njit(inline="always")
-def _step_checked(drive, v, bias, keep, threshold, out):  # pragma: no cover
-    """:func:`_step` with the current's wrap and the voltage's saturation, counted."""
-    real = v.dtype.type
-    zero = real(0)
+def _step(drive, v, bias, keep, threshold, out, checked):  # pragma: no cover
+    """One frame of a population with one unscaled current, ``drive`` [P], read as it
+    lies (float32 currents into a float64 state widen per value, exactly)."""
     overflows = 0
     for p in range(len(v)):
-        wrapped, w = _wrap(drive[p], real)
-        x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p], real)
-        overflows += w + s
-        fired = x > threshold
-        out[p] = fired
-        v[p] = zero if fired else x
+        overflows += _neuron(drive[p], p, v, bias, keep, threshold, out, checked)
+    return overflows
+
+
+@njit(inline="always")
+def _step_pair(first, scale0, second, scale1, v, bias, keep, threshold, out, checked):  # pragma: no cover  # fmt: skip
+    """One frame with two scaled currents (or one, beside a silent one), summed in the
+    state's dtype per neuron."""
+    real = v.dtype.type
+    overflows = 0
+    for p in range(len(v)):
+        a = real(first[p] * scale0[p]) + real(second[p] * scale1[p])
+        overflows += _neuron(a, p, v, bias, keep, threshold, out, checked)
     return overflows
 
 
@@ -146,34 +143,54 @@ def _spiking(
     currents, scales, rows, direct, checked, bias, keep, threshold, spikes, frames, columns,
     first, last,
 ):  # pragma: no cover  # fmt: skip
-    """The LIF pass over images [first, last), its state in the bias's dtype: a single
-    unscaled current (``direct``) read where it lies, in its own dtype, several summed
-    per frame in the state's; ``checked``: with wraps and saturations (counted)."""
+    """The LIF pass over images [first, last), its state in the bias's dtype, from two
+    currents (the second may be an empty stand-in): a single unscaled one (``direct``)
+    read where it lies, in its own dtype, else both times their scales, summed per
+    neuron in the state's dtype; ``checked``: with wraps and saturations (counted). The
+    literal True/False below let each loop compile without the other's branch."""
     steps, images, size = spikes.shape
     overflows = 0
     v = np.zeros(size, bias.dtype)
-    a = np.zeros(size, bias.dtype)
     silent = np.zeros(size, currents[0].dtype)
     for n in range(first, last):
         v[:] = 0
         for t in range(steps):
             frame = t * images + n
             out = spikes[t, n]
-            if direct:
-                row = rows[0, frame]
-                drive = currents[0][row] if row >= 0 else silent
-                if checked:
-                    overflows += _step_checked(drive, v, bias, keep, threshold, out)
-                else:
-                    overflows += _step(drive, v, bias, keep, threshold, out)
+            row = rows[0, frame]
+            drive = currents[0][row] if row >= 0 else silent
+            if direct and checked:
+                overflows += _step(drive, v, bias, keep, threshold, out, True)
+            elif direct:
+                overflows += _step(drive, v, bias, keep, threshold, out, False)
             else:
-                summed = _summed_row(currents, scales, rows, frame, a)
+                row = rows[1, frame]
+                other = currents[1][row] if row >= 0 else silent
                 if checked:
-                    overflows += _step_checked(summed, v, bias, keep, threshold, out)
+                    overflows += _step_pair(
+                        drive, scales[0], other, scales[1], v, bias, keep, threshold, out, True
+                    )
                 else:
-                    overflows += _step(summed, v, bias, keep, threshold, out)
+                    overflows += _step_pair(
+                        drive, scales[0], other, scales[1], v, bias, keep, threshold, out, False
+                    )
             frames[frame] = _count_spikes(out, columns)
     return overflows
+
+
+@njit(inline="always")
+def _summed_row(currents, scales, rows, frame, a):  # pragma: no cover
+    """Frame ``frame``'s input [P], every current (times its scale) summed in ``a``."""
+    a[:] = 0
+    for i in range(len(currents)):
+        row = rows[i, frame]
+        if row >= 0:
+            values = currents[i][row]
+            scale = scales[i]
+            for p in range(len(a)):
+                a[p] += values[p] * scale[p]
+    return a
+
 
 
 @njit(nogil=True, cache=True)
@@ -245,27 +262,29 @@ def memory_order(signal: torch.Tensor, leading: int = 2) -> torch.Tensor:
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}  # the state's dtypes
 
-MOST_CURRENTS = 2  # read by the pass as they are; more are summed first (one signature each)
+MOST_CURRENTS = 2  # read by the pass as they are; more are summed first
 
 
 def _operands(currents: list[Current], size: int, frames: int, state: torch.dtype) -> tuple:
-    """The currents as one tuple of [M, P] arrays of one dtype (their own, float64 if any
-    is; beyond MOST_CURRENTS, all summed into one in the ``state`` dtype), their scales
-    [K, P] (1 where they have none), row maps int64 [K, T * N], and whether the one
-    current can be read as it is; one empty current where there are none."""
-    if not currents:
-        empty = np.zeros((0, size), np.float32)
-        return (empty,), np.ones((1, size), np.float32), np.full((1, frames), -1), True
+    """The currents as the tuple of two [M, P] arrays of one dtype that the passes read
+    (their own, float64 if any is; beyond MOST_CURRENTS, all summed into one in the
+    ``state`` dtype; an empty stand-in where there are fewer), their scales [2, P] (1
+    where they have none), row maps int64 [2, T * N] (-1: no input), and whether the
+    first can be read as it is (the only current, unscaled)."""
     if len(currents) > MOST_CURRENTS:
         currents = [_summed(currents, state)]
     wide = any(c.values.dtype == torch.float64 for c in currents)
-    values = tuple((c.values.double() if wide else c.values).numpy() for c in currents)
-    scales = np.ones((len(currents), size), values[0].dtype)
+    dtype = np.float64 if wide else np.float32
+    values = tuple(c.values.numpy().astype(dtype, copy=False) for c in currents)
+    values += (np.zeros((0, size), dtype),) * (MOST_CURRENTS - len(currents))
+    scales = np.ones((MOST_CURRENTS, size), dtype)
+    rows = np.full((MOST_CURRENTS, frames), -1)
     for i, current in enumerate(currents):
+        rows[i] = current.rows
         if current.scale is not None:
             scales[i] = current.scale.numpy()
-    direct = len(currents) == 1 and currents[0].scale is None
-    return values, scales, np.stack([c.rows for c in currents]), direct
+    direct = len(currents) < MOST_CURRENTS and all(c.scale is None for c in currents)
+    return values, scales, rows, direct
 
 
 def _summed(currents: list[Current], dtype: torch.dtype) -> Current:
@@ -386,21 +405,20 @@ def load(
 
 
 def compile_all() -> None:
-    """Compile into numba's disk cache every pass the emulator can run: spiking with
-    float32 currents and state, float32 currents into a float64 state, or float64 both,
-    checked or not, and read-outs, with one or two currents, and the counts of float32,
-    float64 and uint8 signals. ``make install`` runs this, so that tests and first
-    simulations load them (about a second each to compile, a few milliseconds to load)."""
+    """Compile into numba's disk cache every pass the emulator can run (11 signatures):
+    spiking with float32 currents and state, float32 currents into a float64 state, or
+    float64 both, the pass that sums currents beyond MOST_CURRENTS into each state, the
+    read-outs of float32 or float64 currents, and the counts of float32, float64 and
+    uint8 signals. ``make install`` runs this, so that tests and first simulations load
+    them (a few seconds each to compile, a few milliseconds to load)."""
     f32, f64 = torch.float32, torch.float64
-    for count in range(1, MOST_CURRENTS + 1):
-        for state, values in ((f32, f32), (f64, f32), (f64, f64)):
-            load(state, [values] * count, checked=False)
-        for values in (f32, f64):
-            load(f64, [values] * count, True, readout=True)
+    for state, values in ((f32, f32), (f64, f32), (f64, f64)):
+        load(state, [values], checked=False)
+        load(state, [values] * (MOST_CURRENTS + 1), checked=False)  # the summing pass
+    for values in (f32, f64):
+        load(f64, [values], True, readout=True)
     for dtype in (f32, f64, torch.uint8):
         count_nonzero(torch.zeros(1, 1, 1, dtype=dtype))
-    for state, values in ((f32, f32), (f64, f32), (f64, f64)):  # beyond MOST_CURRENTS
-        load(state, [values] * (MOST_CURRENTS + 1), checked=False)
 
 
 MIN_PART = 1 << 16  # values per thread below which splitting costs more than it saves
