@@ -18,8 +18,9 @@ is one pass, with the currents read where their edges left them.
 
 Layout: a frame is one image at one step, frame f = t * N + n. Values are in memory
 order, P = H * W * C for channels-last images (position-major, channel fastest) and
-P = F for flat populations. numba compiles each kernel once per dtype and number of
-currents and caches the machine code on disk (beside this module, or in numba's user
+P = F for flat populations. Every pass reads two currents (an empty stand-in where a
+population has one; more are summed first), so numba compiles each kernel once per
+dtype and caches the machine code on disk (beside this module, or in numba's user
 cache where that is read-only).
 """
 
