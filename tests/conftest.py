@@ -89,3 +89,14 @@ def random_model(config: ModelConfig, seed: int = 0):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.1, 0.3)
     return model.eval()
+
+
+SHARED = ("trained_dir", "bundle_dir")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests of the shared digits model first, the rest after (each in its file order).
+    pytest-xdist's worksteal hands each worker an equal run of the list, so the second
+    worker starts on tests that need nothing shared instead of waiting while the first
+    trains the model."""
+    items.sort(key=lambda item: not any(name in item.fixturenames for name in SHARED))

@@ -51,7 +51,9 @@ def export_encoder_onnx(
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # it warns about torchvision ops we do not use
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # no_grad: torch.export traces an inference graph (no autograd joint), about 1 s
+    # less per export and fewer nodes; onnxruntime matches PyTorch either way (tested)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             host,

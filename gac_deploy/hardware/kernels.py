@@ -128,7 +128,9 @@ def _step(drive, v, bias, keep, threshold, out, checked):  # pragma: no cover
 
 
 @njit(inline="always")
-def _step_pair(first, scale0, second, scale1, v, bias, keep, threshold, out, checked):  # pragma: no cover  # fmt: skip
+def _step_pair(
+    first, scale0, second, scale1, v, bias, keep, threshold, out, checked
+):  # pragma: no cover
     """One frame with two scaled currents (or one, beside a silent one), summed in the
     state's dtype per neuron."""
     real = v.dtype.type
