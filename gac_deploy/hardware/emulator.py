@@ -337,7 +337,7 @@ class _Neurons:
         self.checked = current > STATE_WRAP or bound > STATE_MAX
         self.dtype = _state_dtype(keep, min(bound, STATE_MAX + drive))
         if pop.role != "readout":  # a read-out's voltage is always float64
-            self.bias = self.bias.astype(torch.empty(0, dtype=self.dtype).numpy().dtype)
+            self.bias = self.bias.astype(kernels.state_type(self.dtype))
 
 
 class Prepared(dict):

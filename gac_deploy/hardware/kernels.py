@@ -263,7 +263,13 @@ def memory_order(signal: torch.Tensor, leading: int = 2) -> torch.Tensor:
     return signal.contiguous().view(*signal.shape[:leading], math.prod(signal.shape[leading:]))
 
 
-_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}  # the state's dtypes
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}  # the states' dtypes
+
+
+def state_type(dtype: torch.dtype) -> type:
+    """The numpy scalar type of a state ``dtype`` (float32 or float64) as the passes hold it."""
+    return _NUMPY[dtype]
+
 
 MOST_CURRENTS = 2  # read by the pass as they are; more are summed first
 
@@ -294,7 +300,7 @@ def _summed(currents: list[Current], dtype: torch.dtype) -> Current:
     """Several currents as one over every frame, summed in ``dtype`` (exact where the
     caller chose it for the population's values), one compiled pass per current."""
     count, size = len(currents[0].rows), currents[0].values.shape[1]
-    total = np.empty((count, size), _NUMPY[dtype])
+    total = np.empty((count, size), state_type(dtype))
     parts = _parts(count, size)
     for i, current in enumerate(currents):
         values = current.values.numpy()
@@ -330,7 +336,7 @@ def spiking(
     spikes = np.empty((steps, images, size), np.uint8)
     frames = np.empty(steps * images, np.int64)
     values, scales, rows, direct = _operands(currents, size, len(frames), dtype)
-    real = _NUMPY[dtype]
+    real = state_type(dtype)
     parts = _parts(images, steps * size)
     columns = np.zeros((len(parts), size), np.int64)
     arguments = (values, scales, rows, direct, checked, bias.astype(real, copy=False))
