@@ -128,6 +128,20 @@ def _step(drive, v, bias, keep, threshold, out, checked):  # pragma: no cover
 
 
 @njit(inline="always")
+def _inputs(currents, rows, frame, silent):  # pragma: no cover
+    """Frame ``frame``'s rows of the two currents, ``silent`` (zeros) where one has none."""
+    row, other = rows[0, frame], rows[1, frame]
+    first = currents[0][row] if row >= 0 else silent
+    return first, currents[1][other] if other >= 0 else silent
+
+
+@njit(inline="always")
+def _input_sum(first, scale0, second, scale1, p, real):  # pragma: no cover
+    """Neuron p's input: both currents times their scales, summed in the state's type."""
+    return real(first[p] * scale0[p]) + real(second[p] * scale1[p])
+
+
+@njit(inline="always")
 def _step_pair(
     first, scale0, second, scale1, v, bias, keep, threshold, out, checked
 ):  # pragma: no cover
@@ -136,7 +150,7 @@ def _step_pair(
     real = v.dtype.type
     overflows = 0
     for p in range(len(v)):
-        a = real(first[p] * scale0[p]) + real(second[p] * scale1[p])
+        a = _input_sum(first, scale0, second, scale1, p, real)
         overflows += _neuron(a, p, v, bias, keep, threshold, out, checked)
     return overflows
 
@@ -160,15 +174,12 @@ def _spiking(
         for t in range(steps):
             frame = t * images + n
             out = spikes[t, n]
-            row = rows[0, frame]
-            drive = currents[0][row] if row >= 0 else silent
+            drive, other = _inputs(currents, rows, frame, silent)
             if direct and checked:
                 overflows += _step(drive, v, bias, keep, threshold, out, True)
             elif direct:
                 overflows += _step(drive, v, bias, keep, threshold, out, False)
             else:
-                row = rows[1, frame]
-                other = currents[1][row] if row >= 0 else silent
                 if checked:
                     overflows += _step_pair(
                         drive, scales[0], other, scales[1], v, bias, keep, threshold, out, True
@@ -181,35 +192,21 @@ def _spiking(
     return overflows
 
 
-@njit(inline="always")
-def _summed_row(currents, scales, rows, frame, a):  # pragma: no cover
-    """Frame ``frame``'s input [P], every current (times its scale) summed in ``a``."""
-    a[:] = 0
-    for i in range(len(currents)):
-        row = rows[i, frame]
-        if row >= 0:
-            values = currents[i][row]
-            scale = scales[i]
-            for p in range(len(a)):
-                a[p] += values[p] * scale[p]
-    return a
-
-
-
 @njit(nogil=True, cache=True)
-def _voltage(
-    currents, scales, rows, bias, keep, threshold, reset, voltage
-):  # pragma: no cover
+def _voltage(currents, scales, rows, bias, keep, threshold, reset, voltage):  # pragma: no cover
+    """A read-out's voltage before each step's reset (float64, checked), from the same two
+    currents as :func:`_spiking`; it resets only when ``reset`` (a leaky read-out)."""
     steps, images, size = voltage.shape
     overflows = 0
     v = np.zeros(size)
-    a = np.zeros(size)
+    silent = np.zeros(size, currents[0].dtype)
     for n in range(images):
         v[:] = 0
         for t in range(steps):
-            drive = _summed_row(currents, scales, rows, t * images + n, a)
+            first, second = _inputs(currents, rows, t * images + n, silent)
             for p in range(size):
-                wrapped, w = _wrap(drive[p], np.float64)
+                a = _input_sum(first, scales[0], second, scales[1], p, np.float64)
+                wrapped, w = _wrap(a, np.float64)
                 x, s = _saturate(np.trunc(v[p] * keep) + wrapped + bias[p], np.float64)
                 overflows += w + s
                 voltage[t, n, p] = x
