@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# gac_deploy/lava_compat.py.
 	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA_SPEC)
 	# the emulator's compiled neuron passes, into numba's disk cache (once, ~25 s)
-	$(BIN)/python -c "from gac_deploy.hardware.kernels import compile_all; compile_all()"
+	$(BIN)/python -c "from gac_deploy.chip.neuron_passes import compile_all; compile_all()"
 	touch $@
 
 demo: install

@@ -19,6 +19,7 @@ import gac_deploy  # noqa: F401  (before torch, like the CLI: its OpenMP default
 # isort: split
 import argparse
 import importlib
+import importlib.util
 import io
 import re
 import statistics
@@ -31,16 +32,18 @@ from pathlib import Path
 
 import torch
 
+from gac_deploy.chip import emulator
+from gac_deploy.chip.simulate import test_batches
 from gac_deploy.data import load_split
-from gac_deploy.export.bundle import load_bundle
-from gac_deploy.hardware import emulator
-from gac_deploy.hardware.simulate import test_batches
+from gac_deploy.export.loading import load_bundle
 
 BASE = "gac_deploy_base"
 
 
 def base_emulator(rev: str, into: Path):
-    """REV's gac_deploy.hardware.emulator, its package renamed to gac_deploy_base."""
+    """REV's emulator module (gac_deploy.chip.emulator, or gac_deploy.hardware.emulator in
+    revisions before the package was split), its package renamed to gac_deploy_base and
+    loaded from ``into`` by importlib (the import path is left alone)."""
     root = Path(__file__).resolve().parent.parent
     archive = subprocess.run(
         ["git", "archive", rev, "gac_deploy"], cwd=root, capture_output=True, check=True
@@ -50,8 +53,15 @@ def base_emulator(rev: str, into: Path):
     (into / "gac_deploy").rename(into / BASE)
     for source in (into / BASE).rglob("*.py"):
         source.write_text(re.sub(r"\bgac_deploy\b", BASE, source.read_text()))
-    sys.path.insert(0, str(into))
-    return importlib.import_module(f"{BASE}.hardware.emulator")
+    package = into / BASE
+    spec = importlib.util.spec_from_file_location(
+        BASE, package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[BASE] = module
+    spec.loader.exec_module(module)
+    room = "chip" if (package / "chip" / "emulator.py").exists() else "hardware"
+    return importlib.import_module(f"{BASE}.{room}.emulator")
 
 
 def same(a, b) -> bool:

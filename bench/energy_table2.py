@@ -10,7 +10,7 @@ The paper used per-layer rates we do not have, so a difference is expected; the
 
 from __future__ import annotations
 
-from gac_deploy.hardware.energy_report import load_rates, report_what_if, what_if_config
+from gac_deploy.energy.report import load_rates, report_what_if, what_if_config
 from gac_deploy.table import format_table
 
 ROWS = [

@@ -14,28 +14,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from bundle_facts import bundle_facts
 
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
 from gac_deploy.data import DataSpec
-from gac_deploy.export.bundle import export_bundle
+from gac_deploy.export.targets import export_bundle
 from gac_deploy.models import build_model, default_config
-
-ROOT = Path(__file__).resolve().parents[1]
+from gac_deploy.testing import authors_state_dict, bundle_facts
 
 
 def official_exports(work: Path) -> None:
     """The authors' architectures through import-official and export, as a user runs them."""
-    sys.path.insert(0, str(ROOT))  # tests.models.test_official, as `python bench/...` runs
     from gac_deploy.cli import main as cli
     from gac_deploy.models.official import official_config
-    from tests.models.test_official import authors_state_dict
 
     for arch, classes, steps in (
         ("msresnet18-cifar", 10, 6),

@@ -5,7 +5,7 @@
 An authors-format state dict (their key names, ``module.`` prefix) of msresnet18-cifar
 (T=6, 10 classes, membrane shortcuts) with random weights, its BatchNorm statistics
 measured on the images so that every population fires at a realistic rate (the
-calibration of ``tests/models/test_membrane_shortcut.py``), is written to a .pth file.
+calibration of ``gac_deploy.testing.calibrated_official``), is written to a .pth file.
 Random CIFAR-format images (python layout) stand in for the test split. Then each
 stage runs in its own process, as a user runs it:
 
@@ -32,10 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bundle_facts import bundle_facts
+from gac_deploy.testing import bundle_facts
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the tests' data builders (tests.*), as `python bench/...` runs
 CLI = [sys.executable, "-c", "import sys; from gac_deploy.cli import main; sys.exit(main())"]
 
 
@@ -45,9 +44,7 @@ def make_inputs(work: Path, images: int) -> Path:
 
     from gac_deploy.data import load_dataset
     from gac_deploy.models.official import official_config
-    from tests.models.test_membrane_shortcut import calibrated_official
-    from tests.models.test_official import authors_state_dict
-    from tests.test_data import write_cifar
+    from gac_deploy.testing import authors_state_dict, calibrated_official, write_cifar
 
     write_cifar(work / "cifar", 10, per_file=images, seed=0)
     calibration = load_dataset("cifar10", str(work / "cifar")).train.batch(torch.arange(16))[0]

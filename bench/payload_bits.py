@@ -4,7 +4,7 @@
 
 msresnet18-cifar as the authors build it (membrane shortcuts, T=6) at channels / width,
 random weights with BatchNorm statistics set for moderate firing
-(``simulate_speed.calibrate_rates``), on random 32x32 images. For b = 1..8 (the payload
+(``gac_deploy.testing.calibrate_rates_by_role``), on random 32x32 images. For b = 1..8 (the payload
 fixed, every other exponent as export chooses it): the predicted RMS error that rounding
 adds to the graded input's current (``payload_error``, worst population, in
 thresholds), the quantised reference's spike agreement with the float graph (mean and
@@ -18,7 +18,6 @@ import argparse
 from dataclasses import replace
 
 import torch
-from simulate_speed import calibrate_rates
 
 from gac_deploy.body.quantize import (
     MAX_PAYLOAD_BITS,
@@ -28,9 +27,10 @@ from gac_deploy.body.quantize import (
     quantize_graph,
     quantize_payload,
 )
-from gac_deploy.hardware.reference import run_float_graph, run_quantized_graph
+from gac_deploy.chip.reference import run_float_graph, run_quantized_graph
 from gac_deploy.models import build_model
 from gac_deploy.models.official import official_config
+from gac_deploy.testing import calibrate_rates_by_role
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
     config = replace(config, stem_channels=config.stem_channels // args.width, stages=stages)
     torch.manual_seed(0)
     model = build_model(config)
-    calibrate_rates(model, torch.randn(64, 3, 32, 32))
+    calibrate_rates_by_role(model, torch.randn(64, 3, 32, 32))
     with torch.no_grad():
         encoded = model.encoder(torch.randn(args.images, 3, 32, 32))
     graph = model.export_graph()

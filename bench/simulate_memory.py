@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from simulate_speed import calibrate_rates
 
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
+from gac_deploy.chip import emulator
+from gac_deploy.chip.simulate import simulate_bundle, test_batches
 from gac_deploy.data import load_cifar_split
-from gac_deploy.export.bundle import export_bundle, load_bundle
-from gac_deploy.hardware import emulator
-from gac_deploy.hardware.simulate import simulate_bundle, test_batches
+from gac_deploy.export.loading import load_bundle
+from gac_deploy.export.targets import export_bundle
 from gac_deploy.models import build_model, default_config
+from gac_deploy.testing import calibrate_rates_by_role
 
 
 def rss_mib() -> float:
@@ -74,7 +75,7 @@ def main() -> None:
         config = replace(config, stem_channels=config.stem_channels // args.width, stages=stages)
         torch.manual_seed(0)
         model = build_model(config)
-        calibrate_rates(model, torch.randn(64, 3, 32, 32))
+        calibrate_rates_by_role(model, torch.randn(64, 3, 32, 32))
         save_checkpoint(
             Path(tmp) / "model.pt", Checkpoint(config, split.spec, model.state_dict(), {}, {})
         )

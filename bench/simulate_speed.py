@@ -35,15 +35,17 @@ import torch
 
 from gac_deploy.body.quantize import quantize_graph, quantize_payload
 from gac_deploy.body.timing import balance_delays
+from gac_deploy.chip.emulator import emulate, prepare
+from gac_deploy.chip.lava_runner import run_in_lava
+from gac_deploy.chip.reference import run_quantized_graph
+from gac_deploy.chip.simulate import simulate_bundle
 from gac_deploy.config import ModelConfig, TrainConfig
 from gac_deploy.data import load_split
-from gac_deploy.export.bundle import export_bundle, load_bundle
-from gac_deploy.hardware.emulator import emulate, prepare
-from gac_deploy.hardware.lava_runner import run_in_lava
-from gac_deploy.hardware.reference import run_quantized_graph
-from gac_deploy.hardware.simulate import simulate_bundle
+from gac_deploy.export.loading import load_bundle
+from gac_deploy.export.targets import export_bundle
 from gac_deploy.lava_compat import lavas_own_convolution
 from gac_deploy.models import build_model, default_config
+from gac_deploy.testing import calibrate_rates_by_role
 from gac_deploy.training.trainer import train
 
 
@@ -69,35 +71,12 @@ def lava_rate(bundle, images: int) -> tuple[float, float]:
     return steady, first
 
 
-def calibrate_rates(model, images: torch.Tensor) -> None:
-    """Random BatchNorm affine parameters, statistics measured on ``images`` [N, 3, H, W]
-    (one train-mode pass, momentum 1), chosen so that each population fires about 20-26 %
-    of the time: the encoder's BN drives O (block 1's input), conv1's BN the block's
-    second LIF, and the terms of the residual stream (conv2, downsample) stay centred
-    lower, since each first LIF reads their sum."""
-    with torch.no_grad():
-        model.encoder.bn.weight.uniform_(0.8, 1.2)
-        model.encoder.bn.bias.uniform_(0.2, 0.6)
-        for block in model.blocks:
-            for name, beta in (("conv1", (-0.1, 0.3)), ("conv2", (-0.25, 0.15))) + (
-                (("downsample", (-0.25, 0.15)),) if block.downsample is not None else ()
-            ):
-                bn = getattr(block, name).bn
-                bn.weight.uniform_(0.4, 0.8)
-                bn.bias.uniform_(*beta)
-        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-            bn.momentum = 1.0
-        model.train()
-        model(images)
-    model.eval()
-
-
 def float_ratio(repetitions: int = 3, n: int = 16) -> None:
     """Emulator vs float inference on msresnet18-cifar, side by side (see the module doc)."""
     config = default_config("msresnet18-cifar")
     torch.manual_seed(0)
     model = build_model(config)
-    calibrate_rates(model, torch.randn(64, 3, 32, 32))
+    calibrate_rates_by_role(model, torch.randn(64, 3, 32, 32))
     graph, _ = quantize_graph(model.export_graph())
     graph = graph.with_delays(balance_delays(graph).delay)
     synapses = prepare(graph)

@@ -2,12 +2,12 @@
 
     python bench/train_speed.py [--arch msresnet18-cifar] [-T 4] [--batch 4] [--steps 4]
 
-Straightforward: the image repeated T times through the stem and the GAU (every step
-computed), LIF neurons as a plain per-step loop differentiated by autograd (every
-intermediate stored). Ours: static-input factoring of the encoder and the LIF's
-hand-written backward over time, spikes kept for backward as bytes. Activation memory
-is what autograd keeps for the backward pass of one training step: the bytes of every
-distinct storage saved for backward (counted with
+Straightforward (``gac_deploy.testing.straightforward_forward``): the image repeated T
+times through the stem and the GAU (every step computed), LIF neurons as a plain per-step
+loop differentiated by autograd (every intermediate stored). Ours: static-input factoring
+of the encoder and the LIF's hand-written backward over time, spikes kept for backward as
+bytes. Activation memory is what autograd keeps for the backward pass of one training
+step: the bytes of every distinct storage saved for backward (counted with
 ``torch.autograd.graph.saved_tensors_hooks``, in the first step, a warm-up). The last
 step is profiled to measure the time spent in convolutions, which both forms share, and
 so the best ratio any change outside them could give. Throughput is the best of the steps
@@ -27,57 +27,8 @@ import torch
 from torch.nn import functional as F
 
 import gac_deploy.models.lif as lif
-import gac_deploy.models.msresnet as msresnet
 from gac_deploy.models import build_model, default_config
-from gac_deploy.models.lif import lif_forward_autograd
-
-
-@contextlib.contextmanager
-def plain_lif():
-    """Every LIF population differentiated by autograd through its per-step loop, and every
-    conv input kept for backward as it is (float)."""
-    original = lif.lif_forward
-    lif.lif_forward = lif_forward_autograd
-    msresnet.PACK_SPIKES = False
-    try:
-        yield
-    finally:
-        lif.lif_forward = original
-        msresnet.PACK_SPIKES = True
-
-
-def straightforward_encoder(encoder, image: torch.Tensor) -> torch.Tensor:
-    """GAC as the authors' code runs it: [T*N] copies of the image through every stage."""
-    t, n = encoder.time_steps, image.shape[0]
-    f = encoder.bn(encoder.conv(image.unsqueeze(0).expand(t, *image.shape).flatten(0, 1)))
-    f = f.view(t, n, *f.shape[1:])
-    spikes = lif_forward_autograd(f, encoder.lif.config)
-    m = (encoder.ta.mlp(f.mean(dim=(2, 3, 4)).T) + encoder.ta.mlp(f.amax(dim=(2, 3, 4)).T)).T
-    sca = encoder.sca(f.flatten(0, 1)).view_as(f)
-    return torch.sigmoid(m[:, :, None, None, None] * sca) * spikes
-
-
-def straightforward_forward(model, image: torch.Tensor) -> torch.Tensor:
-    with plain_lif():
-        return model.body(straightforward_encoder(model.encoder, image)).mean(dim=0)
-
-
-def check_equal(arch: str, time_steps: int) -> float:
-    """Largest gradient difference between the two forms (float64, eval-mode BN)."""
-    torch.manual_seed(0)
-    model = build_model(default_config(arch, time_steps=time_steps)).double().eval()
-    size = model.config.image_size
-    image = torch.randn(2, model.config.in_channels, size, size, dtype=torch.float64)
-    label = torch.tensor([0, 1])
-    grads = []
-    for forward in (model, lambda x: straightforward_forward(model, x)):
-        model.zero_grad()
-        loss = F.cross_entropy(forward(image), label)
-        loss.backward()
-        grads.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
-    (loss_a, ga), (loss_b, gb) = grads
-    assert abs(loss_a - loss_b) < 1e-10, (loss_a, loss_b)
-    return max((a - b).abs().max().item() for a, b in zip(ga, gb, strict=True))
+from gac_deploy.testing import check_equal, straightforward_forward
 
 
 def run_variant(

@@ -7,7 +7,7 @@ It sets one process default, before torch loads: ``GOMP_SPINCOUNT`` (unless alre
 set). torch's OpenMP threads (GNU libgomp) otherwise spin some 300,000 times waiting
 for the next parallel operation before they sleep; on a machine with few cores they
 take the core from the emulator's compiled neuron passes, which run between torch's
-operations (:mod:`gac_deploy.hardware.kernels`), and slow them by about a third. A
+operations (:mod:`gac_deploy.chip.neuron_passes`), and slow them by about a third. A
 short spin keeps torch's own back-to-back operations as fast (training and float
 inference measured unchanged). libgomp reads it once, when torch is first imported:
 import gac_deploy before torch for it to apply.

@@ -11,7 +11,7 @@ import torch
 from filelock import FileLock
 
 from gac_deploy.config import ModelConfig, StageConfig, TrainConfig
-from gac_deploy.export.bundle import export_bundle
+from gac_deploy.export.targets import export_bundle
 from gac_deploy.models import build_model
 from gac_deploy.training.trainer import train
 

@@ -12,20 +12,18 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def run_bench(script: str, *args: str) -> str:
-    """``python bench/SCRIPT ARGS``, run in this process (no interpreter start-up; bench/ is
-    first on the path, as for the script); what it printed. An exception or a non-zero
-    exit fails the test."""
+    """``python bench/SCRIPT ARGS``, run in this process (no interpreter start-up); what it
+    printed. An exception or a non-zero exit fails the test."""
     out = io.StringIO()
-    argv, path = sys.argv, list(sys.path)
+    argv = sys.argv
     sys.argv = [str(BENCH / script), *args]
-    sys.path.insert(0, str(BENCH))
     try:
         with contextlib.redirect_stdout(out):
             runpy.run_path(str(BENCH / script), run_name="__main__")
     except SystemExit as exit_info:
         assert exit_info.code in (0, None), out.getvalue()[-2000:]
     finally:
-        sys.argv, sys.path[:] = argv, path
+        sys.argv = argv
     return out.getvalue()
 
 

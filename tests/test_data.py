@@ -1,4 +1,4 @@
-"""Datasets in their standard on-disk formats, built here as tiny fixtures."""
+"""Datasets in their standard on-disk formats, built as tiny fixtures (gac_deploy.testing)."""
 
 import pickle
 
@@ -14,6 +14,7 @@ from gac_deploy.data import (
     read_cifar_batch,
 )
 from gac_deploy.errors import UserError
+from gac_deploy.testing import write_cifar, write_imagenet
 
 
 def test_digits_split_is_stratified_and_seeded():
@@ -34,30 +35,6 @@ def test_load_split_rebuilds_the_same_split():
     rebuilt = load_split(split.spec)
     assert torch.equal(rebuilt.test_images()[0], split.test_images()[0])
     assert isinstance(split.spec, DataSpec) and split.spec.seed == 3
-
-
-def write_cifar(root, classes, per_file=6, seed=0):
-    """The official python layout with random pixels (protocol 2 pickles of numpy arrays)."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-
-    def batch(n):
-        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, classes, size=n).tolist()
-        key = b"labels" if classes == 10 else b"fine_labels"
-        return {b"data": data, key: labels, b"batch_label": b"x"}
-
-    names = (
-        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-        if classes == 10
-        else ["train", "test"]
-    )
-    for name in names:
-        with open(root / name, "wb") as handle:
-            pickle.dump(batch(per_file), handle, protocol=2)
-    meta = "batches.meta" if classes == 10 else "meta"
-    with open(root / meta, "wb") as handle:
-        pickle.dump({b"label_names": [b"a"] * classes}, handle, protocol=2)
 
 
 @pytest.mark.parametrize("classes", [10, 100])
@@ -92,20 +69,6 @@ def test_cifar_reader_refuses_code(tmp_path):
     evil.write_bytes(pickle.dumps({b"data": Exploit()}, protocol=2))
     with pytest.raises(UserError, match=r"refusing to load (__builtin__|builtins)\.print"):
         read_cifar_batch(evil)
-
-
-def write_imagenet(root, classes=("n01", "n02"), train=3, val=2, seed=0):
-    """The ImageFolder layout with random JPEGs of several sizes."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for part, count in (("train", train), ("val", val)):
-        for cls in classes:
-            folder = root / part / cls
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = rng.integers(0, 256, size=(40 + 10 * i, 60, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"img{i}.JPEG")
 
 
 def test_imagenet_folder_layout(tmp_path):

@@ -53,7 +53,7 @@ def test_workarounds_make_lava_and_slayer_import():
 
 def test_importing_gac_deploy_does_not_import_lava():
     result = run_python(
-        "import sys, gac_deploy, gac_deploy.cli, gac_deploy.export.bundle, "
+        "import sys, gac_deploy, gac_deploy.cli, gac_deploy.export.targets, "
         "gac_deploy.training.trainer;"
         "print(sorted(m for m in sys.modules if m.startswith('lava')))"
     )

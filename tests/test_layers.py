@@ -1,7 +1,8 @@
 """The package's parts import only parts below them (README, Layout).
 
 Lazy imports inside functions count: they are dependencies too. A part is a top-level
-module or package of ``gac_deploy``; parts of one rank may not import each other.
+module or package of ``gac_deploy``; parts of one rank may not import each other. Inside
+``export`` its modules are layered the same way.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ LAYERS: list[tuple[str, ...]] = [
     ("models",),
     ("checkpoint", "analysis"),
     ("export",),
-    ("hardware",),
+    ("chip",),
+    ("energy",),
     ("training",),
+    ("testing",),
     ("cli",),
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
+
+# export's modules, bottom to top: the file formats, the manifest, opening a bundle, writing one
+EXPORT_LAYERS: list[tuple[str, ...]] = [
+    ("onnx_encoder", "netx_hdf5", "nir_graph"),
+    ("manifest",),
+    ("loading",),
+    ("targets",),
+]
+EXPORT_RANK = {module: rank for rank, modules in enumerate(EXPORT_LAYERS) for module in modules}
 
 
 def part_of(file: Path) -> str:
@@ -32,14 +44,14 @@ def part_of(file: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
-def imported_parts(file: Path) -> list[tuple[str, int]]:
-    """(part, line) of every ``gac_deploy.<part>`` import in ``file``."""
+def imported_names(file: Path) -> list[tuple[list[str], int]]:
+    """(dotted name split, line) of every ``gac_deploy.<part>...`` import in ``file``."""
     found = []
     for node in ast.walk(ast.parse(file.read_text(), str(file))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
-            if node.module == "gac_deploy":  # from gac_deploy import x
-                names = [f"gac_deploy.{a.name}" for a in node.names]
+            if node.module in ("gac_deploy", "gac_deploy.export"):  # from gac_deploy import x
+                names = [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         else:
@@ -47,8 +59,13 @@ def imported_parts(file: Path) -> list[tuple[str, int]]:
         for name in names:
             bits = name.split(".")
             if bits[0] == "gac_deploy" and len(bits) > 1:
-                found.append((bits[1], node.lineno))
+                found.append((bits, node.lineno))
     return found
+
+
+def imported_parts(file: Path) -> list[tuple[str, int]]:
+    """(part, line) of every ``gac_deploy.<part>`` import in ``file``."""
+    return [(bits[1], line) for bits, line in imported_names(file)]
 
 
 def package_files() -> list[Path]:
@@ -61,6 +78,7 @@ def package_files() -> list[Path]:
 
 def test_every_part_has_a_layer():
     assert {part_of(f) for f in package_files()} == set(RANK)
+    assert {f.stem for f in (PACKAGE / "export").glob("*.py")} - {"__init__"} == set(EXPORT_RANK)
 
 
 def test_imports_point_down():
@@ -72,6 +90,12 @@ def test_imports_point_down():
                 continue
             if RANK[dst] >= RANK[part]:
                 upward.append(f"{file.relative_to(PACKAGE)}:{line} {part} -> {dst}")
+        if part == "export":
+            for bits, line in imported_names(file):
+                if bits[1] != "export" or len(bits) < 3 or bits[2] == file.stem:
+                    continue
+                if EXPORT_RANK[bits[2]] >= EXPORT_RANK[file.stem]:
+                    upward.append(f"{file.relative_to(PACKAGE)}:{line} {file.stem} -> {bits[2]}")
     assert not upward, "imports that do not point down:\n" + "\n".join(upward)
 
 

@@ -1,7 +1,7 @@
 """What a population receives: an edge's synaptic current and the per-channel bias, in torch.
 
 The one implementation of this arithmetic, shared by the quantised reference and
-the emulator (:mod:`gac_deploy.hardware`) and by quantisation-aware training
+the emulator (:mod:`gac_deploy.chip.emulator`) and by quantisation-aware training
 (:mod:`gac_deploy.training.qat`). It lives in ``body/`` because it is the body's
 own arithmetic and needs only ``torch`` and ``torch.nn.functional`` (no module, no
 Lava). Signals are time first: [T, N, *shape], shapes (C, H, W) or (F,).

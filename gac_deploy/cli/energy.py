@@ -46,8 +46,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from gac_deploy.errors import UserError
-    from gac_deploy.hardware.energy_report import (
+    from gac_deploy.energy.report import (
         check_samples,
         energy_profile,
         format_comparison,
@@ -57,6 +56,7 @@ def run(args) -> dict:
         report_what_if,
         what_if_config,
     )
+    from gac_deploy.errors import UserError
 
     profile = energy_profile(args.profile)
     check_samples(args.samples)
@@ -75,7 +75,7 @@ def run(args) -> dict:
         print(format_comparison(report, other))
         data = {"a": data, "b": other.to_dict()}
     if args.plot:
-        from gac_deploy.hardware.energy_plot import plot_energy
+        from gac_deploy.energy.plot import plot_energy
 
         plot_energy(report, args.convention, args.plot)
         print(f"wrote {args.plot}")

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from gac_deploy.export.bundle import export_bundle
+    from gac_deploy.export.targets import export_bundle
 
     out = args.out or str(Path(args.checkpoint).parent / "bundle")
     started = time.perf_counter()
@@ -86,7 +86,7 @@ def report_loihi2(bundle, out: str, started: float) -> dict:
         f"exported in {time.perf_counter() - started:.1f} s"
     )
     print(f"wrote {out}/encoder.onnx, {out}/body.net, {out}/manifest.json")
-    from gac_deploy.hardware.simulate import reference_accuracy
+    from gac_deploy.chip.simulate import reference_accuracy
 
     if bundle.data_spec.dataset != "digits":
         print(f"({bundle.data_spec.dataset} is not available here: accuracy not measured)")

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from gac_deploy.cli.export import report_loihi2
     from gac_deploy.errors import UserError
-    from gac_deploy.export.bundle import import_nir
+    from gac_deploy.export.targets import import_nir
 
     if args.dt is not None and not (args.dt > 0 and args.dt < float("inf")):
         raise UserError(f"--dt must be a positive number of seconds, got {args.dt}")

@@ -43,8 +43,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from gac_deploy.export.bundle import load_bundle
-    from gac_deploy.hardware.simulate import simulate_bundle
+    from gac_deploy.chip.simulate import simulate_bundle
+    from gac_deploy.export.loading import load_bundle
     from gac_deploy.table import format_table
 
     bundle = load_bundle(args.bundle)

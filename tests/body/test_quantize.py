@@ -14,7 +14,7 @@ from gac_deploy.body.quantize import (
     weight_exponent,
 )
 from gac_deploy.body.synapses import edge_current
-from gac_deploy.hardware.reference import run_float_graph, run_quantized_graph
+from gac_deploy.chip.reference import run_float_graph, run_quantized_graph
 from tests.conftest import random_model, small_config
 
 

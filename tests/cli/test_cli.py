@@ -174,7 +174,7 @@ def test_import_official_writes_checkpoint_that_exports(tmp_path):
     from gac_deploy.checkpoint import load_checkpoint
     from gac_deploy.models import build_model
     from gac_deploy.models.official import official_config
-    from tests.models.test_official import authors_state_dict
+    from gac_deploy.testing import authors_state_dict
 
     torch.manual_seed(0)
     source = build_model(official_config("msresnet18-cifar", 10, 6)).eval()

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from gac_deploy.errors import UserError
-from gac_deploy.export.bundle import export_bundle, load_bundle
+from gac_deploy.export.loading import load_bundle
+from gac_deploy.export.targets import export_bundle
 
 
 def test_bundle_contents(bundle_dir):

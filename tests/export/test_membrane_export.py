@@ -1,9 +1,9 @@
 """A membrane-shortcut model exports to Loihi 2 and runs spike-exactly in the emulator."""
 
 from gac_deploy.checkpoint import Checkpoint, save_checkpoint
+from gac_deploy.chip.simulate import simulate_bundle
 from gac_deploy.data import load_digits_split
-from gac_deploy.export.bundle import export_bundle
-from gac_deploy.hardware.simulate import simulate_bundle
+from gac_deploy.export.targets import export_bundle
 from gac_deploy.models import default_config
 from tests.conftest import random_model
 

@@ -102,7 +102,7 @@ def test_plain_chain_runs_in_netx_as_the_reference_says(tmp_path):
     """lava-dl's own netx.hdf5.Network runs our body.net spike for spike (one hop per layer)."""
     import torch
 
-    from gac_deploy.hardware.reference import run_quantized_graph
+    from gac_deploy.chip.reference import run_quantized_graph
     from gac_deploy.lava_compat import import_lava
 
     netx = import_lava("lava.lib.dl.netx")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from gac_deploy.chip.reference import run_float_graph
 from gac_deploy.errors import UserError
 from gac_deploy.export.nir_graph import DT, READOUT, nir_to_graph, read_nir, write_nir
-from gac_deploy.hardware.reference import run_float_graph
 from tests.conftest import random_model, small_config
 
 

@@ -21,12 +21,12 @@ from snntorch.export_nir import export_to_nir
 from snntorch.import_nir import import_from_nir
 
 from gac_deploy.body.quantize import choose_format
+from gac_deploy.chip.emulator import emulate
+from gac_deploy.chip.reference import run_float_graph
+from gac_deploy.chip.simulate import simulate_bundle
 from gac_deploy.data import load_split
-from gac_deploy.export.bundle import load_bundle, load_nir_bundle
+from gac_deploy.export.loading import load_bundle, load_nir_bundle
 from gac_deploy.export.nir_graph import read_nir
-from gac_deploy.hardware.emulator import emulate
-from gac_deploy.hardware.reference import run_float_graph
-from gac_deploy.hardware.simulate import simulate_bundle
 from tests.cli.test_cli import assert_user_error, cli
 from tests.export.test_nir_graph import hostile_files
 

@@ -9,12 +9,12 @@ import torch
 from torch.nn import functional as F
 
 from gac_deploy.body.graph import INPUT, Edge, check_graph
-from gac_deploy.hardware.reference import run_float_graph
+from gac_deploy.chip.reference import run_float_graph
 from gac_deploy.models.lif import LIF, recurrence_forward
 from gac_deploy.models.msresnet import BlockNames, compose_shortcut, fold_batchnorm
-from gac_deploy.models.official import import_official, official_config
+from gac_deploy.models.official import official_config
+from gac_deploy.testing import calibrated_official
 from tests.conftest import random_model, small_config
-from tests.models.test_official import authors_state_dict
 
 EXACT = 1e-9
 
@@ -143,38 +143,6 @@ def reduced_cifar_config(num_classes: int):
     config = official_config("msresnet18-cifar", num_classes, 6)
     stages = tuple(replace(s, channels=s.channels // 8) for s in config.stages)
     return replace(config, stem_channels=config.stem_channels // 8, stages=stages)
-
-
-def calibrated_official(config, images, seed=0):
-    """Random weights; BatchNorm statistics measured on ``images`` (so each BN output is
-    about N(beta, gamma^2)) with gamma, beta chosen for moderate rates; then written in
-    the authors' key format and imported as ``import-official`` does."""
-    torch.manual_seed(seed)
-    model = import_official(authors_state_dict(_random(config)), config)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    with torch.no_grad():
-        for bn in bns:
-            bn.momentum = 1.0
-            bn.weight.uniform_(0.4, 0.8)
-            bn.bias.uniform_(-0.1, 0.3)
-        # the stem drives the encoder LIF (threshold 1) at most steps, and stronger
-        # attention weights spread the gate sigmoid(M * N) over (0, 1), so O reaches
-        # block 1's LIF above its threshold where the gate exceeds 1/2
-        model.encoder.bn.weight.uniform_(0.8, 1.2)
-        model.encoder.bn.bias.uniform_(0.6, 1.2)
-        for name, p in model.encoder.named_parameters():
-            if name.startswith(("ta.", "sca.")):
-                p.mul_(4.0)
-        model.train()
-        model(images)
-        model.eval()
-    return import_official(authors_state_dict(model), config)
-
-
-def _random(config):
-    from gac_deploy.models import build_model
-
-    return build_model(config).eval()
 
 
 @pytest.mark.parametrize("num_classes", [10, 100])

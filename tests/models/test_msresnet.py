@@ -1,7 +1,7 @@
 import torch
 
 from gac_deploy.body.graph import INPUT, check_graph
-from gac_deploy.hardware.reference import run_float_graph
+from gac_deploy.chip.reference import run_float_graph
 from gac_deploy.models import build_model, default_config
 from gac_deploy.models.lif import lif_forward
 from tests.conftest import random_model, small_config

@@ -6,46 +6,7 @@ import torch
 from gac_deploy.errors import UserError
 from gac_deploy.models import build_model
 from gac_deploy.models.official import import_official, official_config
-
-
-def authors_state_dict(model, aliases=False, prefix=""):
-    """Our model's tensors under the authors' key names (from the facts file), written out."""
-    sd = model.state_dict()
-    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-    def bn_key(base, j):  # base: "" or "layer1.0."; j: 1 or 2
-        if aliases:
-            return f"{base}conv{j}_s.bn.seqbn.module."
-        return f"{base}bn{j}.bn."
-
-    out = {}
-    conv1 = "conv1_s.layer.module.weight" if aliases else "conv1.weight"
-    out[conv1] = sd["encoder.conv.weight"]
-    for k in bn:
-        out[bn_key("", 1) + k] = sd[f"encoder.bn.{k}"]
-    out["encoding.TA.sharedMLP.0.weight"] = sd["encoder.ta.mlp.0.weight"][..., None, None, None]
-    out["encoding.TA.sharedMLP.2.weight"] = sd["encoder.ta.mlp.2.weight"][..., None, None, None]
-    out["encoding.SCA.sharedMLP.0.weight"] = sd["encoder.sca.conv1.weight"]
-    out["encoding.SCA.sharedMLP.2.weight"] = sd["encoder.sca.conv2.weight"]
-    k = 0
-    for s, stage in enumerate(model.config.stages, start=1):
-        for i in range(stage.blocks):
-            base = f"layer{s}.{i}."
-            for j in (1, 2):
-                key = f"{base}conv{j}_s.layer.module.weight" if aliases else f"{base}conv{j}.weight"
-                out[key] = sd[f"blocks.{k}.conv{j}.conv.weight"]
-                for b in bn:
-                    out[bn_key(base, j) + b] = sd[f"blocks.{k}.conv{j}.bn.{b}"]
-            if model.blocks[k].downsample is not None:
-                out[f"{base}downsample.layer.module.weight"] = sd[
-                    f"blocks.{k}.downsample.conv.weight"
-                ]
-                for b in bn:
-                    out[f"{base}downsample.bn.bn.{b}"] = sd[f"blocks.{k}.downsample.bn.{b}"]
-            k += 1
-    fc = "fc1_s.layer.module." if aliases else "fc1."
-    out[fc + "weight"], out[fc + "bias"] = sd["fc.weight"], sd["fc.bias"]
-    return {prefix + key: value for key, value in out.items()}
+from gac_deploy.testing import authors_state_dict
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from gac_deploy.errors import UserError
-from gac_deploy.export.bundle import MANIFEST_SCHEMA, check_manifest, load_bundle
+from gac_deploy.export.loading import load_bundle
+from gac_deploy.export.manifest import MANIFEST_SCHEMA, check_manifest
 from gac_deploy.fileio import sha256_file
 from tests.cli.test_cli import assert_user_error, cli
 

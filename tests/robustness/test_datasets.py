@@ -10,7 +10,7 @@ import pytest
 
 from gac_deploy.data import load_dataset
 from gac_deploy.errors import UserError
-from tests.test_data import write_cifar
+from gac_deploy.testing import write_cifar
 
 
 def replace_batch(root, data, labels) -> None:
@@ -81,8 +81,8 @@ def test_damaged_images_are_refused_naming_the_file(tmp_path, damage, workers):
     """Policy: refuse, naming the file (skipping would shift every planned position)."""
     from PIL import Image
 
+    from gac_deploy.testing import write_imagenet
     from gac_deploy.training.batches import load_ahead
-    from tests.test_data import write_imagenet
 
     write_imagenet(tmp_path)
     bad = tmp_path / "train" / "n02" / "img1.JPEG"

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from gac_deploy.errors import UserError
-from gac_deploy.export.bundle import check_replaceable, export_bundle
+from gac_deploy.export.manifest import check_replaceable
+from gac_deploy.export.targets import export_bundle
 from gac_deploy.fileio import atomic_directory
 from tests.cli.test_cli import assert_user_error, cli
 

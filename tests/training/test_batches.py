@@ -4,6 +4,7 @@ positions: augmentation and CutMix included."""
 import torch
 
 from gac_deploy.data import load_dataset
+from gac_deploy.testing import write_cifar, write_imagenet
 from gac_deploy.training.batches import (
     CutMixBox,
     assemble,
@@ -16,7 +17,6 @@ from gac_deploy.training.batches import (
     plan_step,
 )
 from gac_deploy.training.distributed import World
-from tests.test_data import write_cifar, write_imagenet
 
 
 def share(split, batch, world, seed, step, workers=0):

@@ -11,6 +11,7 @@ from gac_deploy.config import ModelConfig
 from gac_deploy.data import load_synthetic_split
 from gac_deploy.models import build_model
 from gac_deploy.models.msresnet import ConvBN
+from gac_deploy.testing import write_cifar
 from gac_deploy.training.distributed import (
     GlobalBatchNorm2d,
     World,
@@ -19,7 +20,6 @@ from gac_deploy.training.distributed import (
     synchronise_batchnorm,
 )
 from tests.cli.test_cli import cli
-from tests.test_data import write_cifar
 
 
 def gac_deploy(*args: str, processes: int = 1) -> subprocess.CompletedProcess:

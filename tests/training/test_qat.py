@@ -6,11 +6,12 @@ import torch
 
 from gac_deploy.body.quantize import QuantSpec, choose_format, quantize_graph, quantize_payload
 from gac_deploy.checkpoint import load_checkpoint
+from gac_deploy.chip.reference import run_quantized_graph
 from gac_deploy.config import TrainConfig
 from gac_deploy.data import load_split
 from gac_deploy.errors import UserError
-from gac_deploy.export.bundle import export_bundle, load_bundle
-from gac_deploy.hardware.reference import run_quantized_graph
+from gac_deploy.export.loading import load_bundle
+from gac_deploy.export.targets import export_bundle
 from gac_deploy.training.qat import QATModel, check_round_trip, write_back
 from gac_deploy.training.trainer import train
 from tests.conftest import random_model, small_config
@@ -70,12 +71,11 @@ def test_qat_fine_tunes_an_imported_membrane_model(tmp_path):
     from dataclasses import replace as replaced
 
     from gac_deploy.checkpoint import Checkpoint, save_checkpoint
+    from gac_deploy.chip.emulator import emulate
     from gac_deploy.data import load_dataset
-    from gac_deploy.hardware.emulator import emulate
     from gac_deploy.models.official import import_official, official_config
+    from gac_deploy.testing import authors_state_dict, write_cifar
     from tests.cli.test_cli import cli
-    from tests.models.test_official import authors_state_dict
-    from tests.test_data import write_cifar
 
     root = tmp_path / "cifar"
     write_cifar(root, 10, per_file=4)  # 20 training images: 3 steps of 8, 8, 4

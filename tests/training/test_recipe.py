@@ -11,10 +11,10 @@ from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig, TrainConfig
 from gac_deploy.data import ArrayDataset, DataSpec, load_synthetic_split
 from gac_deploy.errors import UserError
+from gac_deploy.testing import write_cifar, write_imagenet
 from gac_deploy.training.settings import resolve
 from gac_deploy.training.trainer import train
 from tests.cli.test_cli import assert_user_error, cli
-from tests.test_data import write_cifar, write_imagenet
 
 SMALL = ModelConfig(image_size=8, num_classes=4, stem_channels=4, time_steps=2)
 

@@ -1,7 +1,7 @@
 """bench/train_speed.py compares against a straightforward form of the same math: it must
 give the same loss and gradients as the model's own (factored, hand-written backward)."""
 
-from bench.train_speed import check_equal
+from gac_deploy.testing import check_equal
 
 
 def test_straightforward_form_has_the_same_gradients():

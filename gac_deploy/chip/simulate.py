@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gac_deploy.chip.reference import GraphRun, run_quantized_graph
 from gac_deploy.data import Split, load_split
 from gac_deploy.errors import UserError
-from gac_deploy.export.bundle import Bundle
-from gac_deploy.hardware.reference import GraphRun, run_quantized_graph
+from gac_deploy.export.loading import Bundle
 
 BACKENDS = ("emulator", "lava")
 BATCH_SPIKE_BUDGET = 1 << 28  # bytes of uint8 spikes per emulator batch
@@ -217,7 +217,7 @@ def simulate_bundle(
         total=count, desc=backend, unit="image", disable=None if progress else True, leave=False
     )
     if backend == "lava":
-        from gac_deploy.hardware.lava_runner import run_in_lava
+        from gac_deploy.chip.lava_runner import run_in_lava
 
         images, labels = test_images(split, count)
         _, payload = bundle.encode(images)
@@ -227,7 +227,7 @@ def simulate_bundle(
         run_s = lava.run_s
         tally.add(lava.spikes, lava.readout, labels, reference)
     else:
-        from gac_deploy.hardware.emulator import emulate, payload_tensor, prepare
+        from gac_deploy.chip.emulator import emulate, payload_tensor, prepare
 
         synapses = prepare(bundle.graph)
         for images, labels in test_batches(split, count, batch_size):

@@ -22,12 +22,11 @@ import torch
 from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.ops import LayerSpec, layer_specs
 from gac_deploy.checkpoint import load_checkpoint
+from gac_deploy.chip.emulator import active_per_position, emulate, prepare
+from gac_deploy.chip.reference import run_float_graph
 from gac_deploy.config import ModelConfig
 from gac_deploy.data import load_split
-from gac_deploy.errors import UserError
-from gac_deploy.export.bundle import MANIFEST_FILE, load_bundle
-from gac_deploy.hardware.emulator import active_per_position, emulate, prepare
-from gac_deploy.hardware.energy import (
+from gac_deploy.energy.accounting import (
     PROFILES,
     Activity,
     EnergyProfile,
@@ -38,7 +37,9 @@ from gac_deploy.hardware.energy import (
     firing_rate,
     paper_energy,
 )
-from gac_deploy.hardware.reference import run_float_graph
+from gac_deploy.errors import UserError
+from gac_deploy.export.loading import load_bundle
+from gac_deploy.export.manifest import MANIFEST_FILE
 from gac_deploy.models import GACMSResNet, build_model, default_config
 from gac_deploy.models.msresnet import ENCODER_LIF
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gac_deploy.body.ops import LayerSpec, layer_specs
-from gac_deploy.hardware.energy import firing_rate, paper_energy
-from gac_deploy.hardware.energy_report import energy_report
+from gac_deploy.energy.accounting import firing_rate, paper_energy
+from gac_deploy.energy.report import energy_report
 from gac_deploy.training.evaluate import population_rates
 from tests.conftest import random_model, small_config
 

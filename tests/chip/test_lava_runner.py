@@ -6,12 +6,12 @@ import torch
 
 from gac_deploy.body.quantize import quantize_graph, quantize_payload
 from gac_deploy.body.timing import balance_delays
+from gac_deploy.chip.emulator import emulate
+from gac_deploy.chip.lava_runner import run_in_lava
+from gac_deploy.chip.reference import run_quantized_graph
+from gac_deploy.chip.simulate import simulate_bundle
 from gac_deploy.data import load_split
-from gac_deploy.export.bundle import load_bundle
-from gac_deploy.hardware.emulator import emulate
-from gac_deploy.hardware.lava_runner import run_in_lava
-from gac_deploy.hardware.reference import run_quantized_graph
-from gac_deploy.hardware.simulate import simulate_bundle
+from gac_deploy.export.loading import load_bundle
 from tests.conftest import random_model, small_config
 
 pytestmark = pytest.mark.lava

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from gac_deploy.hardware import int8_conv
-from gac_deploy.hardware.int8_conv import INPUT_MAX, Int8Conv, int8_weight
+from gac_deploy.chip import int8_conv
+from gac_deploy.chip.int8_conv import INPUT_MAX, Int8Conv, int8_weight
 
 
 def test_weights_are_stored_divided_by_their_common_power_of_two():

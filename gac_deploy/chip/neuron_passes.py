@@ -19,7 +19,7 @@ is one pass, with the currents read where their edges left them.
 Layout: a frame is one image at one step, frame f = t * N + n. Values are in memory
 order, P = H * W * C for channels-last images (position-major, channel fastest) and
 P = F for flat populations. Every pass reads two currents (an empty stand-in where a
-population has one; more are summed first), so numba compiles each kernel once per
+population has one; more are summed first), so numba compiles each pass once per
 dtype and caches the machine code on disk (beside this module, or in numba's user
 cache where that is read-only).
 """
@@ -442,7 +442,7 @@ _pools: dict[int, ThreadPoolExecutor] = {}  # by worker count
 
 
 def _in_parallel(parts: list[tuple[int, int]], run: Callable[[int, int, int], object]) -> list:
-    """run(i, lo, hi) for each part, the kernels releasing the GIL: the first in this
+    """run(i, lo, hi) for each part, the passes releasing the GIL: the first in this
     thread, the others in a shared pool; their results in order."""
     workers = len(parts) - 1
     if workers and workers not in _pools:

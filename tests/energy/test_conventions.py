@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from gac_deploy.body.ops import layer_specs
-from gac_deploy.hardware.energy import PROFILES, encoder_ops
-from gac_deploy.hardware.energy_report import energy_report
+from gac_deploy.energy.accounting import PROFILES, encoder_ops
+from gac_deploy.energy.report import energy_report
 from gac_deploy.models import build_model, default_config
-from tests.hardware.test_energy import counted_flops
+from tests.energy.test_accounting import counted_flops
 
 
 @pytest.mark.parametrize("arch", ["msresnet18-imagenet", "msresnet34-imagenet"])

@@ -2,12 +2,12 @@
 
 Lava delivers a spike sent at step s to the next population at step s + 1 (+ the
 edge's delay), and each population resets at the start of its own T-step window
-(:mod:`gac_deploy.hardware.lava_runner`). With the delays that export balances,
+(:mod:`gac_deploy.chip.lava_runner`). With the delays that export balances,
 step t of a population's window therefore reads step t of each source's window:
 the emulator checks that and then runs each population over its whole window
 at once, for a whole batch of images: its edges' synaptic input first, for all
 steps, then the chip's neuron arithmetic in one compiled pass
-(:mod:`gac_deploy.hardware.kernels`, which states it).
+(:mod:`gac_deploy.chip.neuron_passes`, which states it).
 
 Weights are stored times 64 (the chip's << 6 of a_in), a power of two, so every sum
 is 64 times the integer sum with the same rounding. An edge's input is computed in
@@ -26,7 +26,7 @@ Less work than a dense float network, with the same integers:
 - edges that read the same source through the same weights (the residual stream's
   terms, which reach several populations) are computed once;
 - all-zero frames (one image at one step) are left out of every edge (an edge's
-  input holds only the frames that had any, :class:`kernels.Current`), and when under
+  input holds only the frames that had any, :class:`neuron_passes.Current`), and when under
   15/16 of a source's input channels (dense features) carry any spike in the batch,
   only those enter a float convolution (weight[:, active], signal[:, active]);
 - everything runs channels_last, the payload arrives that way (:func:`payload_tensor`),
@@ -50,9 +50,9 @@ from gac_deploy.body.formats import ACTIVATION_SCALE, ACTIVATION_SHIFT, DECAY_UN
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
 from gac_deploy.body.timing import balance_delays
-from gac_deploy.hardware import int8_conv, kernels
-from gac_deploy.hardware.int8_conv import INPUT_MAX, Int8Conv, int8_weight
-from gac_deploy.hardware.kernels import STATE_WRAP
+from gac_deploy.chip import int8_conv, neuron_passes
+from gac_deploy.chip.int8_conv import INPUT_MAX, Int8Conv, int8_weight
+from gac_deploy.chip.neuron_passes import STATE_WRAP
 
 FLOAT32_EXACT = 1 << 24
 GATHER_BELOW = 15 / 16  # gather the active channels when fewer than this fraction carry spikes
@@ -131,14 +131,14 @@ class Source:
             signal = frames.view(*steps_images, *frames.shape[1:])
         else:
             signal = signal.to(torch.float32)
-        frame_counts, column_counts, low, high = kernels.count_nonzero(signal)
+        frame_counts, column_counts, low, high = neuron_passes.count_nonzero(signal)
         if signal.dtype != torch.uint8:
             small_unsigned = 0 <= low and high <= INPUT_MAX
         frames = signal.flatten(0, 1)
         return cls(frames, steps_images, frame_counts, column_counts, small_unsigned)
 
     @classmethod
-    def fired(cls, fired: kernels.Fired) -> Source:
+    def fired(cls, fired: neuron_passes.Fired) -> Source:
         """A population's spikes, with the counts its LIF pass made."""
         spikes = fired.spikes
         steps_images = tuple(spikes.shape[:2])
@@ -258,7 +258,7 @@ class _Synapses:
         rows = x.permute(0, 2, 3, 1).reshape(n * h * w, -1)  # a view when channels_last
         return (rows @ weight.T).view(n, h, w, -1).permute(0, 3, 1, 2)
 
-    def current(self, source: Source) -> kernels.Current | None:
+    def current(self, source: Source) -> neuron_passes.Current | None:
         """Synaptic input x 64 from ``source`` over its active frames (None when it has
         none, or no active channel), computed, when enough channels are silent, from
         its active channels only (the sum is the same)."""
@@ -266,8 +266,8 @@ class _Synapses:
         if frames is not None and not len(frames):
             return None
         if self.column_scale is not None:
-            values = kernels.memory_order(source.frames.to(self.dtype), leading=1)
-            return kernels.Current(values, np.arange(len(values)), self.column_scale)
+            values = neuron_passes.memory_order(source.frames.to(self.dtype), leading=1)
+            return neuron_passes.Current(values, np.arange(len(values)), self.column_scale)
         channels = source.channels(self.edge.kind)
         if channels is not None and not len(channels):
             return None
@@ -283,7 +283,7 @@ class _Synapses:
             )
             weight = self.weight.index_select(1, channels) if gather else self.weight
             out = self._apply(source.gathered(self.edge.kind, gather), weight)
-        return kernels.Current(kernels.memory_order(out, leading=1), source.rows)
+        return neuron_passes.Current(neuron_passes.memory_order(out, leading=1), source.rows)
 
     def events(self, per_position: np.ndarray) -> int:
         """Every nonzero input times the synapses it reaches. ``per_position``: nonzero
@@ -310,7 +310,7 @@ def payload_tensor(payload: np.ndarray) -> torch.Tensor:
 def active_per_position(signal: torch.Tensor) -> np.ndarray:
     """Nonzero entries of [T, N, C, H, W] (or [T, N, F]) per position (H*W or F), numpy
     int64, as :meth:`_Synapses.events` reads them."""
-    _, columns, _, _ = kernels.count_nonzero(signal)  # per (H, W, C) column for images
+    _, columns, _, _ = neuron_passes.count_nonzero(signal)  # per (H, W, C) column for images
     return columns.reshape(-1, signal.shape[2]).sum(axis=1) if signal.dim() == 5 else columns
 
 
@@ -337,7 +337,7 @@ class _Neurons:
         self.checked = current > STATE_WRAP or bound > STATE_MAX
         self.dtype = _state_dtype(keep, min(bound, STATE_MAX + drive))
         if pop.role != "readout":  # a read-out's voltage is always float64
-            self.bias = self.bias.astype(kernels.state_type(self.dtype))
+            self.bias = self.bias.astype(neuron_passes.state_type(self.dtype))
 
 
 class Prepared(dict):
@@ -369,7 +369,7 @@ def prepare(graph: Graph) -> Prepared:
         for pop in graph.populations:  # compiled now, not in the first batch
             cell = synapses.neurons[pop.name]
             currents = [synapses[edge.name].dtype for edge in cell.incoming]
-            kernels.load(cell.dtype, currents, cell.checked, pop.role == "readout")
+            neuron_passes.load(cell.dtype, currents, cell.checked, pop.role == "readout")
     return synapses
 
 
@@ -413,7 +413,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
     sources: dict[str, Source] = {INPUT: Source.of(payload)}
     steps_images = sources[INPUT].steps_images
     spikes: dict[str, torch.Tensor] = {}
-    computed: dict[str, kernels.Current | None] = {}
+    computed: dict[str, neuron_passes.Current | None] = {}
     ops = {}
     overflows: dict[str, int] = {}
     readout = None
@@ -435,11 +435,11 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
                     computed.pop(done, None)
                     sources.pop(done, None)
         if pop.role == "readout":
-            readout, overflows[pop.name] = kernels.voltage(
+            readout, overflows[pop.name] = neuron_passes.voltage(
                 currents, cell.bias, cell.kept, cell.threshold, steps_images, pop.size
             )
             continue
-        fired = kernels.spiking(
+        fired = neuron_passes.spiking(
             currents,
             cell.bias,
             cell.kept,

@@ -1,20 +1,20 @@
 """The compiled neuron passes against the chip's arithmetic written out step by step in
-float64 PyTorch (the module docstring of gac_deploy.hardware.kernels)."""
+float64 PyTorch (the module docstring of gac_deploy.chip.neuron_passes)."""
 
 import numpy as np
 import pytest
 import torch
 
 from gac_deploy.body.formats import DECAY_UNITY, STATE_MAX
-from gac_deploy.hardware import kernels
-from gac_deploy.hardware.kernels import STATE_WRAP, Current
+from gac_deploy.chip import neuron_passes
+from gac_deploy.chip.neuron_passes import STATE_WRAP, Current
 
 T, N = 4, 5
 
 
 @pytest.fixture
 def threads(request):
-    """torch's intra-op thread count (the kernels split images over it), restored after."""
+    """torch's intra-op thread count (the passes split images over it), restored after."""
     before = torch.get_num_threads()
     torch.set_num_threads(request.param)
     yield request.param
@@ -81,7 +81,7 @@ CASES = {  # dtype, checked, kept, input scale, threshold, currents (silent fram
 @pytest.mark.parametrize("case", CASES)
 def test_spiking_pass_is_the_chip_arithmetic(case, threads, monkeypatch):
     dtype, checked, kept, scale, threshold, spec = CASES[case]
-    monkeypatch.setattr(kernels, "MIN_PART", 1)  # split even these few images
+    monkeypatch.setattr(neuron_passes, "MIN_PART", 1)  # split even these few images
     shape = (3, 2, 4)  # C, H, W: memory order (H, W, C), P = 24
     size = 24
     gen = torch.Generator().manual_seed(len(case))
@@ -96,7 +96,7 @@ def test_spiking_pass_is_the_chip_arithmetic(case, threads, monkeypatch):
     _, want, overflows = chip(dense, bias, kept, threshold)
     if case == "wraps and saturates":
         assert overflows > 0
-    fired = kernels.spiking(
+    fired = neuron_passes.spiking(
         currents, bias.numpy(), kept, threshold, (T, N), shape, dtype=dtype, checked=checked
     )
     assert 0 < want.sum() < want.numel()  # some spikes, not all
@@ -116,14 +116,18 @@ def test_readout_voltage_is_the_chip_arithmetic(kept):
     bias = torch.arange(6).double() * 64
     threshold = 2_000_000 * 64.0
     want, _, overflows = chip([plain], bias, kept, threshold, reset=kept < DECAY_UNITY)
-    voltage, got_overflows = kernels.voltage([current], bias.numpy(), kept, threshold, (T, N), 6)
+    voltage, got_overflows = neuron_passes.voltage(
+        [current], bias.numpy(), kept, threshold, (T, N), 6
+    )
     assert torch.equal(voltage, want.to(torch.int64))
     assert got_overflows == overflows > 0
 
 
 def test_no_current_is_the_bias_alone():
     bias = torch.full((8,), 5 * 64.0, dtype=torch.float64)
-    fired = kernels.spiking([], bias.numpy(), 2048, 9 * 64.0, (T, N), (8,), torch.float32, False)
+    fired = neuron_passes.spiking(
+        [], bias.numpy(), 2048, 9 * 64.0, (T, N), (8,), torch.float32, False
+    )
     _, want, _ = chip([torch.zeros(T, N, 8, dtype=torch.float64)], bias, 2048, 9 * 64.0)
     assert torch.equal(fired.spikes.bool(), want)
     assert want.any()  # 5 + 5/2 + 5 > 9 at the second step
@@ -132,7 +136,7 @@ def test_no_current_is_the_bias_alone():
 @pytest.mark.parametrize("threads", [1, 2], indirect=True)
 @pytest.mark.parametrize("kind", ["payload channels last", "bool spikes", "flat float64"])
 def test_count_nonzero(kind, threads, monkeypatch):
-    monkeypatch.setattr(kernels, "MIN_PART", 1)
+    monkeypatch.setattr(neuron_passes, "MIN_PART", 1)
     gen = torch.Generator().manual_seed(1)
     if kind == "payload channels last":
         signal = torch.randint(0, 5, (T, N, 3, 2, 4), generator=gen).float()
@@ -146,10 +150,10 @@ def test_count_nonzero(kind, threads, monkeypatch):
     else:
         signal = torch.randint(-3, 3, (T, N, 7), generator=gen).double()
         memory = signal
-    frames, columns, low, high = kernels.count_nonzero(signal)
+    frames, columns, low, high = neuron_passes.count_nonzero(signal)
     nonzero = memory != 0
     assert np.array_equal(frames, nonzero.sum(dim=2).flatten().numpy())
     assert np.array_equal(columns, nonzero.sum(dim=(0, 1)).numpy())
     assert (low, high) == (float(memory.min()), float(memory.max()))
-    empty = kernels.count_nonzero(torch.zeros(T, 0, 7))
+    empty = neuron_passes.count_nonzero(torch.zeros(T, 0, 7))
     assert empty[0].size == 0 and empty[1].tolist() == [0] * 7

@@ -11,12 +11,12 @@ import torch
 from gac_deploy.body.quantize import quantize_graph, quantize_payload
 from gac_deploy.body.synapses import edge_current
 from gac_deploy.body.timing import balance_delays
+from gac_deploy.chip import emulator
+from gac_deploy.chip.emulator import emulate
+from gac_deploy.chip.reference import run_quantized_graph
+from gac_deploy.chip.simulate import simulate_bundle
 from gac_deploy.data import ArrayDataset
-from gac_deploy.export.bundle import load_bundle
-from gac_deploy.hardware import emulator
-from gac_deploy.hardware.emulator import emulate
-from gac_deploy.hardware.reference import run_quantized_graph
-from gac_deploy.hardware.simulate import simulate_bundle
+from gac_deploy.export.loading import load_bundle
 from tests.conftest import random_model, small_config
 
 
@@ -78,7 +78,7 @@ def test_whole_test_split_in_batches(bundle_dir):
 def test_check_compares_only_the_first_images_with_the_reference(bundle_dir, monkeypatch):
     """``check=k``: every image runs and counts for accuracy and rates; the reference runs
     on the first k only (across batch boundaries), and the comparison covers those."""
-    from gac_deploy.hardware import simulate
+    from gac_deploy.chip import simulate
 
     bundle = load_bundle(bundle_dir)
     full = simulate_bundle(bundle, "emulator", 100, batch_size=32, progress=False)

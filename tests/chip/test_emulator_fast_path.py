@@ -10,10 +10,10 @@ import torch
 from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.synapses import edge_current
-from gac_deploy.hardware import int8_conv
-from gac_deploy.hardware.emulator import Source, _Synapses, emulate, payload_tensor, prepare
-from gac_deploy.hardware.reference import run_quantized_graph
-from tests.hardware.test_emulator import payload_for, timed_graph
+from gac_deploy.chip import int8_conv
+from gac_deploy.chip.emulator import Source, _Synapses, emulate, payload_tensor, prepare
+from gac_deploy.chip.reference import run_quantized_graph
+from tests.chip.test_emulator import payload_for, timed_graph
 
 PAYLOAD_BITS = 8
 
@@ -36,7 +36,7 @@ def binary(shape, rate, seed, silent_channels=(), silent_frames=()):
 
 
 def as_signal(current, steps_images, shape):
-    """A kernels.Current (rows of the active frames, memory order, optional per-column
+    """A neuron_passes.Current (rows of the active frames, memory order, optional per-column
     scale) back as the plain [T, N, *shape] float64 input; None counts as all zero."""
     frames = torch.zeros(math.prod(steps_images), math.prod(shape), dtype=torch.float64)
     if current is not None:

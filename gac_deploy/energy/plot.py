@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gac_deploy.energy.report import EnergyReport
 from gac_deploy.fileio import atomic_path
-from gac_deploy.hardware.energy_report import EnergyReport
 
 COLOURS = {
     ("host", "MAC"): "#c0392b",

@@ -1,0 +1,220 @@
+"""Writing deployment bundles: a checkpoint exported for a target, and a NIR graph imported.
+
+``export_bundle`` writes encoder.onnx, the body and manifest.json into a temporary
+directory and renames it into place, so an interrupted export leaves no half-written
+bundle. Target ``loihi2`` writes the quantised body as body.net; target ``nir`` writes
+body.nir (the float body as a NIR graph, see :mod:`gac_deploy.export.nir_graph`) beside
+the same encoder.onnx. ``import_nir`` turns a NIR graph back into a Loihi 2 bundle: the
+body from the NIR file, the host encoder (encoder.onnx, the input section, the model and
+T) from a bundle, by default the NIR bundle the file came in. The encoder.onnx of a NIR
+bundle sends the payload bits that the model's Loihi 2 export uses, so such a round trip
+gives the same bundle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gac_deploy.body.graph import Graph
+from gac_deploy.body.loihi2 import check_deployable, check_fits
+from gac_deploy.body.ops import layer_specs
+from gac_deploy.body.quantize import MAX_PAYLOAD_BITS, QuantSpec, choose_format, quantize_graph
+from gac_deploy.body.timing import balance_delays
+from gac_deploy.checkpoint import load_checkpoint
+from gac_deploy.config import ModelConfig
+from gac_deploy.data import DataSpec
+from gac_deploy.errors import UserError
+from gac_deploy.export.loading import Bundle, load_any_bundle, load_bundle, load_nir_bundle
+from gac_deploy.export.manifest import (
+    BODY_FILE,
+    ENCODER_FILE,
+    MANIFEST_FILE,
+    NIR_BODY_FILE,
+    TARGETS,
+    artifacts_of,
+    build_manifest,
+    check_replaceable,
+)
+from gac_deploy.export.netx_hdf5 import write_body
+from gac_deploy.export.onnx_encoder import export_encoder_onnx, with_payload_bits
+from gac_deploy.fileio import atomic_directory, sha256_file, write_bytes, write_json
+from gac_deploy.models.encoder import encoder_class
+
+
+def export_bundle(
+    checkpoint: str | Path, out: str | Path, target: str = "loihi2", chips: int = 1
+) -> Bundle:
+    """A checkpoint as a bundle of ``target``: ``loihi2`` (quantised body.net) or ``nir``
+    (the float body as body.nir, for other simulators and chips)."""
+    if target not in TARGETS:
+        raise UserError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
+    out = Path(out)
+    check_replaceable(out)
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.build()
+    float_graph = model.export_graph()
+    spec = QuantSpec.from_dict(ckpt.quantization) if ckpt.quantization else None
+    config = ckpt.model_config
+    image_shape = (config.in_channels, config.image_size, config.image_size)
+
+    def write_encoder(path: Path, payload_bits: int) -> None:
+        export_encoder_onnx(model.encoder, payload_bits, image_shape, path)
+
+    source = _Source(
+        config,
+        ckpt.data,
+        ckpt.metrics.get("float_test_acc", ckpt.metrics.get("test_acc")),
+        ckpt.quantization is not None,
+        write_encoder,
+    )
+    if target == "nir":
+        return _write_nir_bundle(out, float_graph, spec, source)
+    check_deployable(config)
+    return _write_loihi2_bundle(out, float_graph, spec, source, chips)
+
+
+@dataclass
+class _Source:
+    """Where a bundle's host side comes from: the model config and data it reads, its
+    float accuracy, and how to write its encoder.onnx for a given payload."""
+
+    config: ModelConfig
+    data: DataSpec
+    float_test_accuracy: float | None
+    quantization_aware: bool
+    write_encoder: Callable[[Path, int], None]
+
+    def manifest(self, float_graph: Graph, tmp: Path, **body: Any) -> dict[str, Any]:
+        """:func:`build_manifest` of a bundle written in ``tmp`` from this host side and
+        ``float_graph`` (its Eq. 11 layers); ``body`` names the target and what it runs."""
+        return build_manifest(
+            config=self.config,
+            data=self.data,
+            float_test_accuracy=self.float_test_accuracy,
+            quantization_aware=self.quantization_aware,
+            layers=layer_specs(float_graph, self.config),
+            artifacts={name: sha256_file(tmp / name) for name in artifacts_of(body["target"])},
+            **body,
+        )
+
+
+def _quantize(float_graph: Graph, spec: QuantSpec | None) -> tuple[Graph, list]:
+    try:
+        return quantize_graph(float_graph, spec)
+    except ValueError as exc:
+        raise UserError(f"cannot quantise this model for Loihi 2: {exc}") from None
+
+
+def _write_loihi2_bundle(
+    out: Path, float_graph: Graph, spec: QuantSpec | None, source: _Source, chips: int
+) -> Bundle:
+    graph, report = _quantize(float_graph, spec)
+    mapping = check_fits(graph, chips)
+    timing = balance_delays(graph)
+    graph = graph.with_delays(timing.delay)
+    with atomic_directory(out, check_replaceable) as tmp:
+        source.write_encoder(tmp / ENCODER_FILE, graph.payload_bits)
+        write_body(tmp / BODY_FILE, graph)
+        manifest = source.manifest(
+            float_graph,
+            tmp,
+            target="loihi2",
+            graph=graph,
+            timing=timing,
+            quantization=report,
+            mapping=mapping,
+        )
+        write_json(tmp / MANIFEST_FILE, manifest)
+    return load_bundle(out)
+
+
+def _write_nir_bundle(
+    out: Path, float_graph: Graph, spec: QuantSpec | None, source: _Source
+) -> Bundle:
+    from gac_deploy.export.nir_graph import write_nir
+
+    # encoder.onnx sends the payload the Loihi 2 export would (NIR readers take O itself)
+    try:
+        payload_bits = (spec or choose_format(float_graph)).payload_bits
+    except ValueError:
+        payload_bits = MAX_PAYLOAD_BITS
+    with atomic_directory(out, check_replaceable) as tmp:
+        source.write_encoder(tmp / ENCODER_FILE, payload_bits)
+        write_nir(tmp / NIR_BODY_FILE, float_graph)
+        manifest = source.manifest(
+            float_graph,
+            tmp,
+            target="nir",
+            graph=float_graph,
+            timing=None,
+            quantization=[],
+            mapping=None,
+            payload_bits=payload_bits,
+        )
+        write_json(tmp / MANIFEST_FILE, manifest)
+    return load_nir_bundle(out)
+
+
+def import_nir(
+    source: str | Path,
+    out: str | Path,
+    encoder_from: str | Path | None = None,
+    chips: int = 1,
+    dt: float | None = None,
+) -> Bundle:
+    """A NIR graph as a Loihi 2 bundle (what ``gac-deploy import-nir`` writes).
+
+    ``source``: a NIR bundle directory (export --target nir) or a ``.nir`` file. The host
+    side (encoder.onnx, the input section, the model config and T) comes from
+    ``encoder_from`` (a Loihi 2 or NIR bundle) or, by default, from the NIR bundle
+    ``source`` is. The NIR body must read that encoder's output shape. It is quantised
+    in the format :func:`choose_format` picks for it, payload bits included: the copied
+    encoder.onnx sends that payload (:func:`with_payload_bits`), its O unchanged."""
+    from gac_deploy.export.nir_graph import DT, read_nir
+
+    out = Path(out)
+    check_replaceable(out)
+    source = Path(source)
+    nir_file = source / NIR_BODY_FILE if source.is_dir() else source
+    if encoder_from is None:
+        if not source.is_dir():
+            raise UserError(
+                f"{source} is a bare NIR file with no host encoder; name a bundle whose "
+                "encoder.onnx feeds it with --encoder-from (or pass a NIR bundle directory)"
+            )
+        encoder_from = source
+    host = load_any_bundle(encoder_from)
+    float_graph = read_nir(nir_file, host.graph.time_steps, DT if dt is None else dt)
+    # NIR does not say what the input carries; the host's encoder does
+    float_graph.signed_input = encoder_class(host.model_config).signed_output
+    if float_graph.input_shape != host.graph.input_shape:
+        raise UserError(
+            f"{nir_file} reads an input of shape {list(float_graph.input_shape)} but the "
+            f"encoder of {host.path} sends {list(host.graph.input_shape)}"
+        )
+    try:
+        spec = choose_format(float_graph)
+    except ValueError as exc:
+        raise UserError(f"cannot quantise {nir_file} for Loihi 2: {exc}") from None
+    encoder_bytes = (host.path / ENCODER_FILE).read_bytes()
+    if spec.payload_bits != host.encoder_payload_bits:
+        # the payload this body errs least with; O itself is the host's, unchanged
+        encoder_bytes = with_payload_bits(
+            encoder_bytes, spec.payload_bits, float_graph.signed_input
+        )
+    from_itself = host.path.resolve() == (source.resolve() if source.is_dir() else None)
+
+    def copy_encoder(path: Path, payload_bits: int) -> None:
+        write_bytes(path, encoder_bytes)
+
+    host_side = _Source(
+        host.model_config,
+        host.data_spec,
+        host.manifest["float_test_accuracy"] if from_itself else None,
+        False,
+        copy_encoder,
+    )
+    return _write_loihi2_bundle(out, float_graph, spec, host_side, chips)

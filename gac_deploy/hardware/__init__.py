@@ -1,1 +1,0 @@
-"""Loihi 2 side: Lava compatibility, path timing, Lava simulation, energy accounting."""
