@@ -52,6 +52,23 @@ def _check_finite(config: Any) -> None:
             raise bad_setting(f.name, "a finite number", value)
 
 
+def check_normalization(mean: Any, std: Any) -> None:
+    """Refuse a normalisation (per-channel ``mean`` and ``std`` of pixels in [0, 1]) that
+    is given half, holds anything but finite numbers, or divides by a std <= 0."""
+    if (mean is None) != (std is None):
+        given = "mean" if std is None else "std"
+        raise UserError("--mean and --std go together: give both or neither", setting=given)
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None and not (
+            isinstance(value, tuple | list)
+            and value
+            and all(isinstance(v, float | int) and math.isfinite(v) for v in value)
+        ):
+            raise bad_setting(key, "one finite number per channel", value)
+    if std is not None and min(std) <= 0:
+        raise bad_setting("std", "positive in every channel", list(std))
+
+
 SURROGATES = ("rectangle", "triangle")
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic")
 ENCODERS = ("gac", "lif", "direct", "rate")
@@ -134,10 +151,13 @@ class TrainConfig:
     cross-entropy on the mean output over T (paper Supplementary B). ``cutmix`` is the
     Beta(a, a) parameter of CutMix (0: off), applied to half of the batches. ``compile``:
     run the LIF recurrences through ``torch.compile`` (fused loops; the first step pays
-    the compilation)."""
+    the compilation). ``mean`` / ``std``: the per-channel normalisation of pixels in
+    [0, 1] (both or neither; None: the dataset's default, see ``data.STANDARD_NORMALIZATION``)."""
 
     dataset: str = "digits"
     data_dir: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     epochs: int = 40
     batch_size: int = 64
     lr: float = 0.1
@@ -158,6 +178,7 @@ class TrainConfig:
             if getattr(self, key) < 1:
                 raise bad_setting(key, "at least 1", getattr(self, key))
         _check_finite(self)
+        self._check_normalization()
         if self.lr <= 0:
             raise bad_setting("lr", "positive", self.lr)
         ranges = (
@@ -173,6 +194,17 @@ class TrainConfig:
         for key, ok, rule in ranges:
             if not ok:
                 raise bad_setting(key, rule, getattr(self, key))
+
+    def _check_normalization(self) -> None:
+        for key in ("mean", "std"):
+            if isinstance(getattr(self, key), list):  # read back from JSON or YAML
+                object.__setattr__(self, key, tuple(getattr(self, key)))
+        check_normalization(self.mean, self.std)
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """(mean, std) as given, or None for the dataset's default."""
+        return None if self.mean is None else (self.mean, self.std)
 
 
 _CIFAR_RECIPE = {

@@ -17,6 +17,7 @@ per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from collections.abc import Sequence
@@ -31,6 +32,20 @@ from gac_deploy.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+"""(mean, std) per channel, of pixels in [0, 1]."""
+
+
+STANDARD_NORMALIZATION: dict[str, Normalization] = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+}
+"""Per-channel (mean, std) of pixels in [0, 1] that models of these datasets are trained
+with unless told otherwise: the constants of the authors' ``data_loaders.py`` (the
+ImageNet pair is the usual torchvision one), so that their checkpoints and ours see the
+same inputs. Datasets not listed (digits, synthetic) are normalised with their training
+split's own mean and std."""
 PIXEL_SCALING = {
     "digits": "pixel / 16",
     "cifar10": "pixel / 255",
@@ -43,7 +58,13 @@ PIXEL_SCALING = {
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which data, which split, and the normalisation the model was trained with."""
+    """Which data, which split, and the normalisation the model was trained with.
+
+    The normalisation (``mean``, ``std``: per channel, of pixels in [0, 1]) belongs to the
+    model: a split rebuilt for it (:func:`load_split`) is normalised with these numbers,
+    never with statistics recomputed from the copy at hand. ``test_hash`` identifies the
+    test split itself (:func:`test_split_hash`), so a moved or re-extracted copy is
+    recognised and a different one is refused; None where it was not recorded."""
 
     dataset: str = "digits"
     seed: int = 0
@@ -51,6 +72,7 @@ class DataSpec:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     data_dir: str | None = None
+    test_hash: str | None = None
 
     def __post_init__(self) -> None:  # older checkpoints stored scalars
         for key in ("mean", "std"):
@@ -206,8 +228,45 @@ class Split:
         return self.test.batch(torch.arange(count))
 
 
-def load_digits_split(seed: int = 0, test_fraction: float = 0.2) -> Split:
-    """The 1797 digits, split 80/20 stratified by class with a fixed seed."""
+def test_split_hash(images: np.ndarray | Sequence[Path], labels: np.ndarray | Sequence[int]) -> str:
+    """sha256 identifying a test split: its stored pixels (dtype, shape and bytes) and
+    labels, or for an image folder each file's name within its class folder, its size and
+    its label (the files are not read)."""
+    digest = hashlib.sha256()
+    if isinstance(images, np.ndarray):
+        digest.update(f"{images.dtype}{images.shape}".encode())
+        digest.update(np.ascontiguousarray(images).tobytes())
+    else:
+        for path in images:
+            digest.update(f"{path.parent.name}/{path.name}\t{path.stat().st_size}\n".encode())
+    digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _spec(
+    dataset: str,
+    seed: int,
+    test_fraction: float,
+    normalization: Normalization,
+    data_dir: str | None,
+    test_hash: str,
+    channels: int,
+) -> DataSpec:
+    mean, std = (tuple(float(v) for v in values) for values in normalization)
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) not in (1, channels):
+            raise UserError(
+                f"{dataset} images have {channels} channel(s) but the normalisation gives "
+                f"{len(values)} {name} value(s); give one per channel (or one for all)"
+            )
+    return DataSpec(dataset, seed, test_fraction, mean, std, data_dir, test_hash)
+
+
+def load_digits_split(
+    seed: int = 0, test_fraction: float = 0.2, normalization: Normalization | None = None
+) -> Split:
+    """The 1797 digits, split 80/20 stratified by class with a fixed seed; normalised with
+    ``normalization`` or, by default, the training split's mean and std."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -216,7 +275,8 @@ def load_digits_split(seed: int = 0, test_fraction: float = 0.2) -> Split:
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed
     )
-    spec = DataSpec("digits", seed, test_fraction, (float(x_tr.mean()),), (float(x_tr.std()),))
+    normalization = normalization or ((x_tr.mean(),), (x_tr.std(),))
+    spec = _spec("digits", seed, test_fraction, normalization, None, test_split_hash(x_te, y_te), 1)
     return Split(ArrayDataset(x_tr, y_tr, spec), ArrayDataset(x_te, y_te, spec), spec, 10, 1, 8)
 
 
@@ -290,7 +350,14 @@ def check_cifar_arrays(
     return data.reshape(-1, 3, 32, 32), y.astype(np.int64)
 
 
-def load_cifar_split(data_dir: str | Path, classes: int, seed: int = 0) -> Split:
+def load_cifar_split(
+    data_dir: str | Path,
+    classes: int,
+    seed: int = 0,
+    normalization: Normalization | None = None,
+) -> Split:
+    """CIFAR-10/100 from the official python batches; normalised with ``normalization`` or
+    the dataset's :data:`STANDARD_NORMALIZATION`."""
     root = Path(data_dir)
     if classes == 10:
         train_files = [root / f"data_batch_{i}" for i in range(1, 6)]
@@ -323,10 +390,10 @@ def load_cifar_split(data_dir: str | Path, classes: int, seed: int = 0) -> Split
 
     x_tr, y_tr = read(train_files)
     x_te, y_te = read(test_files)
-    scaled = x_tr.astype(np.float32) / 255.0
-    mean = tuple(float(m) for m in scaled.mean(axis=(0, 2, 3)))
-    std = tuple(float(s) for s in scaled.std(axis=(0, 2, 3)))
-    spec = DataSpec(f"cifar{classes}", seed, 0.0, mean, std, str(root))
+    name = f"cifar{classes}"
+    normalization = normalization or STANDARD_NORMALIZATION[name]
+    test_hash = test_split_hash(x_te, y_te)
+    spec = _spec(name, seed, 0.0, normalization, str(root), test_hash, 3)
     return Split(
         ArrayDataset(x_tr, y_tr, spec, "cifar"),
         ArrayDataset(x_te, y_te, spec),
@@ -340,7 +407,10 @@ def load_cifar_split(data_dir: str | Path, classes: int, seed: int = 0) -> Split
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
 
-def load_imagenet_split(data_dir: str | Path, seed: int = 0) -> Split:
+def load_imagenet_split(
+    data_dir: str | Path, seed: int = 0, normalization: Normalization | None = None
+) -> Split:
+    """An ImageFolder tree; normalised with ``normalization`` or ImageNet's standard."""
     root = Path(data_dir)
     for part in ("train", "val"):
         if not (root / part).is_dir():
@@ -369,15 +439,20 @@ def load_imagenet_split(data_dir: str | Path, seed: int = 0) -> Split:
             raise UserError(f"{root / part} holds no images (.JPEG, .jpg, .png)")
         return files, labels
 
-    spec = DataSpec("imagenet", seed, 0.0, IMAGENET_MEAN, IMAGENET_STD, str(root))
     train, test = scan("train"), scan("val")
+    normalization = normalization or STANDARD_NORMALIZATION["imagenet"]
+    spec = _spec("imagenet", seed, 0.0, normalization, str(root), test_split_hash(*test), 3)
     return Split(
         FolderDataset(*train, spec), FolderDataset(*test, spec), spec, len(classes), 3, 224
     )
 
 
 def load_synthetic_split(
-    seed: int = 0, image_size: int = 8, classes: int = 4, per_class: int = 40
+    seed: int = 0,
+    image_size: int = 8,
+    classes: int = 4,
+    per_class: int = 40,
+    normalization: Normalization | None = None,
 ) -> Split:
     """A seeded, learnable toy set for tests: each class is a bright square in its own place."""
     gen = np.random.default_rng(seed)
@@ -391,7 +466,9 @@ def load_synthetic_split(
     order = gen.permutation(n)
     images, labels = images[order], labels[order]
     cut = n * 3 // 4
-    spec = DataSpec("synthetic", seed, 0.25, (float(images.mean()),), (float(images.std()),))
+    normalization = normalization or ((images[:cut].mean(),), (images[:cut].std(),))
+    test_hash = test_split_hash(images[cut:], labels[cut:])
+    spec = _spec("synthetic", seed, 0.25, normalization, None, test_hash, 1)
     return Split(
         ArrayDataset(images[:cut], labels[:cut], spec),
         ArrayDataset(images[cut:], labels[cut:], spec),
@@ -403,29 +480,37 @@ def load_synthetic_split(
 
 
 def load_dataset(
-    name: str, data_dir: str | None = None, seed: int = 0, test_fraction: float = 0.2
+    name: str,
+    data_dir: str | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    normalization: Normalization | None = None,
 ) -> Split:
+    """A dataset's split, normalised with ``normalization`` (per-channel mean and std of
+    pixels in [0, 1]) or the dataset's default (see :data:`STANDARD_NORMALIZATION`)."""
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if name == "digits":
-        return load_digits_split(seed, test_fraction)
+        return load_digits_split(seed, test_fraction, normalization)
     if name == "synthetic":
-        return load_synthetic_split(seed)
+        return load_synthetic_split(seed, normalization=normalization)
     if data_dir is None:
         raise UserError(f"--dataset {name} reads your local copy: pass --data-dir DIR")
     if name.startswith("cifar"):
-        return load_cifar_split(data_dir, int(name.removeprefix("cifar")), seed)
-    return load_imagenet_split(data_dir, seed)
+        return load_cifar_split(data_dir, int(name.removeprefix("cifar")), seed, normalization)
+    return load_imagenet_split(data_dir, seed, normalization)
 
 
 def load_split(spec: DataSpec, data_dir: str | None = None) -> Split:
-    """Rebuild the split a model was trained on (same seed, same normalisation)."""
-    split = load_dataset(spec.dataset, data_dir or spec.data_dir, spec.seed, spec.test_fraction)
-    if not np.allclose(split.spec.mean, spec.mean, atol=1e-6) or not np.allclose(
-        split.spec.std, spec.std, atol=1e-6
-    ):
+    """Rebuild the split a model was trained on: the same seed and split, normalised with
+    the model's own ``spec.mean`` / ``spec.std``. Where ``spec.test_hash`` is recorded, the
+    data found must hold that same test split (wherever it lies now)."""
+    where = data_dir or spec.data_dir
+    split = load_dataset(spec.dataset, where, spec.seed, spec.test_fraction, (spec.mean, spec.std))
+    if spec.test_hash is not None and split.spec.test_hash != spec.test_hash:
+        source = f"the {spec.dataset} data in {where}" if where else f"this {spec.dataset} data"
         raise UserError(
-            f"the {spec.dataset} data no longer matches the model's normalisation; "
-            "retrain or point --data-dir at the data it was trained on"
+            f"{source} is not the test split the model was checked on (its test images or "
+            "labels differ); point --data-dir at that copy of the data"
         )
     return split

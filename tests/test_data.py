@@ -1,12 +1,14 @@
 """Datasets in their standard on-disk formats, built as tiny fixtures (gac_deploy.testing)."""
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from gac_deploy.data import (
+    STANDARD_NORMALIZATION,
     DataSpec,
     load_dataset,
     load_digits_split,
@@ -92,3 +94,56 @@ def test_layout_names_each_dataset_pixel_scaling():
     assert DataSpec("digits").layout == "NCHW, float32, normalised: (pixel / 16 - mean) / std"
     assert DataSpec("cifar10").layout == "NCHW, float32, normalised: (pixel / 255 - mean) / std"
     assert all(DataSpec(name).layout for name in DATASETS)
+
+
+def _raw_cifar_test(root):
+    """The test_batch's pixels as [N, 3, 32, 32] floats in [0, 1], and its labels."""
+    batch = read_cifar_batch(root / "test_batch")
+    pixels = torch.from_numpy(batch["data"].reshape(-1, 3, 32, 32)).float() / 255.0
+    return pixels, torch.tensor(batch["labels"])
+
+
+def test_cifar_is_normalised_with_the_standard_constants_not_its_own_statistics(tmp_path):
+    write_cifar(tmp_path / "c", 10)
+    split = load_dataset("cifar10", str(tmp_path / "c"))
+    mean, std = STANDARD_NORMALIZATION["cifar10"]
+    assert (split.spec.mean, split.spec.std) == (mean, std)
+    pixels, labels = _raw_cifar_test(tmp_path / "c")
+    expected = (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    x, y = split.test_images()
+    assert torch.allclose(x, expected, atol=1e-6) and torch.equal(y, labels)
+    given = load_dataset("cifar10", str(tmp_path / "c"), normalization=((0.5,), (0.25,)))
+    assert torch.allclose(given.test_images()[0], (pixels - 0.5) / 0.25, atol=1e-6)
+    with pytest.raises(UserError, match="3 channel.*2 mean value"):
+        load_dataset("cifar10", str(tmp_path / "c"), normalization=((0.5, 0.5), (0.2,)))
+
+
+def test_load_split_keeps_the_models_normalisation_and_checks_the_split(tmp_path):
+    write_cifar(tmp_path / "c", 10)
+    spec = replace(
+        load_dataset("cifar10", str(tmp_path / "c")).spec, mean=(0.1, 0.2, 0.3), std=(0.5,)
+    )
+    pixels, _ = _raw_cifar_test(tmp_path / "c")
+    shift = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
+    rebuilt = load_split(spec)
+    assert rebuilt.spec.mean == (0.1, 0.2, 0.3)
+    assert torch.allclose(rebuilt.test_images()[0], (pixels - shift) / 0.5, atol=1e-6)
+    # the same split elsewhere is recognised by its hash
+    (tmp_path / "c").rename(tmp_path / "moved")
+    with pytest.raises(UserError, match="missing data_batch_1"):
+        load_split(spec)
+    assert torch.equal(
+        load_split(spec, str(tmp_path / "moved")).test_images()[1], rebuilt.test_images()[1]
+    )
+    # another split (other pixels, same layout) is refused, naming the fix
+    write_cifar(tmp_path / "other", 10, seed=1)
+    with pytest.raises(UserError, match="not the test split the model was checked on.*--data-dir"):
+        load_split(spec, str(tmp_path / "other"))
+
+
+def test_test_split_hash_of_a_folder_names_files_sizes_and_labels(tmp_path):
+    write_imagenet(tmp_path)
+    first = load_dataset("imagenet", str(tmp_path)).spec.test_hash
+    assert load_dataset("imagenet", str(tmp_path)).spec.test_hash == first
+    (tmp_path / "val" / "n02" / "img1.JPEG").rename(tmp_path / "val" / "n01" / "img9.JPEG")
+    assert load_dataset("imagenet", str(tmp_path)).spec.test_hash != first

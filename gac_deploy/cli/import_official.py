@@ -23,16 +23,25 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--data-dir",
         help="your local copy of the dataset (CIFAR python folder, ImageNet train/val): "
-        "stored with the model so that simulate, evaluate and train --init read it "
-        "(normalised per channel with its training split's mean and std)",
+        "recorded with the model (where it lies and which test split it holds) so that "
+        "simulate, evaluate and train --init read it",
     )
+    p.add_argument(
+        "--mean",
+        type=float,
+        nargs="+",
+        help="per-channel mean the checkpoint was trained with, pixels in [0, 1], with --std "
+        "(default: the authors' constants for the dataset)",
+    )
+    p.add_argument("--std", type=float, nargs="+", help="per-channel std, with --mean")
 
 
 def run(args) -> dict:
     import torch
 
     from gac_deploy.checkpoint import Checkpoint, save_checkpoint
-    from gac_deploy.data import DataSpec, load_dataset
+    from gac_deploy.config import check_normalization
+    from gac_deploy.data import STANDARD_NORMALIZATION, DataSpec, load_dataset
     from gac_deploy.models.official import import_official, official_config
 
     path = Path(args.file)
@@ -52,7 +61,13 @@ def run(args) -> dict:
     config = official_config(args.arch, args.num_classes, args.time_steps)
     model = import_official(state, config)
     dataset = "imagenet" if "imagenet" in args.arch else f"cifar{args.num_classes}"
-    data = load_dataset(dataset, args.data_dir).spec if args.data_dir else DataSpec(dataset)
+    check_normalization(args.mean, args.std)
+    # how their checkpoints were trained, not statistics of the copy at hand
+    mean, std = STANDARD_NORMALIZATION[dataset] if args.mean is None else (args.mean, args.std)
+    if args.data_dir:
+        data = load_dataset(dataset, args.data_dir, normalization=(mean, std)).spec
+    else:
+        data = DataSpec(dataset, mean=tuple(mean), std=tuple(std))
     save_checkpoint(
         args.out,
         Checkpoint(config, data, model.state_dict(), {"imported_from": str(path)}, {}),

@@ -27,6 +27,14 @@ def add_parser(sub) -> None:
         "imagenet (your local copy, --data-dir) or synthetic",
     )
     p.add_argument("--data-dir", help="where the dataset lies in its standard on-disk format")
+    p.add_argument(
+        "--mean",
+        type=float,
+        nargs="+",
+        help="per-channel mean of pixels in [0, 1] to normalise with, with --std (default: "
+        "the authors' constants for CIFAR and ImageNet, the training split's own for digits)",
+    )
+    p.add_argument("--std", type=float, nargs="+", help="per-channel std, with --mean")
     p.add_argument("--preset", choices=sorted(PRESETS), help="the paper's recipe for a dataset")
     p.add_argument("--config", help="YAML file of settings (a run's config.yaml works too)")
     p.add_argument("--label-smoothing", type=float, help="label smoothing (default 0)")
@@ -144,14 +152,25 @@ def _train(args) -> dict:
     else:
         config, train_config = build_configs(settings)
     if init is not None:
+        if train_config.normalization not in (None, (init.data.mean, init.data.std)):
+            raise UserError(
+                f"{args.init} was trained with its own normalisation (mean "
+                f"{list(init.data.mean)}, std {list(init.data.std)}); drop --mean/--std"
+            )
         config = init.model_config
         train_config = replace(
             train_config,
             dataset=init.data.dataset,
             data_dir=train_config.data_dir or init.data.data_dir,
+            mean=init.data.mean,
+            std=init.data.std,
         )
     split = load_dataset(
-        train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
+        train_config.dataset,
+        train_config.data_dir,
+        train_config.seed,
+        train_config.test_fraction,
+        train_config.normalization,
     )
     if init is None:  # the data decides the input and output sizes
         config = replace(

@@ -68,11 +68,24 @@ def _typed(key: str, value: Any) -> Any:
     if value is None and kind.endswith("| None"):
         return None
     base = kind.removesuffix(" | None")
+    if base == "tuple[float, ...]" and isinstance(value, list | tuple) and value:
+        return tuple(_typed_number(key, v, "float") for v in value)
     if base == "bool" and isinstance(value, bool):
         return value
     if base == "str" and isinstance(value, str):
         return value
-    if base in ("int", "float") and not isinstance(value, bool):
+    if base in ("int", "float"):
+        return _typed_number(key, value, base)
+    expected = {
+        "bool": "true or false",
+        "str": "a string",
+        "tuple[float, ...]": "a list of numbers, one per channel",
+    }[base]
+    raise bad_setting(key, expected, value)
+
+
+def _typed_number(key: str, value: Any, base: str) -> int | float:
+    if not isinstance(value, bool):
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -81,8 +94,7 @@ def _typed(key: str, value: Any) -> Any:
             return number
         if number is not None and math.isfinite(number) and number == int(number):
             return int(number)
-    expected = {"bool": "true or false", "str": "a string"}.get(base, f"a number ({base})")
-    raise bad_setting(key, expected, value)
+    raise bad_setting(key, f"a number ({base})", value)
 
 
 def merge_settings(

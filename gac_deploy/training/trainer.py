@@ -136,7 +136,11 @@ def _train(
         model_config = model_config_from_dict(saved["model_config"])
     torch.manual_seed(train_config.seed)
     split = split or load_dataset(
-        train_config.dataset, train_config.data_dir, train_config.seed, train_config.test_fraction
+        train_config.dataset,
+        train_config.data_dir,
+        train_config.seed,
+        train_config.test_fraction,
+        train_config.normalization,
     )
     device = training_device(train_config.device)
     if init is not None:

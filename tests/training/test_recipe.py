@@ -80,9 +80,7 @@ def test_resume_from_the_command_line_takes_the_runs_own_settings(tmp_path):
 
 def test_nan_loss_stops_with_the_last_good_state(tmp_path):
     split = load_synthetic_split(seed=0)
-    config = TrainConfig(
-        dataset="synthetic", epochs=3, batch_size=16, lr=1e30, checkpoint_every=1
-    )
+    config = TrainConfig(dataset="synthetic", epochs=3, batch_size=16, lr=1e30, checkpoint_every=1)
     with pytest.raises(UserError, match="loss became .* last good state .*last.pt"):
         train(SMALL, config, tmp_path, split=split, progress=False)
 
@@ -242,3 +240,22 @@ def test_setting_errors_speak_of_settings():
         with pytest.raises(UserError) as caught:
             TrainConfig(**kwargs)
         assert (str(caught.value), caught.value.setting) == (message, next(iter(kwargs)))
+
+
+def test_normalisation_flags_are_stored_with_the_model_and_kept_by_init(tmp_path):
+    run = ["train", "--dataset", "synthetic", "--epochs", "1", "--max-steps", "1", "--quiet"]
+    result = cli(*run, "--mean", "0.25", "--std", "0.5", "--out", str(tmp_path / "a"))
+    assert result.returncode == 0, result.stderr
+    ckpt = load_checkpoint(tmp_path / "a" / "model.pt")
+    assert (ckpt.data.mean, ckpt.data.std) == ((0.25,), (0.5,))
+    assert "mean:" in (tmp_path / "a" / "config.yaml").read_text()
+    init = ["--init", str(tmp_path / "a" / "model.pt"), "--out", str(tmp_path / "b")]
+    assert_user_error(cli(*run, *init, "--mean", "0.3", "--std", "0.5"), "drop --mean/--std")
+    tuned = cli(*run, *init)
+    assert tuned.returncode == 0, tuned.stderr
+    assert load_checkpoint(tmp_path / "b" / "model.pt").data.mean == (0.25,)
+    assert_user_error(cli(*run, "--std", "0.5", "--out", str(tmp_path / "c")), "go together")
+    assert_user_error(
+        cli(*run, "--mean", "0.2", "0.3", "--std", "0.5", "0.5", "--out", str(tmp_path / "c")),
+        "1 channel(s) but the normalisation gives 2 mean value(s)",
+    )
