@@ -8,9 +8,8 @@ from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.data import STANDARD_NORMALIZATION, read_cifar_batch
 from gac_deploy.models import build_model
 from gac_deploy.models.official import official_config
+from gac_deploy.testing import authors_state_dict, write_cifar
 from tests.cli.test_cli import assert_user_error, cli
-from tests.models.test_official import authors_state_dict
-from tests.test_data import write_cifar
 
 
 def test_imported_model_sees_the_authors_normalisation_wherever_the_data_lies(tmp_path):
