@@ -6,10 +6,14 @@ from collections.abc import Sequence
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-align text, right-align numbers; one header rule."""
+    """Left-align text, right-align numbers (a column of numbers may have gaps, None,
+    shown as '-'); one header rule."""
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    numeric = [all(_is_number(row[i]) for row in rows) and rows for i in range(len(headers))]
+    numeric = [
+        all(_is_number(row[i]) or row[i] is None for row in rows) and rows
+        for i in range(len(headers))
+    ]
 
     def line(row: list[str]) -> str:
         parts = [

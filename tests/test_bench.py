@@ -3,6 +3,7 @@
 
 import contextlib
 import io
+import json
 import re
 import runpy
 import sys
@@ -57,3 +58,19 @@ def test_payload_bits_sweeps_every_payload_and_marks_the_choice():
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 3
     assert all(0 <= float(r[2]) <= 1 and float(r[3]) <= float(r[2]) for r in rows)
     assert out.count("<- export's choice") == 1
+
+
+def test_deployment_study_prints_its_table_and_writes_json_and_plot(tmp_path):
+    out = run_bench(
+        "deployment_study.py", "--work", str(tmp_path), "--model", "digits-gac-msresnet",
+        "--epochs", "1", "--qat-epochs", "0", "--variants", "gac-spike", "--check", "4",
+        "--lava-images", "0",
+    )  # fmt: skip
+    row = re.search(r"^gac-spike +- +([\d.]+) +([\d.]+) +(-?[\d.]+) +4/0: yes +(\d) ", out, re.M)
+    assert row, out
+    assert abs(float(row[1]) - float(row[2]) - float(row[3])) < 0.011
+    study = json.loads((tmp_path / "study.json").read_text())
+    deployed = study[0]["without_qat"]
+    assert deployed["spike_exact_emulator"] is True and deployed["checked_images"] == 4
+    assert deployed["fidelity"]["samples"] == 360 and int(row[4]) == deployed["payload_bits"]
+    assert (tmp_path / "study.png").stat().st_size > 10_000

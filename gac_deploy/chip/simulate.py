@@ -163,16 +163,6 @@ def test_batches(
         yield x.numpy(), y.numpy()
 
 
-def reference_accuracy(bundle: Bundle, samples: int | None = None) -> tuple[float, int]:
-    """Accuracy of the quantised reference (what the chip computes) on the test split,
-    and the number of images it was measured on."""
-    x, y = load_split(bundle.data_spec).test_images(samples)
-    images, labels = x.numpy(), y.numpy()
-    _, payload = bundle.encode(images)
-    run = run_quantized_graph(bundle.graph, torch.from_numpy(payload).double())
-    return float((run.predictions.numpy() == labels).mean()), len(labels)
-
-
 def _reference(bundle: Bundle, payload: torch.Tensor, count: int | None) -> GraphRun | None:
     """The quantised reference on the first ``count`` images (None: all) of ``payload``
     [T, N, C, H, W]; None when there are none to check."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from gac_deploy.cli.common import samples_arg
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -20,17 +22,46 @@ def add_parser(sub) -> None:
     p.add_argument("--target", default="loihi2", help="loihi2 (default) or nir")
     p.add_argument("--out", help="bundle directory (default: 'bundle' beside the checkpoint)")
     p.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
+    p.add_argument(
+        "--samples",
+        type=samples_arg,
+        default=512,
+        help="test images on which float and chip accuracy are compared, population by "
+        "population, when the data is at hand (default 512; 'all'; 0 skips)",
+    )
+    p.add_argument("--data-dir", help="where the model's dataset lies now (default: where it was)")
+
+
+WARN_COST_POINTS = 2.0
+"""A chip that loses more accuracy than this against float is a loud warning."""
 
 
 def run(args) -> dict:
+    from gac_deploy.errors import UserError
     from gac_deploy.export.targets import export_bundle
 
+    if args.samples != "all" and args.samples < 0:
+        raise UserError(
+            f"--samples must be 0 (skip), a positive number or 'all', got {args.samples}"
+        )
+    samples = None if args.samples == "all" else args.samples
     out = args.out or str(Path(args.checkpoint).parent / "bundle")
     started = time.perf_counter()
     bundle = export_bundle(args.checkpoint, out, target=args.target, chips=args.chips)
     if bundle.target == "nir":
         return report_nir(bundle, out, started)
-    return report_loihi2(bundle, out, started)
+    report = report_loihi2(bundle, out, started)
+    if samples == 0:
+        return report
+    fidelity = measure(args.checkpoint, bundle, samples, args.data_dir)
+    if fidelity is not None:
+        report_fidelity(fidelity)
+        report.update(
+            reference_accuracy=fidelity.chip_accuracy,
+            float_accuracy=fidelity.float_accuracy,
+            samples=fidelity.samples,
+        )
+    return report
 
 
 def report_nir(bundle, out: str, started: float) -> dict:
@@ -86,15 +117,65 @@ def report_loihi2(bundle, out: str, started: float) -> dict:
         f"exported in {time.perf_counter() - started:.1f} s"
     )
     print(f"wrote {out}/encoder.onnx, {out}/body.net, {out}/manifest.json")
-    from gac_deploy.chip.simulate import reference_accuracy
+    return {"bundle": out, "reference_accuracy": None}
 
-    if bundle.data_spec.dataset != "digits":
-        print(f"({bundle.data_spec.dataset} is not available here: accuracy not measured)")
-        return {"bundle": out, "reference_accuracy": None}
-    accuracy, count = reference_accuracy(bundle)
-    float_acc = m["float_test_accuracy"]
-    print(
-        f"test accuracy on all {count} test images: float "
-        f"{'-' if float_acc is None else f'{float_acc:.4f}'}, quantised reference {accuracy:.4f}"
+
+def measure(checkpoint: str, bundle, samples: int | None, data_dir: str | None):
+    """Float against chip on the first ``samples`` test images (None: all), or None with a
+    note when the model's data is not at hand."""
+    import torch
+
+    from gac_deploy.checkpoint import load_checkpoint
+    from gac_deploy.chip.fidelity import measure_fidelity
+    from gac_deploy.data import load_split
+    from gac_deploy.errors import UserError
+
+    try:
+        split = load_split(bundle.data_spec, data_dir)
+    except UserError as exc:
+        print(f"(float against chip not measured: {exc})")
+        return None
+    images, labels = split.test_images(samples)
+    encoded, payload = bundle.encode(images.numpy())
+    float_graph = load_checkpoint(checkpoint).build().export_graph()
+    return measure_fidelity(
+        float_graph, bundle.graph, torch.from_numpy(encoded), torch.from_numpy(payload), labels
     )
-    return {"bundle": out, "reference_accuracy": accuracy}
+
+
+def report_fidelity(fidelity) -> None:
+    """The per-population departure from float, the accuracy of both and the cost."""
+    from gac_deploy.table import format_table
+
+    def percent(value: float | None) -> float | None:
+        return None if value is None else round(100 * value, 2)
+
+    rows = [
+        [
+            p.population,
+            p.scale_exp,
+            percent(p.current_error),
+            percent(p.spike_mismatch),
+            percent(p.float_rate),
+            percent(p.chip_rate),
+        ]
+        for p in fidelity.populations
+    ]
+    headers = ["population", "scale exp", "current err %", "spikes differ %", "rate %", "chip %"]
+    print(format_table(headers, rows))
+    print(
+        f"test accuracy on {fidelity.samples} test images: float {fidelity.float_accuracy:.4f}, "
+        f"chip {fidelity.chip_accuracy:.4f} (emulated, = the quantised reference): "
+        f"deployment cost {fidelity.cost_points:+.2f} points"
+    )
+    if fidelity.cost_points > WARN_COST_POINTS:
+        worst = ", ".join(
+            f"{p.population} ({100 * p.spike_mismatch:.1f} % of spikes differ, "
+            f"current error {100 * p.current_error:.1f} %, exponent {p.scale_exp})"
+            for p in fidelity.worst()
+        )
+        print(
+            f"WARNING: the chip loses {fidelity.cost_points:.1f} points of accuracy; the "
+            f"populations that depart most from float: {worst}. Fine-tune in the chip's "
+            "format with 'gac-deploy train --qat --init MODEL.pt'"
+        )

@@ -1,0 +1,175 @@
+"""How far the chip's fixed-point body departs from the float body, population by population.
+
+Both bodies run on the same images: the float graph layer-synchronously on the encoder's
+output O (in float32, as the trained model runs), the quantised graph in the emulator
+(spike-exact with the quantised reference and Lava; each population's spikes in its own
+window) on the graded payload the host sends. For each population:
+
+* ``current_error``: RMS over neuron-steps of (chip current - float current) divided by
+  the RMS of the float current. Both are fed the *float* run's input spikes (and O or
+  its payload), so this is the error the population's own rounding adds (weights at its
+  exponent, the payload, the bias), not what earlier layers passed on. The chip's
+  current is its integer input (plus bias) times 2**-k, k the population's exponent.
+* ``spike_mismatch``: the fraction of neuron-steps whose spike differs between the two
+  free runs: what the errors of this and every earlier population have grown to here.
+* firing rates of both runs.
+
+Accuracy is the mean over T of the read-out (float) and the read-out voltage after T
+steps (chip), as the model and ``simulate`` score. Signals are [T, N, ...], time first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.synapses import channel_bias, edge_current
+from gac_deploy.chip.emulator import emulate, payload_tensor, prepare
+from gac_deploy.config import LIFConfig
+from gac_deploy.models.lif import lif_forward
+
+
+@dataclass(frozen=True)
+class PopulationFidelity:
+    """One population's departure from float (see the module docstring)."""
+
+    population: str
+    scale_exp: int
+    current_error: float
+    spike_mismatch: float | None  # None for the read-out, which does not spike
+    float_rate: float | None
+    chip_rate: float | None
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Float against chip on ``samples`` test images."""
+
+    samples: int
+    float_accuracy: float
+    chip_accuracy: float
+    populations: list[PopulationFidelity]
+
+    @property
+    def cost_points(self) -> float:
+        """Accuracy lost on the chip, in percentage points (negative: the chip gained)."""
+        return 100.0 * (self.float_accuracy - self.chip_accuracy)
+
+    def worst(self, count: int = 3) -> list[PopulationFidelity]:
+        """The spiking populations whose spikes depart most from float, worst first."""
+        spiking = [p for p in self.populations if p.spike_mismatch is not None]
+        return sorted(spiking, key=lambda p: -p.spike_mismatch)[:count]
+
+    def to_dict(self) -> dict:
+        return {
+            "samples": self.samples,
+            "float_accuracy": self.float_accuracy,
+            "chip_accuracy": self.chip_accuracy,
+            "cost_points": self.cost_points,
+            "populations": [vars(p) for p in self.populations],
+        }
+
+
+def _weights(graph: Graph, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {e.name: torch.as_tensor(e.weight, dtype=dtype) for e in graph.edges}
+
+
+def _current(
+    graph: Graph,
+    name: str,
+    signals: dict[str, torch.Tensor],
+    weights: dict[str, torch.Tensor],
+) -> torch.Tensor:
+    """A population's input at every step [T, N, *shape]: its edges' currents and every
+    bias (the population's and, in a float graph, its edges' folded BatchNorm shifts)."""
+    pop = graph.population(name)
+    dtype = next(iter(weights.values())).dtype
+    total = channel_bias(pop.bias, pop.shape, dtype)
+    for edge in graph.incoming(name):
+        total = total + edge_current(edge, signals[edge.src], weights[edge.name])
+        if edge.bias is not None:
+            total = total + channel_bias(edge.bias, pop.shape, dtype)
+    return total
+
+
+class _Sums:
+    """Running sums over batches for one population."""
+
+    def __init__(self) -> None:
+        self.error2 = self.float2 = 0.0
+        self.mismatched = self.float_spikes = self.chip_spikes = self.steps = 0
+
+    def rms_ratio(self) -> float:
+        return (self.error2 / self.float2) ** 0.5 if self.float2 > 0 else 0.0
+
+
+def measure_fidelity(
+    float_graph: Graph,
+    chip_graph: Graph,
+    encoded: torch.Tensor,
+    payload: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 32,
+) -> Fidelity:
+    """Float body on ``encoded`` O [T, N, C, H, W] against the quantised body on
+    ``payload`` [T, N, C, H, W] (the integers the host sends for that O; ``chip_graph``
+the bundle's graph, delays balanced), scored against
+    ``labels`` [N]; images are run ``batch_size`` at a time."""
+    if not chip_graph.quantized or float_graph.quantized:
+        raise ValueError("measure_fidelity compares a float graph with its quantised form")
+    names = [p.name for p in float_graph.populations]
+    sums = {name: _Sums() for name in names}
+    float_weights = _weights(float_graph, torch.float32)
+    chip_weights = _weights(chip_graph, torch.float32)
+    prepared = prepare(chip_graph)
+    float_right = chip_right = 0
+    count = encoded.shape[1]
+    with torch.no_grad():
+        for start in range(0, count, batch_size):
+            part = slice(start, min(start + batch_size, count))
+            o, q = encoded[:, part].float(), payload[:, part].float()
+            chip_run = emulate(chip_graph, payload_tensor(q.numpy()), prepared)
+            chip_right += int((chip_run.predictions == labels[part]).sum())
+            float_signals = {INPUT: o}
+            forced = {INPUT: q}  # the float run's spikes, the payload for O
+            for pop in float_graph.populations:
+                reference = _current(float_graph, pop.name, float_signals, float_weights)
+                chip = _current(chip_graph, pop.name, forced, chip_weights)
+                chip = chip * 2.0 ** -chip_graph.population(pop.name).scale_exp
+                s = sums[pop.name]
+                s.error2 += float(((chip - reference) ** 2).sum())
+                s.float2 += float((reference**2).sum())
+                if pop.role == "readout":
+                    scores = reference.sum(dim=0)
+                    float_right += int((scores.argmax(dim=1) == labels[part]).sum())
+                    continue
+                lif = LIFConfig(threshold=pop.threshold, tau=1.0 - pop.voltage_decay)
+                spikes = lif_forward(reference, lif)
+                float_signals[pop.name] = forced[pop.name] = spikes
+                on_chip = chip_run.spikes[pop.name]
+                s.mismatched += int((spikes != on_chip).sum())
+                s.float_spikes += int(spikes.sum())
+                s.chip_spikes += int(on_chip.sum())
+                s.steps += spikes.numel()
+    populations = []
+    for pop in chip_graph.populations:
+        s = sums[pop.name]
+        spiking = pop.role != "readout"
+        populations.append(
+            PopulationFidelity(
+                population=pop.name,
+                scale_exp=pop.scale_exp,
+                current_error=s.rms_ratio(),
+                spike_mismatch=s.mismatched / s.steps if spiking else None,
+                float_rate=s.float_spikes / s.steps if spiking else None,
+                chip_rate=s.chip_spikes / s.steps if spiking else None,
+            )
+        )
+    return Fidelity(
+        samples=count,
+        float_accuracy=float_right / count,
+        chip_accuracy=chip_right / count,
+        populations=populations,
+    )
