@@ -7,7 +7,10 @@
 
 For each variant (encoder-shortcut) the registered paper architecture (``--model``,
 default msresnet18-cifar: the full 18-layer body at full width) is trained on the data
-(its input channels and image size taken from the data), then exported twice, as
+(its input channels and image size taken from the data); shortcut ``spike`` or
+``membrane`` with this project's LIF, or ``authors``: the network as the authors' code
+builds it (membrane shortcuts, their CIFAR LIF: threshold 1, kept fraction 0.5, triangle
+surrogate), trained here from an untrained start. Each is then exported twice, as
 trained and after quantisation-aware fine-tuning (``train --qat``). For each bundle:
 
 * float accuracy (the float body on every test image) against the chip's (the emulator,
@@ -121,6 +124,31 @@ def deployed(
     }
 
 
+def authors_start(args: argparse.Namespace, encoder: str, path: Path) -> Path:
+    """An untrained network as the authors' code builds ``--model`` (their LIF for CIFAR,
+    membrane shortcuts), with ``encoder`` coding and the data's input size, as a model.pt."""
+    from dataclasses import replace
+
+    import torch
+
+    from gac_deploy.checkpoint import Checkpoint, save_checkpoint
+    from gac_deploy.data import load_dataset
+    from gac_deploy.models import build_model
+    from gac_deploy.models.official import official_config
+
+    split = load_dataset(args.dataset, args.data_dir)
+    config = replace(
+        official_config(args.model, split.num_classes, 6 if "cifar" in args.model else 4),
+        encoder=encoder,
+        in_channels=split.in_channels,
+        image_size=split.image_size,
+    )
+    torch.manual_seed(0)
+    model = build_model(config)
+    save_checkpoint(path, Checkpoint(config, split.spec, model.state_dict(), {}, {}))
+    return path
+
+
 def study_variant(variant: str, args: argparse.Namespace, work: Path) -> dict:
     encoder, shortcut = variant.split("-")
     folder = work / variant
@@ -130,10 +158,14 @@ def study_variant(variant: str, args: argparse.Namespace, work: Path) -> dict:
     data = ["--dataset", args.dataset] + (["--data-dir", args.data_dir] if args.data_dir else [])
     trained = folder / "train" / "model.pt"
     if not trained.is_file():
+        if shortcut == "authors":  # their code's network: an untrained start, trained here
+            start = authors_start(args, encoder, folder / "start.pt")
+            form = ["--init", str(start), *(["--data-dir", args.data_dir] if args.data_dir else [])]
+        else:
+            form = ["--model", args.model, *data, "--encoder", encoder, "--shortcut", shortcut]
         seconds["train"] = gac_deploy(
-            "train", "--model", args.model, *data, "--encoder", encoder, "--shortcut", shortcut,
-            "--epochs", str(args.epochs), "--device", args.device, "--quiet", "--overwrite",
-            "--out", str(folder / "train"), log=log,
+            "train", *form, "--epochs", str(args.epochs), "--device", args.device, "--quiet",
+            "--overwrite", "--out", str(folder / "train"), log=log,
         )  # fmt: skip
     tuned = folder / "qat" / "model.pt"
     if args.qat_epochs and not tuned.is_file():
