@@ -259,3 +259,24 @@ def test_normalisation_flags_are_stored_with_the_model_and_kept_by_init(tmp_path
         cli(*run, "--mean", "0.2", "0.3", "--std", "0.5", "0.5", "--out", str(tmp_path / "c")),
         "1 channel(s) but the normalisation gives 2 mean value(s)",
     )
+
+
+def test_a_paper_architecture_takes_its_input_and_classes_from_the_data(tmp_path):
+    """msresnet18-cifar (3x32x32, 10 classes as registered) trains on the 1x8x8 synthetic
+    set with 4 classes at full width and depth, and exports."""
+    from gac_deploy.models import default_config
+
+    out = tmp_path / "run"
+    result = cli(
+        "train", "--model", "msresnet18-cifar", "--dataset", "synthetic", "--epochs", "1",
+        "--max-steps", "1", "--batch-size", "8", "--quiet", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = load_checkpoint(out / "model.pt").model_config
+    registered = default_config("msresnet18-cifar")
+    assert (config.in_channels, config.image_size, config.num_classes) == (1, 8, 4)
+    assert config.stages == registered.stages and config.stem_channels == 64
+    assert config.time_steps == registered.time_steps
+    exported = cli("export", str(out / "model.pt"), "--out", str(tmp_path / "b"), "--samples", "0")
+    assert exported.returncode == 0, exported.stderr
+    assert "latency 18 steps" in exported.stdout
