@@ -197,7 +197,7 @@ def test_import_official_writes_checkpoint_that_exports(tmp_path):
     x = torch.randn(1, 3, 8, 8)
     with torch.no_grad():
         assert (model(x) - source(x)).abs().max() < 1e-4
-    # issue 12: the authors' membrane shortcuts export as composed edges, at full size
+    # the authors' membrane shortcuts export as composed edges, at full size
     exported = cli("export", str(out), "--out", str(tmp_path / "b"), "--chips", "64")
     assert exported.returncode == 0, exported.stderr
     assert "downsample@" in (tmp_path / "b" / "manifest.json").read_text()

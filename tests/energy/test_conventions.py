@@ -87,7 +87,7 @@ def test_per_population_rates_file(tmp_path):
 
 
 def test_membrane_shortcut_is_counted_as_its_composed_ac_edges():
-    # changed with issue 12: the authors' downsample used to be one MAC row; the chip now
+    # the authors' downsample used to be one MAC row; the chip now
     # runs it as composed edges from each source of the stream, so both conventions count
     # those as AC (graded AC from O), and no MAC remains on the chip
     spike = energy_report(arch="msresnet18-imagenet", time_steps=4, firing_rate_value=0.2)

@@ -1,11 +1,11 @@
 """NIR with a reader and a writer nobody here wrote (snnTorch, the pinned ``interop`` extra):
 
 * snnTorch's ``import_from_nir`` runs our body.nir on the digits test images and
-  reproduces the float body (issue 14, item 2; the figures it prints are in the README);
+  reproduces the float body (the figures it prints are in docs/nir.md);
 * a network built in snnTorch and written with its ``export_to_nir`` comes to Loihi 2
-  through ``import-nir`` (item 3);
+  through ``import-nir``;
 * digits model -> --target nir -> import-nir -> the emulator equals the direct Loihi 2
-  export (item 4);
+  export;
 * bad .nir files and sources: one line, exit 2, nothing written.
 """
 

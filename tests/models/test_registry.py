@@ -53,7 +53,7 @@ def test_cifar_forward_runs():
 
 
 def test_membrane_shortcut_is_a_mac_layer_in_pytorch_and_composed_edges_in_the_graph():
-    # changed with issue 12: export used to refuse membrane shortcuts; it now composes them
+    # export used to refuse membrane shortcuts; it now composes them
     spike = build_model(default_config("digits-gac-msresnet"))
     membrane = build_model(default_config("digits-gac-msresnet", shortcut="membrane"))
     assert spike.layer_ops()["block2.downsample"] == "AC"

@@ -1,6 +1,6 @@
 """Outputs never replace what is not ours, and a swap leaves the old or the new bundle.
 
-Issue 13's data-loss cases: ``export --out`` onto a run directory or a file; settings
+The data-loss cases: ``export --out`` onto a run directory or a file; settings
 written (and a run's files replaced) before they were checked; a process killed while
 a bundle is swapped into place.
 """

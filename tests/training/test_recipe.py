@@ -86,7 +86,7 @@ def test_nan_loss_stops_with_the_last_good_state(tmp_path):
 
 
 def test_nan_loss_before_any_state_names_no_state(tmp_path):
-    """Without a saved state the message must not point at a last.pt (issue 13)."""
+    """Without a saved state the message must not point at a last.pt."""
     split = load_synthetic_split(seed=0)
     config = TrainConfig(dataset="synthetic", epochs=3, batch_size=16, lr=1e30)
     with pytest.raises(UserError, match="before any training state was saved") as info:
