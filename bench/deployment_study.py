@@ -235,7 +235,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
     colours = {"gac": "tab:red", "direct": "tab:blue", "rate": "tab:green", "lif": "tab:purple"}
     for row in rows:
         colour = colours.get(row["encoder"], "black")
@@ -254,8 +254,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference, complete convention (nJ, log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Float (open) and chip (filled) accuracy against energy")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Each model's float (open) and chip (filled) accuracy against energy")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
