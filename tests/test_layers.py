@@ -1,4 +1,4 @@
-"""The package's parts import only parts below them (README, Layout).
+"""The package's parts import only parts below them (docs/layout.md).
 
 Lazy imports inside functions count: they are dependencies too. A part is a top-level
 module or package of ``gac_deploy``; parts of one rank may not import each other. Inside
