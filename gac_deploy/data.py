@@ -6,10 +6,9 @@ per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
 
 * digits: 1797 real 8x8 images, fixed seeded stratified split.
 * cifar10 / cifar100: the official python layout (``data_batch_1..5``, ``test_batch``,
-  ``batches.meta``; ``train``, ``test``, ``meta`` with fine labels). Those files are
-  pickles; they are read with an unpickler that only accepts plain containers and
-  numpy arrays, so a file that tries to run code is refused. Training augmentation:
-  4-pixel zero padding + random 32x32 crop + horizontal flip.
+  ``batches.meta``; ``train``, ``test``, ``meta`` with fine labels), read by
+  :mod:`gac_deploy.cifar_files` without running code. Training augmentation:
+  4-pixel zero padding + random 32x32 crop + horizontal flip (:mod:`gac_deploy.augment`).
 * imagenet: ImageFolder layout (``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``),
   decoded with Pillow; training: random resized crop to 224 (scale 0.08-1, ratio
   3/4-4/3) + flip; evaluation: resize the short side to 256, centre crop 224.
@@ -18,8 +17,6 @@ per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
 from __future__ import annotations
 
 import hashlib
-import math
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gac_deploy.augment import generators, pad_crop_flip, random_resized_crop, resize_centre_crop
+from gac_deploy.cifar_files import check_cifar_arrays, read_cifar_batch
 from gac_deploy.config import DATASETS
 from gac_deploy.errors import UserError
 
@@ -116,24 +115,6 @@ class ArrayDataset:
         return (x - self.mean) / self.std, self.labels[indices]
 
 
-def generators(seeds: Sequence[int] | None, count: int) -> list[torch.Generator | None]:
-    """One generator per image, seeded by ``seeds`` (None: torch's global generator)."""
-    if seeds is None:
-        return [None] * count
-    if len(seeds) != count:
-        raise ValueError(f"{len(seeds)} seeds for {count} images")
-    return [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-
-
-def pad_crop_flip(image: torch.Tensor, pad: int, generator: torch.Generator | None) -> torch.Tensor:
-    """One image [C, H, W]: a random crop after zero padding, and a random horizontal flip."""
-    _, h, w = image.shape
-    padded = torch.nn.functional.pad(image, (pad, pad, pad, pad))
-    dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-    crop = padded[:, dy : dy + h, dx : dx + w]
-    return crop.flip(-1) if torch.rand(1, generator=generator).item() < 0.5 else crop
-
-
 class FolderDataset:
     """ImageFolder layout decoded with Pillow, transformed per image."""
 
@@ -179,38 +160,6 @@ class FolderDataset:
             for i, g in zip(indices, generators(seeds, len(indices)), strict=True)
         ]
         return torch.stack(images), self.labels[indices]
-
-
-def random_resized_crop(img, size: int, generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-    """Random area fraction and aspect ratio (10 tries, then the centre), resized to size."""
-    from PIL import Image
-
-    width, height = img.size
-    area = width * height
-    for _ in range(10):
-        target = area * float(torch.empty(1).uniform_(*scale, generator=generator))
-        log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-        aspect = math.exp(float(torch.empty(1).uniform_(*log_ratio, generator=generator)))
-        w = int(round(math.sqrt(target * aspect)))
-        h = int(round(math.sqrt(target / aspect)))
-        if 0 < w <= width and 0 < h <= height:
-            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
-            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
-            return img.resize((size, size), Image.BILINEAR, box=(left, top, left + w, top + h))
-    return resize_centre_crop(img, size, size)
-
-
-def resize_centre_crop(img, resize: int, crop: int):
-    from PIL import Image
-
-    width, height = img.size
-    scale = resize / min(width, height)
-    img = img.resize(
-        (max(crop, round(width * scale)), max(crop, round(height * scale))), Image.BILINEAR
-    )
-    width, height = img.size
-    left, top = (width - crop) // 2, (height - crop) // 2
-    return img.crop((left, top, left + crop, top + crop))
 
 
 @dataclass
@@ -278,76 +227,6 @@ def load_digits_split(
     normalization = normalization or ((x_tr.mean(),), (x_tr.std(),))
     spec = _spec("digits", seed, test_fraction, normalization, None, test_split_hash(x_te, y_te), 1)
     return Split(ArrayDataset(x_tr, y_tr, spec), ArrayDataset(x_te, y_te, spec), spec, 10, 1, 8)
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays; refuses any other global."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 rebuild bytes
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def read_cifar_batch(path: Path) -> dict:
-    """One file of the official CIFAR python layout, read without running its code."""
-    try:
-        with open(path, "rb") as handle:
-            data = _ArraysOnly(handle, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise UserError(
-            f"{path} is not a CIFAR python batch ({exc}); use the official 'python version' archive"
-        ) from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} is not a CIFAR python batch; use the official archive")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
-
-
-CIFAR_PIXELS = 3 * 32 * 32
-
-
-def check_cifar_arrays(
-    path: Path, data: object, labels: object, classes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """A batch's images [N, 3, 32, 32] uint8 and labels [N] int64, checked before any array
-    is built from them: the official layout is a uint8 array [N, 3072] and N labels in
-    [0, classes). (A list that references one row millions of times is refused here, not
-    expanded into gigabytes.)"""
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
-        kind = (
-            f"{type(data).__name__} of {data.dtype}"
-            if isinstance(data, np.ndarray)
-            else (type(data).__name__)
-        )
-        raise UserError(
-            f"{path}: 'data' is a {kind}, not an array of uint8 pixels; use the official "
-            "CIFAR python archive"
-        )
-    if data.ndim != 2 or data.shape[1] != CIFAR_PIXELS:
-        raise UserError(
-            f"{path}: 'data' has shape {list(data.shape)}, not [N, {CIFAR_PIXELS}] "
-            "(32x32 RGB); use the official CIFAR python archive"
-        )
-    if not isinstance(labels, list | np.ndarray) or len(labels) != len(data):
-        count = len(labels) if isinstance(labels, list | np.ndarray) else type(labels).__name__
-        raise UserError(f"{path}: {len(data)} images but {count} labels; the file is damaged")
-    y = np.asarray(labels)
-    if y.dtype.kind not in "iu" or y.ndim != 1:
-        raise UserError(f"{path}: labels are not integers; the file is damaged")
-    if len(y) and (y.min() < 0 or y.max() >= classes):
-        raise UserError(
-            f"{path}: labels run from {y.min()} to {y.max()}, outside 0..{classes - 1}; "
-            f"is it CIFAR-{classes}?"
-        )
-    return data.reshape(-1, 3, 32, 32), y.astype(np.int64)
 
 
 def load_cifar_split(

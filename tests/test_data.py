@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from gac_deploy.cifar_files import read_cifar_batch
 from gac_deploy.data import (
     STANDARD_NORMALIZATION,
     DataSpec,
     load_dataset,
     load_digits_split,
     load_split,
-    read_cifar_batch,
 )
 from gac_deploy.errors import UserError
 from gac_deploy.testing import write_cifar, write_imagenet

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).parents[1] / "gac_deploy"
 # bottom to top
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "lava_compat"),
-    ("config", "fileio", "table"),
+    ("config", "fileio", "table", "augment", "cifar_files"),
     ("data",),
     ("body",),
     ("models",),

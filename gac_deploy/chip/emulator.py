@@ -35,6 +35,10 @@ Less work than a dense float network, with the same integers:
 - a population's neurons take one pass, which also counts the spikes its edges need
   (per frame, per channel, per position); spikes leave as one byte each (uint8
   [T, N, ...], channels-last memory for images).
+
+Why one module of about 450 lines: the sources, synapses and neurons above share one
+memory layout and one set of counts (which frames, channels and positions are active);
+they are kept together so that the layout is decided in one place.
 """
 
 from __future__ import annotations

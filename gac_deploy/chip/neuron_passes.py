@@ -22,6 +22,11 @@ P = F for flat populations. Every pass reads two currents (an empty stand-in whe
 population has one; more are summed first), so numba compiles each pass once per
 dtype and caches the machine code on disk (beside this module, or in numba's user
 cache where that is read-only).
+
+Why one module of about 450 lines: the passes share inlined helpers that numba compiles
+into each pass (one neuron's arithmetic, reading two currents), and the list of
+signatures that ``compile_all`` caches must name every pass; split, the cache and the
+passes could drift apart.
 """
 
 from __future__ import annotations

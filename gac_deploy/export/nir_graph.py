@@ -42,6 +42,10 @@ into its incoming weights. Anything else (a recurrent edge, subgraphs, pooling, 
 neurons, leak, non-zero reset, a current that decays over several steps) is refused with
 a one-line error naming the node. A file is checked before ``nir.read`` loads it: an
 HDF5 file, a bounded number of objects, every dataset of a sane size.
+
+Why one module of about 500 lines: writing and reading are the two halves of one
+mapping (each NIR field and the arithmetic it stands for); kept together, a change to
+one half is seen beside the other.
 """
 
 from __future__ import annotations

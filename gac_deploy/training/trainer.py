@@ -8,6 +8,10 @@ steps). ``resume=True`` continues from ``OUT/last.pt`` exactly: the data order o
 epoch comes from a generator seeded by (seed, epoch) and a step's augmentation and CutMix
 from (seed, step) (:mod:`gac_deploy.training.batches`), so a resumed run repeats what
 the interrupted one would have done, and N processes train on what one process would.
+
+Why one module of about 450 lines: the loop's state (model, optimiser, scheduler,
+scaler, RNG streams, the epoch's running sums) is saved and restored as one training
+state, and every part of the loop that touches it is kept where that state is defined.
 """
 
 from __future__ import annotations

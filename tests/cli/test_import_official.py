@@ -5,7 +5,8 @@ import json
 import torch
 
 from gac_deploy.checkpoint import load_checkpoint
-from gac_deploy.data import STANDARD_NORMALIZATION, read_cifar_batch
+from gac_deploy.cifar_files import read_cifar_batch
+from gac_deploy.data import STANDARD_NORMALIZATION
 from gac_deploy.models import build_model
 from gac_deploy.models.official import official_config
 from gac_deploy.testing import authors_state_dict, write_cifar
