@@ -236,25 +236,22 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.6, 4.2))
-    colours = {"gac": "tab:red", "direct": "tab:blue", "rate": "tab:green", "lif": "tab:purple"}
-    for row in rows:
-        colour = colours.get(row["encoder"], "black")
-        for form, marker in (("without_qat", "o"), ("with_qat", "s")):
+    for index, row in enumerate(rows):
+        colour = plt.get_cmap("tab10")(index)
+        trained = 100 * row["without_qat"]["fidelity"]["float_accuracy"]
+        for form, marker, what in (("without_qat", "o", "chip"), ("with_qat", "s", "chip, QAT")):
             if form not in row:
                 continue
             d = row[form]
-            energy = d["energy_complete_nj"]
-            f = d["fidelity"]
-            ax.plot([energy, energy], [100 * f["float_accuracy"], 100 * f["chip_accuracy"]],
-                    color=colour, lw=1, alpha=0.6)  # fmt: skip
-            ax.scatter(energy, 100 * f["float_accuracy"], color=colour, marker=marker,
-                       facecolors="none")  # fmt: skip
-            ax.scatter(energy, 100 * f["chip_accuracy"], color=colour, marker=marker,
-                       label=f"{row['variant']}{' QAT' if form == 'with_qat' else ''}")  # fmt: skip
+            energy, chip = d["energy_complete_nj"], 100 * d["fidelity"]["chip_accuracy"]
+            ax.plot([energy, energy], [trained, chip], color=colour, lw=1, alpha=0.6)
+            ax.scatter(energy, chip, color=colour, marker=marker, label=f"{row['variant']} {what}")
+        energy = row["without_qat"]["energy_complete_nj"]
+        ax.scatter(energy, trained, marker="o", facecolors="none", edgecolors=colour)
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference, complete convention (nJ, log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Each model's float (open) and chip (filled) accuracy against energy")
+    ax.set_title("Float (open circle) and chip (filled) test accuracy against energy")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=150)
