@@ -80,7 +80,7 @@ def deployed(
     """Export ``checkpoint`` into ``folder``/bundle and measure what the chip keeps."""
     bundle = folder / "bundle"  # simulate and energy read the data where training found it
     if not (bundle / "manifest.json").is_file():
-        seconds["export"] = gac_deploy(
+        seconds[f"{folder.name} export"] = gac_deploy(
             "export", str(checkpoint), "--out", str(bundle), "--samples", "0",
             "--chips", str(args.chips), log=log,
         )  # fmt: skip
@@ -96,13 +96,15 @@ def deployed(
             continue
         if not report.is_file():
             quiet = ["--quiet"] if name != "energy" else []
-            seconds[name] = gac_deploy(*command, "--json", str(report), *quiet, log=log)
+            seconds[f"{folder.name} {name}"] = gac_deploy(
+                *command, "--json", str(report), *quiet, log=log
+            )
         results[name] = json.loads(report.read_text())
     measured = folder / "fidelity.json"
     if not measured.is_file():
         started = time.perf_counter()
         measured.write_text(json.dumps(fidelity(checkpoint, bundle, args.data_dir), indent=1))
-        seconds["fidelity"] = time.perf_counter() - started
+        seconds[f"{folder.name} fidelity"] = time.perf_counter() - started
     manifest = json.loads((bundle / "manifest.json").read_text())
     emulator, energy = results["emulator"], results["energy"]
     lava = results.get("lava")
@@ -188,7 +190,9 @@ def study_variant(variant: str, args: argparse.Namespace, work: Path) -> dict:
     if args.qat_epochs:
         row["qat_epochs"] = args.qat_epochs
         row["with_qat"] = deployed(tuned, folder / "with-qat", args, log, seconds)
-    row["seconds"] = seconds
+    kept = folder / "seconds.json"  # each stage's wall time, from the run that made it
+    row["seconds"] = {**(json.loads(kept.read_text()) if kept.is_file() else {}), **seconds}
+    kept.write_text(json.dumps(row["seconds"], indent=1))
     return row
 
 
