@@ -22,3 +22,15 @@ def samples_arg(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
+def add_normalization_args(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--mean M.. --std S..``: the per-channel normalisation a model is trained with
+    (pixels in [0, 1]); ``default`` says what applies when they are not given."""
+    parser.add_argument(
+        "--mean",
+        type=float,
+        nargs="+",
+        help=f"per-channel mean of pixels in [0, 1], with --std (default: {default})",
+    )
+    parser.add_argument("--std", type=float, nargs="+", help="per-channel std, with --mean")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gac_deploy.cli.common import add_normalization_args
 from gac_deploy.errors import UserError
 
 
@@ -26,14 +27,7 @@ def add_parser(sub) -> None:
         "recorded with the model (where it lies and which test split it holds) so that "
         "simulate, evaluate and train --init read it",
     )
-    p.add_argument(
-        "--mean",
-        type=float,
-        nargs="+",
-        help="per-channel mean the checkpoint was trained with, pixels in [0, 1], with --std "
-        "(default: the authors' constants for the dataset)",
-    )
-    p.add_argument("--std", type=float, nargs="+", help="per-channel std, with --mean")
+    add_normalization_args(p, "the authors' constants for the dataset")
 
 
 def run(args) -> dict:

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from gac_deploy.cli.common import add_normalization_args
 from gac_deploy.config import DATASETS, ENCODERS, GAU_MODES, PRESETS, SHORTCUTS
 from gac_deploy.errors import UserError
 
@@ -27,14 +28,9 @@ def add_parser(sub) -> None:
         "imagenet (your local copy, --data-dir) or synthetic",
     )
     p.add_argument("--data-dir", help="where the dataset lies in its standard on-disk format")
-    p.add_argument(
-        "--mean",
-        type=float,
-        nargs="+",
-        help="per-channel mean of pixels in [0, 1] to normalise with, with --std (default: "
-        "the authors' constants for CIFAR and ImageNet, the training split's own for digits)",
+    add_normalization_args(
+        p, "the authors' constants for CIFAR and ImageNet, the training split's own for digits"
     )
-    p.add_argument("--std", type=float, nargs="+", help="per-channel std, with --mean")
     p.add_argument("--preset", choices=sorted(PRESETS), help="the paper's recipe for a dataset")
     p.add_argument("--config", help="YAML file of settings (a run's config.yaml works too)")
     p.add_argument("--label-smoothing", type=float, help="label smoothing (default 0)")
