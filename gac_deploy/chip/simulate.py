@@ -179,10 +179,12 @@ def simulate_bundle(
     batch_size: int | None = None,
     progress: bool = True,
     check: int | None = None,
+    data_dir: str | None = None,
 ) -> SimulationReport:
     """Run ``samples`` test images (None: the whole test split) through ``backend``, and
     the first ``check`` of them (None: all) through the quantised reference too, which
-    at paper size costs several times the emulator's own time.
+    at paper size costs several times the emulator's own time. ``data_dir``: where the
+    bundle's dataset lies now (default: where it was); it must hold the same test split.
 
     ``batch_size`` None: as many images per emulator batch as keep every spike of a
     batch under ``BATCH_SPIKE_BUDGET`` bytes. The emulator reads, encodes, runs and checks
@@ -199,7 +201,7 @@ def simulate_bundle(
     if check is not None and check < 0:
         raise UserError(f"--check must be 0 or more images, or 'all', got {check}")
     started = time.perf_counter()
-    split = load_split(bundle.data_spec)
+    split = load_split(bundle.data_spec, data_dir)
     count = len(split.test) if samples is None else samples
     tally = _Tally()
     run_s = 0.0

@@ -34,3 +34,12 @@ def add_normalization_args(parser: argparse.ArgumentParser, default: str) -> Non
         help=f"per-channel mean of pixels in [0, 1], with --std (default: {default})",
     )
     parser.add_argument("--std", type=float, nargs="+", help="per-channel std, with --mean")
+
+
+def add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``: where a model's or bundle's dataset lies now; the test split found
+    there must be the one it recorded (its hash)."""
+    parser.add_argument(
+        "--data-dir",
+        help="where the dataset lies now (default: where it was); it must hold the same test split",
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gac_deploy.cli.common import write_json_report
+from gac_deploy.cli.common import add_data_dir_arg, write_json_report
 from gac_deploy.config import ENCODERS, SHORTCUTS
 
 
@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--rates", help="what-if: JSON file {population: rate}")
     p.add_argument("--plot", help="write a per-layer bar chart (PNG) here")
     p.add_argument("--compare", help="a second bundle or model.pt to put side by side")
+    add_data_dir_arg(p)
     p.add_argument("--json", help="also write the report to this JSON file")
 
 
@@ -66,11 +67,11 @@ def run(args) -> dict:
     elif args.path is None:
         raise UserError("give a bundle, a model.pt, or --arch NAME with --firing-rate")
     else:
-        report = report_for_path(args.path, args.samples, profile)
+        report = report_for_path(args.path, args.samples, profile, args.data_dir)
     print(format_report(report, args.convention))
     data = report.to_dict()
     if args.compare:
-        other = report_for_path(args.compare, args.samples, profile)
+        other = report_for_path(args.compare, args.samples, profile, args.data_dir)
         print()
         print(format_comparison(report, other))
         data = {"a": data, "b": other.to_dict()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gac_deploy.cli.common import write_json_report
+from gac_deploy.cli.common import add_data_dir_arg, write_json_report
 from gac_deploy.config import DATASETS
 from gac_deploy.errors import UserError
 
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--dataset", choices=DATASETS, help="the model's dataset (checked against model.pt)"
     )
-    p.add_argument("--data-dir", help="where the dataset lies now (default: where it was)")
+    add_data_dir_arg(p)
     p.add_argument("--samples", type=int, help="only the first N test images")
     p.add_argument("--json", help="also write the result to this JSON file")
 

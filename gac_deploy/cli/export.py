@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gac_deploy.cli.common import samples_arg
+from gac_deploy.cli.common import add_data_dir_arg, samples_arg
 
 
 def add_parser(sub) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
         help="test images on which float and chip accuracy are compared, population by "
         "population, when the data is at hand (default 512; 'all'; 0 skips)",
     )
-    p.add_argument("--data-dir", help="where the model's dataset lies now (default: where it was)")
+    add_data_dir_arg(p)
 
 
 WARN_COST_POINTS = 2.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gac_deploy.cli.common import samples_arg, write_json_report
+from gac_deploy.cli.common import add_data_dir_arg, samples_arg, write_json_report
 
 
 def add_parser(sub) -> None:
@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
         "'all' (default); the reference costs several times the emulator at paper size, "
         "so '--check 256' suits a whole test split there; 0 checks none",
     )
+    add_data_dir_arg(p)
     p.add_argument("--json", help="also write the report to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -58,6 +59,7 @@ def run(args) -> dict:
         args.batch_size,
         progress=not args.quiet,
         check=None if args.check == "all" else args.check,
+        data_dir=args.data_dir,
     )
     rows = [
         [p.population, p.spikes, p.firing_rate, p.mismatched_spikes] for p in report.populations

@@ -102,9 +102,11 @@ def check_samples(samples: int) -> None:
         raise UserError(f"--samples must be at least 1, got {samples}")
 
 
-def bundle_activity(path: Path, samples: int) -> tuple[Activity, Graph, ModelConfig, list, int]:
+def bundle_activity(
+    path: Path, samples: int, data_dir: str | None = None
+) -> tuple[Activity, Graph, ModelConfig, list, int]:
     bundle = load_bundle(path)
-    images, labels = load_split(bundle.data_spec).test_images(samples)
+    images, labels = load_split(bundle.data_spec, data_dir).test_images(samples)
     _, payload = bundle.encode(images.numpy())
     payload = torch.from_numpy(payload)
     run = emulate(bundle.graph, payload)
@@ -220,24 +222,30 @@ def priced_report(
 
 
 def report_for_bundle(
-    path: str | Path, samples: int = 64, profile: EnergyProfile = PROFILES[DEFAULT_PROFILE]
+    path: str | Path,
+    samples: int = 64,
+    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+    data_dir: str | None = None,
 ) -> EnergyReport:
     """A bundle (its directory or its manifest.json) measured by the emulator on
-    ``samples`` test images."""
+    ``samples`` test images (read from ``data_dir`` when given: the same test split)."""
     check_samples(samples)
     path = Path(path)
     directory = path.parent if path.name == MANIFEST_FILE and not path.is_dir() else path
-    activity, graph, config, specs, count = bundle_activity(directory, samples)
+    activity, graph, config, specs, count = bundle_activity(directory, samples, data_dir)
     return priced_report(str(path), activity, config, graph, specs, count, profile)
 
 
 def report_for_checkpoint(
-    path: str | Path, samples: int = 64, profile: EnergyProfile = PROFILES[DEFAULT_PROFILE]
+    path: str | Path,
+    samples: int = 64,
+    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+    data_dir: str | None = None,
 ) -> EnergyReport:
     """A model.pt measured by the float model on ``samples`` test images."""
     check_samples(samples)
     ckpt = load_checkpoint(path)
-    images, labels = load_split(ckpt.data).test_images(samples)
+    images, labels = load_split(ckpt.data, data_dir).test_images(samples)
     activity, graph = model_activity(ckpt.build(), images, labels)
     config = ckpt.model_config
     specs = layer_specs(graph, config)
@@ -245,13 +253,17 @@ def report_for_checkpoint(
 
 
 def report_for_path(
-    path: str | Path, samples: int = 64, profile: EnergyProfile = PROFILES[DEFAULT_PROFILE]
+    path: str | Path,
+    samples: int = 64,
+    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+    data_dir: str | None = None,
 ) -> EnergyReport:
-    """A bundle directory (or its manifest.json), else a model.pt."""
+    """A bundle directory (or its manifest.json), else a model.pt; its test images from
+    ``data_dir`` when given (default: where the data was)."""
     path = Path(path)
     if path.is_dir() or path.name == MANIFEST_FILE:
-        return report_for_bundle(path, samples, profile)
-    return report_for_checkpoint(path, samples, profile)
+        return report_for_bundle(path, samples, profile, data_dir)
+    return report_for_checkpoint(path, samples, profile, data_dir)
 
 
 def report_what_if(

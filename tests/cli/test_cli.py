@@ -86,9 +86,7 @@ def test_unknown_target(trained_dir, tmp_path):
 
 def test_unknown_command_and_bad_numbers(bundle_dir):
     assert_user_error(cli("fly"), "invalid choice")
-    assert_user_error(
-        cli("simulate", str(bundle_dir), "--samples", "many"), "a number or 'all'"
-    )
+    assert_user_error(cli("simulate", str(bundle_dir), "--samples", "many"), "a number or 'all'")
     assert_user_error(cli("simulate", str(bundle_dir), "--samples", "0"), "--samples")
     assert_user_error(cli("simulate", str(bundle_dir), "--backend", "gpu"), "unknown backend")
 
@@ -330,7 +328,5 @@ def test_demo_runs_to_its_summary(tmp_path):
 def test_unwritable_output_path_is_a_user_error(bundle_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = cli(
-        "energy", str(bundle_dir), "--samples", "4", "--json", str(blocker / "out.json")
-    )
+    result = cli("energy", str(bundle_dir), "--samples", "4", "--json", str(blocker / "out.json"))
     assert_user_error(result, "cannot use", "choose another path")

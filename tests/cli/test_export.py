@@ -1,9 +1,16 @@
 """gac-deploy export measures what the chip keeps of the float model when the data is at hand."""
 
+import json
 import re
 
-from gac_deploy.data import DataSpec
-from tests.cli.test_cli import cli
+import torch
+
+from gac_deploy.checkpoint import Checkpoint, save_checkpoint
+from gac_deploy.data import DataSpec, load_dataset
+from gac_deploy.models import build_model
+from gac_deploy.testing import write_cifar
+from tests.cli.test_cli import assert_user_error, cli
+from tests.conftest import small_config
 
 
 def test_export_compares_float_and_chip_population_by_population(trained_dir, tmp_path):
@@ -29,12 +36,6 @@ def test_export_compares_float_and_chip_population_by_population(trained_dir, tm
 
 
 def test_export_says_when_the_data_is_not_at_hand(tmp_path):
-    import torch
-
-    from gac_deploy.checkpoint import Checkpoint, save_checkpoint
-    from gac_deploy.models import build_model
-    from tests.conftest import small_config
-
     config = small_config(in_channels=3, image_size=32)
     torch.manual_seed(0)
     model = build_model(config).eval()
@@ -44,3 +45,30 @@ def test_export_says_when_the_data_is_not_at_hand(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "(float against chip not measured: " in result.stdout
     assert "gone is not a CIFAR-10 python directory" in result.stdout
+
+
+def test_a_bundle_and_its_data_travel(tmp_path):
+    """export, then move the CIFAR folder: simulate, energy and evaluate read it with
+    --data-dir (the test split's hash recognises it); a different copy is refused."""
+    write_cifar(tmp_path / "cifar", 10, per_file=4)
+    config = small_config(in_channels=3, image_size=32)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    data = load_dataset("cifar10", str(tmp_path / "cifar")).spec
+    save_checkpoint(tmp_path / "m.pt", Checkpoint(config, data, model.state_dict(), {}, {}))
+    bundle = str(tmp_path / "bundle")
+    assert cli("export", str(tmp_path / "m.pt"), "--out", bundle).returncode == 0
+    (tmp_path / "cifar").rename(tmp_path / "moved")
+    assert_user_error(cli("simulate", bundle, "--quiet"), "is not a CIFAR-10 python directory")
+    moved = ["--data-dir", str(tmp_path / "moved")]
+    report = tmp_path / "r.json"
+    sim = cli("simulate", bundle, "--quiet", *moved, "--json", str(report))
+    assert sim.returncode == 0, sim.stderr
+    assert json.loads(report.read_text())["samples"] == 4
+    assert cli("energy", bundle, "--samples", "2", *moved).returncode == 0
+    model = str(tmp_path / "m.pt")
+    assert cli("evaluate", model, *moved).returncode == 0
+    write_cifar(tmp_path / "other", 10, per_file=4, seed=1)
+    other = ["--data-dir", str(tmp_path / "other")]
+    for command in (["simulate", bundle, "--quiet"], ["energy", bundle], ["evaluate", model]):
+        assert_user_error(cli(*command, *other), "not the test split the model was checked on")
