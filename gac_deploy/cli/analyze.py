@@ -23,9 +23,11 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from gac_deploy.analysis import encoder_dynamics, period_sweep, plot_encoding, sweep_inputs
     from gac_deploy.checkpoint import load_checkpoint
+    from gac_deploy.cli.paths import expect
     from gac_deploy.data import load_split
     from gac_deploy.table import format_table
 
+    expect(args.checkpoint, "checkpoint")
     ckpt = load_checkpoint(args.checkpoint)
     if ckpt.model_config.encoder != "gac":
         raise UserError(

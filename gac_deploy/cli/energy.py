@@ -47,6 +47,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
+    from gac_deploy.cli.paths import expect
     from gac_deploy.energy.report import (
         check_samples,
         energy_profile,
@@ -67,10 +68,12 @@ def run(args) -> dict:
     elif args.path is None:
         raise UserError("give a bundle, a model.pt, or --arch NAME with --firing-rate")
     else:
+        expect(args.path, "bundle", "checkpoint")
         report = report_for_path(args.path, args.samples, profile, args.data_dir)
     print(format_report(report, args.convention))
     data = report.to_dict()
     if args.compare:
+        expect(args.compare, "bundle", "checkpoint")
         other = report_for_path(args.compare, args.samples, profile, args.data_dir)
         print()
         print(format_comparison(report, other))

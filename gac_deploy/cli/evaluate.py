@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> dict:
     from gac_deploy.checkpoint import load_checkpoint
+    from gac_deploy.cli.paths import expect
     from gac_deploy.data import load_split
     from gac_deploy.training.batches import default_workers
     from gac_deploy.training.distributed import World
@@ -32,6 +33,7 @@ def run(args) -> dict:
 
     if args.samples is not None and args.samples < 1:
         raise UserError(f"--samples must be at least 1, got {args.samples}")
+    expect(args.checkpoint, "checkpoint")
     ckpt = load_checkpoint(args.checkpoint)
     dataset = ckpt.data.dataset
     if args.dataset not in (None, dataset):

@@ -37,6 +37,7 @@ WARN_COST_POINTS = 2.0
 
 
 def run(args) -> dict:
+    from gac_deploy.cli.paths import expect
     from gac_deploy.errors import UserError
     from gac_deploy.export.targets import export_bundle
 
@@ -45,6 +46,7 @@ def run(args) -> dict:
             f"--samples must be 0 (skip), a positive number or 'all', got {args.samples}"
         )
     samples = None if args.samples == "all" else args.samples
+    expect(args.checkpoint, "checkpoint")
     out = args.out or str(Path(args.checkpoint).parent / "bundle")
     started = time.perf_counter()
     bundle = export_bundle(args.checkpoint, out, target=args.target, chips=args.chips)

@@ -45,9 +45,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> dict:
     from gac_deploy.chip.simulate import simulate_bundle
+    from gac_deploy.cli.paths import expect
     from gac_deploy.export.loading import load_bundle
     from gac_deploy.table import format_table
 
+    expect(args.bundle, "bundle")
     bundle = load_bundle(args.bundle)
     samples = (
         args.samples if args.samples is not None else (16 if args.backend == "lava" else "all")
