@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
         "--convention",
         choices=("paper", "complete"),
         default="paper",
-        help="which table to print (both totals are always printed)",
+        help="which table to print (default paper; both totals are always printed)",
     )
     p.add_argument(
         "--profile",

@@ -8,10 +8,11 @@ from gac_deploy.cli.common import add_data_dir_arg, samples_arg, write_json_repo
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "simulate",
-        help="run a bundle in Lava's CPU simulation of Loihi 2",
-        description="Run the host encoder (onnxruntime) and the body (Lava, "
-        "fixed point) on test images; compare with the quantised "
-        "reference spike by spike.",
+        help="run a bundle on the chip, emulated (default, the whole test split) or in "
+        "Lava's CPU simulation of Loihi 2",
+        description="Run the host encoder (onnxruntime) and the body (the integer "
+        "emulator by default, or Lava's fixed-point simulation with --backend lava) on test "
+        "images; compare with the quantised reference spike by spike.",
     )
     p.add_argument("bundle", help="bundle directory written by 'gac-deploy export'")
     p.add_argument(

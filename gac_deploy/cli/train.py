@@ -66,9 +66,15 @@ def add_parser(sub) -> None:
         help="fuse the LIF loops with torch.compile (the first step compiles, for seconds)",
     )
     p.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
-    p.add_argument("--epochs", type=int, help="training epochs (default 40)")
+    p.add_argument(
+        "--epochs", type=int, help=f"training epochs (default 40; {QAT_EPOCHS} with --qat)"
+    )
     p.add_argument("--batch-size", type=int, help="batch size (default 64)")
-    p.add_argument("--lr", type=float, help="initial learning rate, cosine to 0 (default 0.1)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        help=f"initial learning rate, cosine to 0 (default 0.1; {QAT_LR} with --qat)",
+    )
     p.add_argument("--seed", type=int, help="seed for initialisation, split and order (default 0)")
     p.add_argument("-T", "--time-steps", type=int, help="time steps T (default 4)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
