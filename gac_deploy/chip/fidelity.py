@@ -114,9 +114,9 @@ def measure_fidelity(
     batch_size: int = 32,
 ) -> Fidelity:
     """Float body on ``encoded`` O [T, N, C, H, W] against the quantised body on
-    ``payload`` [T, N, C, H, W] (the integers the host sends for that O; ``chip_graph``
-the bundle's graph, delays balanced), scored against
-    ``labels`` [N]; images are run ``batch_size`` at a time."""
+        ``payload`` [T, N, C, H, W] (the integers the host sends for that O; ``chip_graph``
+    the bundle's graph, delays balanced), scored against
+        ``labels`` [N]; images are run ``batch_size`` at a time."""
     if not chip_graph.quantized or float_graph.quantized:
         raise ValueError("measure_fidelity compares a float graph with its quantised form")
     names = [p.name for p in float_graph.populations]

@@ -18,8 +18,18 @@ def add_parser(sub) -> None:
     )
     p.add_argument("file", help="the authors' .pth file")
     p.add_argument("--arch", required=True, help="msresnet18-cifar, msresnet18-imagenet, ...")
-    p.add_argument("--num-classes", type=int, required=True, help="10, 100 or 1000")
-    p.add_argument("-T", "--time-steps", type=int, required=True, help="time steps it used")
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        help="10, 100 or 1000 (default: read from the classifier's shape; checked if given)",
+    )
+    p.add_argument(
+        "-T",
+        "--time-steps",
+        type=int,
+        help="time steps it used (default: read from the temporal attention's shape; "
+        "checked if given; needed for a network without GAC)",
+    )
     p.add_argument("--out", default="model.pt", help="checkpoint to write (default model.pt)")
     p.add_argument(
         "--data-dir",
@@ -36,7 +46,7 @@ def run(args) -> dict:
     from gac_deploy.checkpoint import Checkpoint, save_checkpoint
     from gac_deploy.config import check_normalization
     from gac_deploy.data import STANDARD_NORMALIZATION, DataSpec, load_dataset
-    from gac_deploy.models.official import import_official, official_config
+    from gac_deploy.models.official import import_official, official_config, sizes_in
 
     path = Path(args.file)
     if not path.is_file():
@@ -52,9 +62,12 @@ def run(args) -> dict:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise UserError(f"{path} does not hold a state dict; pass the authors' .pth file")
-    config = official_config(args.arch, args.num_classes, args.time_steps)
+    found = sizes_in(state)
+    classes = _from_file(path, "--num-classes", args.num_classes, found[0], "fc1.weight")
+    steps = _from_file(path, "-T", args.time_steps, found[1], "encoding.TA.sharedMLP.0.weight")
+    config = official_config(args.arch, classes, steps)
     model = import_official(state, config)
-    dataset = "imagenet" if "imagenet" in args.arch else f"cifar{args.num_classes}"
+    dataset = "imagenet" if "imagenet" in args.arch else f"cifar{classes}"
     check_normalization(args.mean, args.std)
     # how their checkpoints were trained, not statistics of the copy at hand
     mean, std = STANDARD_NORMALIZATION[dataset] if args.mean is None else (args.mean, args.std)
@@ -72,3 +85,12 @@ def run(args) -> dict:
         f"wrote {args.out}"
     )
     return {"checkpoint": args.out}
+
+
+def _from_file(path: Path, flag: str, given: int | None, found: int | None, key: str) -> int:
+    """A size the state dict shows (``found``), checked against the flag when both exist."""
+    if found is None and given is None:
+        raise UserError(f"{path} has no {key} to read {flag} from (no GAC?); pass {flag}")
+    if found is not None and given is not None and found != given:
+        raise UserError(f"{flag} {given} does not match {path}, whose {key} says {found}")
+    return found if found is not None else given

@@ -61,7 +61,6 @@ class Bundle:
         return run_encoder_onnx(self.path / ENCODER_FILE, images, expected)
 
 
-
 def _open(path: Path) -> dict[str, Any]:
     """The manifest of the bundle at ``path``, checked, with every artifact's hash verified."""
     if not path.is_dir():

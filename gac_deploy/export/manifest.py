@@ -169,6 +169,7 @@ def build_manifest(
         "artifacts": artifacts,
     }
 
+
 # manifest.json's schema: every key build_manifest writes, with its type
 MANIFEST_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "format": str,

@@ -103,6 +103,19 @@ def _official_names(model: GACMSResNet) -> dict[str, str]:
     return names
 
 
+def sizes_in(state: dict[str, torch.Tensor]) -> tuple[int | None, int | None]:
+    """(classes, T) as the authors' state dict shows them: the classifier ``fc1.weight``
+    [classes, features] and the temporal attention's first layer
+    ``encoding.TA.sharedMLP.0.weight`` [T // 2, T, 1, 1, 1]; None where the key is absent
+    (T cannot be read from a network without GAC)."""
+    canonical = canonical_state_dict(state)
+    classifier = canonical.get("fc1.weight")
+    attention = canonical.get("encoding.TA.sharedMLP.0.weight")
+    classes = int(classifier.shape[0]) if classifier is not None and classifier.dim() == 2 else None
+    steps = int(attention.shape[1]) if attention is not None and attention.dim() >= 2 else None
+    return classes, steps
+
+
 def import_official(state: dict[str, torch.Tensor], config: ModelConfig) -> GACMSResNet:
     """Build ``config`` and load the authors' tensors into it (eval mode).
 

@@ -212,7 +212,7 @@ def test_import_official_writes_checkpoint_that_exports(tmp_path):
         "--out",
         str(out),
     )
-    assert_user_error(wrong, "misshapen", "fc1.weight")
+    assert_user_error(wrong, "--num-classes 100 does not match", "fc1.weight says 10")
 
 
 def test_bad_training_settings(tmp_path):

@@ -57,3 +57,26 @@ def test_imported_model_sees_the_authors_normalisation_wherever_the_data_lies(tm
     assert (load_checkpoint(out).data.mean, load_checkpoint(out).data.std) == ((0.5,), (0.25,) * 3)
     assert_user_error(cli(*args, "--mean", "0.5"), "--mean and --std go together")
     assert_user_error(cli(*args, "--mean", "0.5", "--std", "0"), "std must be positive")
+
+
+def test_classes_and_time_steps_are_read_from_the_state_dict(tmp_path):
+    torch.manual_seed(0)
+    source = build_model(official_config("msresnet18-cifar", 100, 4)).eval()
+    state = authors_state_dict(source, aliases=True, prefix="module.")
+    torch.save(state, tmp_path / "theirs.pth")
+    out = tmp_path / "model.pt"
+    args = ["import-official", str(tmp_path / "theirs.pth"), "--arch", "msresnet18-cifar"]
+    result = cli(*args, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    config = load_checkpoint(out).model_config
+    assert (config.num_classes, config.time_steps) == (100, 4)
+    assert "(100 classes, T=4," in result.stdout
+    assert cli(*args, "-T", "4", "--num-classes", "100", "--out", str(out)).returncode == 0
+    assert_user_error(cli(*args, "-T", "6", "--out", str(out)),
+                      "-T 6 does not match", "encoding.TA.sharedMLP.0.weight says 4")  # fmt: skip
+    # a network without GAC has no temporal attention: T must be given
+    del state["module.encoding.TA.sharedMLP.0.weight"]
+    torch.save(state, tmp_path / "no_ta.pth")
+    no_ta = ["import-official", str(tmp_path / "no_ta.pth"), "--arch", "msresnet18-cifar"]
+    assert_user_error(cli(*no_ta, "--out", str(out)), "no encoding.TA.sharedMLP.0.weight",
+                      "pass -T")  # fmt: skip
