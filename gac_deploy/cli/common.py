@@ -43,3 +43,18 @@ def add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         help="where the dataset lies now (default: where it was); it must hold the same test split",
     )
+
+
+def activity_warnings(rates: dict[str, float], images: int) -> list[str]:
+    """Warnings for spiking populations that never fired, or fired at every step, on the
+    ``images`` measured (``rates``: population -> firing rate): a silent population
+    passes nothing on, a saturated one passes no information."""
+    lines = []
+    for rate, what in ((0.0, "never fired"), (1.0, "fired at every neuron-step")):
+        names = [name for name, value in rates.items() if value == rate]
+        if names:
+            lines.append(
+                f"warning: {len(names)} of {len(rates)} populations {what} on {images:,} "
+                f"test images: {', '.join(names)}"
+            )
+    return lines

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gac_deploy.cli.common import add_data_dir_arg, samples_arg
+from gac_deploy.cli.common import activity_warnings, add_data_dir_arg, samples_arg
 
 
 def add_parser(sub) -> None:
@@ -170,6 +170,9 @@ def report_fidelity(fidelity) -> None:
         f"chip {fidelity.chip_accuracy:.4f} (emulated, = the quantised reference): "
         f"deployment cost {fidelity.cost_points:+.2f} points"
     )
+    rates = {p.population: p.chip_rate for p in fidelity.populations if p.chip_rate is not None}
+    for line in activity_warnings(rates, fidelity.samples):
+        print(line)
     if fidelity.cost_points > WARN_COST_POINTS:
         worst = ", ".join(
             f"{p.population} ({100 * p.spike_mismatch:.1f} % of spikes differ, "

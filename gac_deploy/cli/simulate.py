@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from gac_deploy.cli.common import add_data_dir_arg, samples_arg, write_json_report
+from gac_deploy.cli.common import (
+    activity_warnings,
+    add_data_dir_arg,
+    samples_arg,
+    write_json_report,
+)
 
 
 def add_parser(sub) -> None:
@@ -68,6 +73,9 @@ def run(args) -> dict:
         [p.population, p.spikes, p.firing_rate, p.mismatched_spikes] for p in report.populations
     ]
     print(format_table(["population", "spikes", "firing rate", "mismatched"], rows))
+    rates = {p.population: p.firing_rate for p in report.populations}
+    for line in activity_warnings(rates, report.samples):
+        print(line)
     timing = (
         f"{report.run_s / report.samples:.2f} s per image (compile included)"
         if report.backend == "lava"

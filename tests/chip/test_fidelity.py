@@ -84,3 +84,18 @@ def test_a_large_cost_is_a_warning_naming_the_worst_populations(capsys):
     assert warning.index("b.lif (30.0 % of spikes differ") < warning.index("a.lif")
     report_fidelity(Fidelity(100, 0.95, 0.94, rows))
     assert "WARNING" not in capsys.readouterr().out
+
+
+def test_silent_and_saturated_populations_are_named(capsys):
+    rows = [
+        PopulationFidelity("a.lif", 10, 0.01, 0.0, 0.0, 0.0),
+        PopulationFidelity("b.lif", 10, 0.01, 0.0, 1.0, 1.0),
+        PopulationFidelity("c.lif", 10, 0.01, 0.0, 0.2, 0.2),
+        PopulationFidelity("readout", 9, 0.05, None, None, None),
+    ]
+    report_fidelity(Fidelity(50, 0.9, 0.9, rows))
+    out = capsys.readouterr().out
+    assert "warning: 1 of 3 populations never fired on 50 test images: a.lif" in out
+    assert "warning: 1 of 3 populations fired at every neuron-step on 50 test images: b.lif" in out
+    report_fidelity(Fidelity(50, 0.9, 0.9, rows[2:]))
+    assert "warning" not in capsys.readouterr().out
