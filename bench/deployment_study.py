@@ -55,29 +55,13 @@ def gac_deploy(*args: str, log: Path) -> float:
     return time.perf_counter() - started
 
 
-def fidelity(checkpoint: Path, bundle_dir: Path, data_dir: str | None) -> dict:
-    """Float against chip on every test image, population by population."""
-    import torch
-
-    from gac_deploy.checkpoint import load_checkpoint
-    from gac_deploy.chip.fidelity import measure_fidelity
-    from gac_deploy.data import load_split
-    from gac_deploy.export.loading import load_bundle
-
-    bundle = load_bundle(bundle_dir)
-    images, labels = load_split(bundle.data_spec, data_dir).test_images()
-    encoded, payload = bundle.encode(images.numpy())
-    float_graph = load_checkpoint(checkpoint).build().export_graph()
-    result = measure_fidelity(
-        float_graph, bundle.graph, torch.from_numpy(encoded), torch.from_numpy(payload), labels
-    )
-    return result.to_dict()
-
-
 def deployed(
     checkpoint: Path, folder: Path, args: argparse.Namespace, log: Path, seconds: dict
 ) -> dict:
     """Export ``checkpoint`` into ``folder``/bundle and measure what the chip keeps."""
+    from gac_deploy.chip.fidelity import measure_bundle
+    from gac_deploy.export.loading import load_bundle
+
     bundle = folder / "bundle"  # simulate and energy read the data where training found it
     if not (bundle / "manifest.json").is_file():
         seconds[f"{folder.name} export"] = gac_deploy(
@@ -103,7 +87,8 @@ def deployed(
     measured = folder / "fidelity.json"
     if not measured.is_file():
         started = time.perf_counter()
-        measured.write_text(json.dumps(fidelity(checkpoint, bundle, args.data_dir), indent=1))
+        result = measure_bundle(checkpoint, load_bundle(bundle), None, args.data_dir)
+        measured.write_text(json.dumps(result.to_dict(), indent=1))
         seconds[f"{folder.name} fidelity"] = time.perf_counter() - started
     manifest = json.loads((bundle / "manifest.json").read_text())
     emulator, energy = results["emulator"], results["energy"]

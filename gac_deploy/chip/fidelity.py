@@ -21,13 +21,17 @@ steps (chip), as the model and ``simulate`` score. Signals are [T, N, ...], time
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.synapses import channel_bias, edge_current
+from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.chip.emulator import emulate, payload_tensor, prepare
 from gac_deploy.config import LIFConfig
+from gac_deploy.data import load_split
+from gac_deploy.export.loading import Bundle
 from gac_deploy.models.lif import lif_forward
 
 
@@ -172,4 +176,19 @@ def measure_fidelity(
         float_accuracy=float_right / count,
         chip_accuracy=chip_right / count,
         populations=populations,
+    )
+
+
+def measure_bundle(
+    checkpoint: str | Path, bundle: Bundle, samples: int | None = None, data_dir: str | None = None
+) -> Fidelity:
+    """:func:`measure_fidelity` of ``bundle`` (exported from ``checkpoint``) on its first
+    ``samples`` test images (None: all), read from ``data_dir`` (default: where the data
+    was); the host stage is the bundle's encoder.onnx. UserError when the data is not
+    at hand."""
+    images, labels = load_split(bundle.data_spec, data_dir).test_images(samples)
+    encoded, payload = bundle.encode(images.numpy())
+    float_graph = load_checkpoint(checkpoint).build().export_graph()
+    return measure_fidelity(
+        float_graph, bundle.graph, torch.from_numpy(encoded), torch.from_numpy(payload), labels
     )

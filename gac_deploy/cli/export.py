@@ -125,24 +125,14 @@ def report_loihi2(bundle, out: str, started: float) -> dict:
 def measure(checkpoint: str, bundle, samples: int | None, data_dir: str | None):
     """Float against chip on the first ``samples`` test images (None: all), or None with a
     note when the model's data is not at hand."""
-    import torch
-
-    from gac_deploy.checkpoint import load_checkpoint
-    from gac_deploy.chip.fidelity import measure_fidelity
-    from gac_deploy.data import load_split
+    from gac_deploy.chip.fidelity import measure_bundle
     from gac_deploy.errors import UserError
 
     try:
-        split = load_split(bundle.data_spec, data_dir)
+        return measure_bundle(checkpoint, bundle, samples, data_dir)
     except UserError as exc:
         print(f"(float against chip not measured: {exc})")
         return None
-    images, labels = split.test_images(samples)
-    encoded, payload = bundle.encode(images.numpy())
-    float_graph = load_checkpoint(checkpoint).build().export_graph()
-    return measure_fidelity(
-        float_graph, bundle.graph, torch.from_numpy(encoded), torch.from_numpy(payload), labels
-    )
 
 
 def report_fidelity(fidelity) -> None:

@@ -14,8 +14,8 @@ from gac_deploy.errors import UserError
 
 
 def kind_of(path: Path) -> str | None:
-    """'bundle', 'run', 'cifar', 'imagenet', 'nir', 'checkpoint' or None (unknown or
-    missing)."""
+    """'bundle', 'run', 'dataset' (CIFAR batches or an ImageFolder tree), 'nir',
+    'checkpoint' or None (unknown or missing)."""
     from gac_deploy.export.manifest import MANIFEST_FILE, NIR_BODY_FILE
     from gac_deploy.training.run_dir import MODEL_FILE, STATE_FILE
 
@@ -24,10 +24,9 @@ def kind_of(path: Path) -> str | None:
             return "bundle"
         if (path / MODEL_FILE).is_file() or (path / STATE_FILE).is_file():
             return "run"
-        if (path / "test_batch").is_file() or (path / "data_batch_1").is_file():
-            return "cifar"
-        if (path / "train").is_dir() and (path / "val").is_dir():
-            return "imagenet"
+        cifar = (path / "test_batch").is_file() or (path / "data_batch_1").is_file()
+        if cifar or (path / "train").is_dir() and (path / "val").is_dir():
+            return "dataset"
         return None
     if path.is_file():
         if path.suffix == ".nir" or path.name == NIR_BODY_FILE:
@@ -56,10 +55,8 @@ def _what_instead(path: str, kind: str, wanted: str) -> str:
         f"'gac-deploy export {path} --out DIR'",
         "nir": f"{path} is a NIR graph, not {wanted}; make a Loihi 2 bundle of it with "
         f"'gac-deploy import-nir {path} --out DIR'",
-        "cifar": f"{path} is a dataset folder, not {wanted}; a model's data is given with "
-        "--data-dir",
-        "imagenet": f"{path} is a dataset folder, not {wanted}; a model's data is given with "
-        "--data-dir",
+        "dataset": f"{path} is a dataset folder, not {wanted}; a model's data is given "
+        "with --data-dir",
     }[kind]
 
 
