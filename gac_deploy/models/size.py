@@ -40,9 +40,18 @@ class ModelSize:
 
 
 def meta_model(config: ModelConfig) -> GACMSResNet:
-    """The model with shapes but no storage (PyTorch's meta device)."""
-    with torch.device("meta"):
-        return GACMSResNet(config)
+    """The model with shapes but no storage (PyTorch's meta device). A config whose
+    tensors could not even be described (a byte count beyond 64 bits, e.g. 10**9 stem
+    channels) is refused with UserError."""
+    try:
+        with torch.device("meta"):
+            return GACMSResNet(config)
+    except RuntimeError as exc:  # "Storage size calculation overflowed with sizes=[...]"
+        sizes = str(exc).partition("sizes=")[2] or str(exc)
+        raise UserError(
+            f"model {config.arch} asks for a weight tensor of sizes {sizes}, beyond what "
+            "any machine can hold; use fewer channels, classes or a smaller kernel"
+        ) from None
 
 
 def model_size(config: ModelConfig) -> ModelSize:

@@ -88,6 +88,33 @@ def test_model_size_is_exact_and_refuses_what_cannot_fit():
         check_model_size(config, available=1 << 20)
 
 
+@pytest.mark.parametrize(
+    "change", [{"stem_channels": 10**9}, {"sca_kernel": 10**9}, {"num_classes": 10**18}]
+)
+def test_sizes_that_overflow_any_count_are_refused(tmp_path, change):
+    """Sizes whose byte count overflows 64 bits (PyTorch itself cannot describe the
+    tensor) are refused in one line, like those that merely exceed the memory."""
+    with pytest.raises(UserError, match="beyond what any machine can hold"):
+        check_model_size(replace(ModelConfig(), **change))
+    torch.save(
+        {
+            "format": "gac-deploy-checkpoint",
+            "version": 1,
+            "model_config": to_dict(replace(ModelConfig(), **change)),
+            "data": {"dataset": "digits"},
+            "state_dict": {"fc.bias": torch.zeros(10)},
+        },
+        tmp_path / "model.pt",
+    )
+    for command in ("export", "evaluate"):
+        out = ["--out", str(tmp_path / "b")] if command == "export" else []
+        assert_user_error(
+            cli(command, str(tmp_path / "model.pt"), *out),
+            "beyond what any machine can hold",
+        )
+    assert not (tmp_path / "b").exists()
+
+
 def test_absurd_sizes_from_the_command_line(tmp_path):
     assert_user_error(
         cli("train", "-T", "1000000000", "--out", str(tmp_path / "t")), "needs at least"
