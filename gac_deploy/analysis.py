@@ -102,10 +102,27 @@ def encoder_dynamics(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return dynamics_duration(direct), dynamics_duration(gac)
 
 
-@torch.no_grad()
 def plot_encoding(model, image: torch.Tensor, path: str | Path) -> None:
-    """Fig. 3: the encoder output of one image at each step, channel-averaged;
-    direct coding (top row) and GAC (bottom row)."""
+    """Write :func:`encoding_figure` of ``image`` [C, H, W] to ``path`` (PNG, or the
+    format its suffix names)."""
+    import matplotlib.pyplot as plt
+
+    from gac_deploy.fileio import atomic_path
+
+    fig = encoding_figure(model, image)
+    path = Path(path)
+    with atomic_path(path, path.suffix) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+@torch.no_grad()
+def encoding_figure(model, image: torch.Tensor):
+    """Fig. 3 as a matplotlib Figure: the encoder output of one image at each step t,
+    averaged over its C channels ([H, W] per step). Top row, direct coding: the stem
+    LIF's spikes (a pixel's value is the fraction of channels firing there); bottom
+    row, GAC: O = sigmoid(TA x SCA) x spikes (Eq. 5). Both rows share one colour scale,
+    shown by a labelled colour bar, and the figure carries that caption."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,23 +135,27 @@ def plot_encoding(model, image: torch.Tensor, path: str | Path) -> None:
         "GAC": encoder(image[None])[:, 0].mean(1),
     }
     t = model.config.time_steps
-    fig, axes = plt.subplots(2, t + 1, figsize=(1.6 * (t + 1), 3.6))
+    top = max(float(maps.max()) for maps in rows.values()) or 1.0
+    fig, axes = plt.subplots(2, t + 1, figsize=(1.6 * (t + 1) + 1.2, 4.2), squeeze=False)
     axes[0, 0].imshow(image.mean(0), cmap="gray")
     axes[0, 0].set_title("input", fontsize=8)
     axes[1, 0].axis("off")
     for r, (label, maps) in enumerate(rows.items()):
-        top = float(maps.max()) or 1.0
+        axes[r, 1].set_ylabel(label, fontsize=8)
         for step in range(t):
             ax = axes[r, step + 1]
-            ax.imshow(maps[step], cmap="viridis", vmin=0, vmax=top)
-            ax.set_title(f"{label}, t={step + 1}" if step == 0 else f"t={step + 1}", fontsize=8)
+            shown = ax.imshow(maps[step], cmap="viridis", vmin=0, vmax=top)
+            ax.set_title(f"t={step + 1}", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    path = Path(path)
-    from gac_deploy.fileio import atomic_path
-
-    with atomic_path(path, path.suffix) as tmp:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
+    bar = fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), shrink=0.9)
+    bar.set_label("encoder output, mean over channels", fontsize=8)
+    fig.text(
+        0.01,
+        0.01,
+        f"{model.config.arch}, T={t}: one test image's encoder output per step, averaged "
+        f"over its {features.shape[1]} channels; one colour scale for both rows.",
+        fontsize=7,
+    )
+    return fig

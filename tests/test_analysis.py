@@ -5,6 +5,7 @@ import torch
 from gac_deploy.analysis import (
     dynamics_duration,
     encoder_dynamics,
+    encoding_figure,
     firing_period_formula,
     period_sweep,
     plot_encoding,
@@ -68,3 +69,21 @@ def test_proposition_1_on_trained_model(trained_dir, tmp_path):
     assert t_g.float().mean() > t_d.float().mean()
     plot_encoding(model, images[0], tmp_path / "fig3.png")
     assert (tmp_path / "fig3.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fig3_rows_share_one_labelled_colour_scale(trained_dir):
+    import matplotlib.pyplot as plt
+
+    ckpt = load_checkpoint(trained_dir / "model.pt")
+    model = ckpt.build()
+    image = load_split(ckpt.data).test_images(1)[0][0]
+    fig = encoding_figure(model, image)
+    maps = [im for ax in fig.axes for im in ax.get_images() if im.get_cmap().name == "viridis"]
+    assert len(maps) == 2 * model.config.time_steps
+    assert len({im.get_clim() for im in maps}) == 1  # one scale for both rows
+    top = max(float(im.get_array().max()) for im in maps)
+    assert maps[0].get_clim() == (0, top)
+    bars = [ax for ax in fig.axes if ax.get_ylabel() == "encoder output, mean over channels"]
+    assert len(bars) == 1
+    assert any("averaged over its" in text.get_text() for text in fig.texts)  # the caption
+    plt.close(fig)

@@ -52,11 +52,14 @@ def run(args) -> dict:
     images = load_split(ckpt.data).test_images(args.samples)[0]
     t_d, t_g = encoder_dynamics(model, images)
     holds = bool((t_g >= t_d).all())
+    longer = float((t_g > t_d).float().mean())
+    equal = float((t_g == t_d).float().mean())
     print(
-        f"dynamics duration over {t_d.numel():,} encoder neurons x images "
-        f"(T={ckpt.model_config.time_steps}): direct coding mean {t_d.float().mean():.3f}, "
-        f"GAC mean {t_g.float().mean():.3f}; Proposition 1 (T_g >= T_d) "
-        f"{'holds for every neuron' if holds else 'FAILS'}"
+        f"dynamics duration (Definition 3: steps before a neuron's output repeats) of "
+        f"{t_d.numel():,} encoder neurons x images, T={ckpt.model_config.time_steps}: "
+        f"direct coding mean {t_d.float().mean():.3f}, GAC mean {t_g.float().mean():.3f}; "
+        f"GAC's is longer for {100 * longer:.1f}%, equal for {100 * equal:.1f}%; "
+        f"Proposition 1 (T_g >= T_d) {'holds for every neuron' if holds else 'FAILS'}"
     )
     if args.plot:
         plot_encoding(model, images[0], args.plot)
@@ -67,6 +70,7 @@ def run(args) -> dict:
         ],
         "direct_mean_duration": float(t_d.float().mean()),
         "gac_mean_duration": float(t_g.float().mean()),
+        "gac_longer_fraction": longer,
         "proposition_1_holds": holds,
         "samples": len(images),
     }

@@ -1,5 +1,7 @@
 """A per-layer energy chart readable without the table: bars coloured by where a layer
-runs and what it does, and the input firing rate of each chip layer."""
+runs and what it does, on a log axis (the host's attention can cost a thousand times a
+small chip layer), host and chip totals in the title, and the input firing rate of each
+chip layer."""
 
 from __future__ import annotations
 
@@ -21,6 +23,19 @@ COLOURS = {
 
 
 def plot_energy(report: EnergyReport, convention: str, path: str | Path) -> None:
+    """Write :func:`energy_figure` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = energy_figure(report, convention)
+    path = Path(path)
+    with atomic_path(path, path.suffix) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def energy_figure(report: EnergyReport, convention: str):
+    """The chart of ``report``'s rows in ``convention`` ('paper' or 'complete') as a
+    matplotlib Figure: energy per layer (nJ, log axis) over each layer's input rate."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,10 +48,16 @@ def plot_energy(report: EnergyReport, convention: str, path: str | Path) -> None
     )
     colours = [COLOURS.get((r.placement, r.op), "#7f8c8d") for r in rows]
     ax_e.bar(range(len(rows)), [r.energy_pj / 1000 for r in rows], color=colours)
-    ax_e.set_ylabel("energy per inference (nJ)")
+    ax_e.set_yscale("log")
+    ax_e.set_ylabel("energy per inference (nJ, log scale)")
+    totals = {
+        where: sum(r.energy_pj for r in rows if r.placement == where) / 1000
+        for where in ("host", "chip")
+    }
     ax_e.set_title(
-        f"{Path(report.source).name}: {convention} convention, {report.profile}, "
-        f"total {sum(r.energy_pj for r in rows) / 1000:,.1f} nJ"
+        f"{report.model}\n{convention} convention, {report.profile}: total "
+        f"{sum(totals.values()):,.1f} nJ (host {totals['host']:,.1f}, chip {totals['chip']:,.1f})",
+        fontsize=9,
     )
     seen = {(r.placement, r.op) for r in rows}
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for k, c in COLOURS.items() if k in seen]
@@ -50,7 +71,4 @@ def plot_energy(report: EnergyReport, convention: str, path: str | Path) -> None
     ax_r.set_xticks(range(len(rows)))
     ax_r.set_xticklabels([r.name for r in rows], rotation=60, ha="right", fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path, path.suffix) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    return fig

@@ -47,6 +47,8 @@ from gac_deploy.models.msresnet import ENCODER_LIF
 @dataclass
 class EnergyReport:
     source: str
+    model: str
+    """What was priced, for titles: architecture, encoder, shortcut form, T."""
     activity: str
     exact_events: bool
     samples: int
@@ -193,6 +195,12 @@ def load_rates(firing_rate_value: float | None, rates_file: str | None) -> dict[
     return {str(k): float(v) for k, v in data.items()}
 
 
+def describe_model(config: ModelConfig) -> str:
+    """``config`` in a few words, e.g. 'msresnet18-cifar, GAC encoder, spike shortcuts, T=6'."""
+    encoder = "GAC" if config.encoder == "gac" else config.encoder
+    return f"{config.arch}, {encoder} encoder, {config.shortcut} shortcuts, T={config.time_steps}"
+
+
 def priced_report(
     source: str,
     activity: Activity,
@@ -207,6 +215,7 @@ def priced_report(
     ``samples``: test images the activity was measured on (0 for assumed rates)."""
     return EnergyReport(
         source=source,
+        model=describe_model(config),
         activity=activity.source,
         exact_events=activity.exact,
         samples=samples,
