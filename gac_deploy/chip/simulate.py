@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -57,6 +57,8 @@ class SimulationReport:
     wall_s: float
     synaptic_ops: dict[str, int] = field(default_factory=dict)
     checked_samples: int = 0
+    test_split: int = 0
+    """Images in the bundle's test split (``samples`` of them were run)."""
 
     @property
     def spike_exact(self) -> bool | None:
@@ -239,4 +241,4 @@ def simulate_bundle(
             bar.update(len(labels))
             del run, reference, spikes, payload  # nothing of a batch outlives it
     bar.close()
-    return tally.report(backend, bundle, run_s, started)
+    return replace(tally.report(backend, bundle, run_s, started), test_split=len(split.test))

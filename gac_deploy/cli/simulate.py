@@ -96,6 +96,9 @@ def run(args) -> dict:
     else:
         print(f"samples {report.samples}  accuracy {report.accuracy:.4f}")
         print(f"not compared with the reference (--check 0); {report.backend} {timing}")
+    float_accuracy = bundle.manifest.get("float_test_accuracy")
+    if float_accuracy is not None:
+        print(deployment_cost_line(float_accuracy, report))
     overflowed = [p for p in report.populations if p.overflows]
     if overflowed:
         print(
@@ -110,3 +113,20 @@ def run(args) -> dict:
     data = report.to_dict()
     write_json_report(args.json, data)
     return data
+
+
+def deployment_cost_line(float_accuracy: float, report) -> str:
+    """Float, quantised-reference and chip accuracy side by side, and the points the chip
+    loses. The float figure is the model's on its whole test split (recorded at export),
+    so it compares exactly only when the whole split was run."""
+    whole = "" if report.samples == report.test_split else f"; chip on {report.samples:,}"
+    reference = (
+        f"  reference {report.reference_accuracy:.4f}"
+        if report.checked_samples == report.samples
+        else ""
+    )
+    cost = 100 * (float_accuracy - report.accuracy)
+    return (
+        f"float {float_accuracy:.4f} (whole test split, at export){reference}  chip "
+        f"{report.accuracy:.4f}: deployment cost {cost:+.2f} points{whole}"
+    )

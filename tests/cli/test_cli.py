@@ -141,6 +141,15 @@ def test_simulate_emulator_whole_split(bundle_dir, tmp_path):
     data = json.loads(out.read_text())
     assert data["backend"] == "emulator" and data["samples"] == 360 and data["spike_exact"]
     assert sum(data["synaptic_ops"].values()) > 0 and data["images_per_s"] > 0
+    assert data["test_split"] == 360
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    floating = manifest["float_test_accuracy"]
+    cost = 100 * (floating - data["accuracy"])
+    assert (
+        f"float {floating:.4f} (whole test split, at export)  reference "
+        f"{data['reference_accuracy']:.4f}  chip {data['accuracy']:.4f}: deployment cost "
+        f"{cost:+.2f} points\n" in result.stdout
+    )
 
 
 def test_simulate_check_limits_the_reference_to_the_first_images(bundle_dir, tmp_path):
@@ -149,6 +158,8 @@ def test_simulate_check_limits_the_reference_to_the_first_images(bundle_dir, tmp
     result = cli(*args, "--check", "8", "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "spike-exact against the reference on the first 8 images: yes" in result.stdout
+    assert "deployment cost" in result.stdout and "; chip on 40" in result.stdout
+    assert "  reference " not in result.stdout.split("float ")[1]  # only 8 of 40 checked
     data = json.loads(out.read_text())
     assert (data["samples"], data["checked_samples"], data["spike_exact"]) == (40, 8, True)
     unchecked = cli(*args, "--check", "0", "--json", str(out))
