@@ -30,6 +30,13 @@ applied at import time, from here only. Call :func:`import_lava` (or
    ``fork``, the hang Lava's note refers to); the process that imports Lava
    keeps its threads. Same arguments, same layout (x, y, f),
    same result; the test compares it with ``conv_scipy``.
+5. Lava's ``Conv`` process takes ``weight_exp`` (its docstring: the weight is
+   ``weight * pow(2, weight_exp)``, as NetX's conv blocks pass it for the chip),
+   but its fixed-point CPU model ``PyConvModelFixed`` never applies it, while
+   ``Dense``'s bit-accurate model shifts its accumulated input by it. We make the
+   Conv model shift its accumulated input the same way before its 24-bit clamp
+   (:func:`_conv_weight_exponent`); the test runs a Conv with ``weight_exp`` 3
+   against the same weights multiplied by 8.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ VAR_MODEL = "lava.magma.compiler.var_model"
 MESSAGE_INFRASTRUCTURE = "lava.magma.runtime.message_infrastructure.multiprocessing"
 OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
 CONV_UTILS = "lava.proc.conv.utils"
+CONV_MODELS = "lava.proc.conv.models"
 
 
 @contextmanager
@@ -150,12 +158,30 @@ def lavas_own_convolution() -> Iterator[None]:
         yield
 
 
+def _conv_weight_exponent() -> None:
+    """Workaround 5: the fixed-point Conv model applies its process's ``weight_exp``."""
+    model = importlib.import_module(CONV_MODELS).PyConvModelFixed
+    if getattr(model, "_applies_weight_exp", False):
+        return
+    clamp = model.clamp_precision
+
+    def clamp_precision(self, x):
+        shift = int(self.weight_exp.flat[0]) if hasattr(self.weight_exp, "flat") else 0
+        if shift:
+            x = x * (1 << shift) if shift > 0 else x // (1 << -shift)
+        return clamp(self, x)
+
+    model.clamp_precision = clamp_precision
+    model._applies_weight_exp = True
+
+
 def apply() -> None:
     """Apply every workaround. Safe to call many times."""
     _hashable_byte_encoder()
     _skip_object_detection()
     _forced_fork_start_method()
     _torch_convolution()
+    _conv_weight_exponent()
 
 
 def import_lava(module: str) -> ModuleType:

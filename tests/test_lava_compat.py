@@ -128,3 +128,31 @@ def test_lavas_own_convolution_is_restored_for_a_while():
         assert utils.conv.__module__ == "lava.proc.conv.utils"
         np.testing.assert_array_equal(utils.conv(x, w, *args), conv_float64(x, w, *args))
     assert utils.conv is conv_float64
+
+
+def test_fixed_point_conv_applies_its_weight_exponent():
+    """Workaround 5: Lava's fixed-point Conv model shifts its accumulated input by the
+    process's weight_exp (as its Dense model does); without it, it would not."""
+    from types import SimpleNamespace
+
+    from gac_deploy.lava_compat import import_lava
+
+    models = import_lava("lava.proc.conv.models")
+    accumulated = np.array([[[1, -3, 2**20]]], dtype=np.int32)
+    shifted = models.PyConvModelFixed.clamp_precision(
+        SimpleNamespace(weight_exp=np.array([3], dtype=np.int32)), accumulated
+    )
+    np.testing.assert_array_equal(shifted, [[[8, -24, -(2**23)]]])  # then Lava's 24-bit wrap
+    unshifted = models.PyConvModelFixed.clamp_precision(
+        SimpleNamespace(weight_exp=np.array([0], dtype=np.int32)), accumulated
+    )
+    np.testing.assert_array_equal(unshifted, accumulated)
+    result = run_python(
+        "import numpy as np; from types import SimpleNamespace;"
+        "from gac_deploy import lava_compat as c; c._hashable_byte_encoder();"
+        "import lava.proc.conv.models as m;"
+        "print(m.PyConvModelFixed.clamp_precision("
+        "SimpleNamespace(weight_exp=np.array([3])), np.array([1])))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[1]"  # Lava as shipped ignores weight_exp

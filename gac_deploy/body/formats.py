@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from gac_deploy.config import LIFConfig
 
 WEIGHT_BITS = 8
-"""Synaptic weights are 8-bit signed mantissas (weight exponent 0)."""
+"""Synaptic weights are 8-bit signed mantissas, shifted by their edge's weight exponent."""
 WEIGHT_STEP = 2
 """Lava stores an 8-bit mixed-sign weight shifted left by 1: weights are even integers."""
 WEIGHT_MAX = (2 ** (WEIGHT_BITS - 1) - 1) * WEIGHT_STEP  # 254
@@ -34,9 +34,19 @@ BIAS_LIMIT = 2 ** (BIAS_BITS - 1) - 1  # 4095; the mantissa range is [-BIAS_LIMI
 THRESHOLD_BITS = 17
 """vth (vThMant) is unsigned 17-bit."""
 THRESHOLD_MAX = 2**THRESHOLD_BITS - 1
-SPIKING_THRESHOLD_MAX = 1023
-"""Largest vThMant of a spiking population: lava-dl's CUBA neuron (the quantised
-reference) decides v > vth exactly in float32 only while vThMant < 1024."""
+SPIKING_THRESHOLD_MAX = 4095
+"""Largest vThMant of a spiking population (the chip's own limit is THRESHOLD_MAX).
+lava-dl's CUBA neuron (the quantised reference) decides v > vth in float32 as
+v >= vth + 0.01/4096 in a_in / 64 units; that margin survives float32 rounding while
+vth / 64 < 64 (its spacing there is 2**-18 < 2 x 0.01/4096), i.e. vThMant < 4096.
+``tests/chip/test_reference.py`` checks the reference against Loihi's integer rule
+at this limit, inputs up to 32 thresholds either side."""
+
+WEIGHT_EXP_MAX = 7
+"""Largest synapse weight exponent x this package uses: an edge applies mantissa << x
+(Lava's ``Dense``/``Conv`` ``weight_exp``; NetX sets it per layer). 0..7 lies within
+the signed 4-bit exponent of Loihi's synapse groups (-8..7); negative exponents are
+not needed, since a population's unit 2**-k is already chosen as fine as fits."""
 
 STATE_BITS = 24
 """Current u and voltage v are signed 24-bit."""

@@ -7,7 +7,8 @@ edges sums them, as a Loihi compartment sums its synaptic inputs.
 
 Units: in a float graph (``payload_bits == 0``) weights, biases and thresholds
 are in the trained model's units. In a quantised graph they are Loihi integers
-(weights as 8-bit mantissas x 2, thresholds as vThMant, decays out of 4096).
+(weights as the integers the synapses apply, an 8-bit mantissa x 2 shifted left by
+the edge's ``weight_exp``; thresholds as vThMant, decays out of 4096).
 Layouts: conv weights [out, in, kH, kW] (PyTorch), dense weights [out, in] with
 ``in`` flattened in (C, H, W) order; population shapes (C, H, W) or (N,).
 """
@@ -56,8 +57,10 @@ class Edge:
     several populations through the residual stream). ``bias`` is the folded
     BatchNorm shift per output channel, float graphs only (quantisation moves it
     into the destination's neuron bias). ``delay`` is the number of extra steps
-    the spikes wait before they arrive (set by delay balancing). While a model
-    builds its graph, a residual-stream term is an Edge whose ``dst`` is not set
+    the spikes wait before they arrive (set by delay balancing). ``weight_exp``
+    (quantised graphs): the synapses' weight exponent x, so ``weight`` holds
+    mantissa << x and :attr:`mantissa` the 8-bit mantissas the chip stores. While a
+    model builds its graph, a residual-stream term is an Edge whose ``dst`` is not set
     yet (``into`` attaches it).
     """
 
@@ -70,10 +73,16 @@ class Edge:
     padding: int = 0
     bias: np.ndarray | None = None
     delay: int = 0
+    weight_exp: int = 0
 
     @property
     def name(self) -> str:
         return f"{self.layer}->{self.dst}"
+
+    @property
+    def mantissa(self) -> np.ndarray:
+        """The stored mantissas of a quantised edge: ``weight`` >> ``weight_exp`` (int64)."""
+        return np.asarray(self.weight, dtype=np.int64) >> self.weight_exp
 
     def into(self, dst: str) -> Edge:
         return replace(self, dst=dst)

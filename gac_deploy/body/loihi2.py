@@ -40,6 +40,7 @@ from gac_deploy.body.formats import (
     THRESHOLD_BITS,
     THRESHOLD_MAX,
     WEIGHT_BITS,
+    WEIGHT_EXP_MAX,
     WEIGHT_MAX,
     WEIGHT_MIN,
     WEIGHT_STEP,
@@ -228,8 +229,9 @@ ROLES = ("lif", "readout")
 def check_formats(graph: Graph) -> None:
     """Raise ValueError, naming the population or edge, the field and its range, for any
     value of a quantised graph outside the Loihi 2 formats this package writes: weight
-    mantissas (even, 8-bit), 13-bit biases, thresholds (spiking ones at most
-    ``SPIKING_THRESHOLD_MAX``, see :mod:`gac_deploy.body.quantize`), 12-bit decays,
+    mantissas (even, 8-bit) and exponents (0..WEIGHT_EXP_MAX), 13-bit biases,
+    thresholds (spiking ones at most ``SPIKING_THRESHOLD_MAX``, see
+    :mod:`gac_deploy.body.quantize`), 12-bit decays,
     payload bits, scale exponents, delays, and T >= 1. A graph read from a file is
     checked with this before anything runs it."""
     if graph.time_steps < 1:
@@ -238,11 +240,21 @@ def check_formats(graph: Graph) -> None:
         raise ValueError(f"payload_bits is {graph.payload_bits}, must be in 1..{MAX_PAYLOAD_BITS}")
     max_delay = len(graph.populations)  # balanced delays never exceed the longest path
     for edge in graph.edges:
-        w = np.asarray(edge.weight)
-        if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX or np.any(w % WEIGHT_STEP)):
+        if not 0 <= edge.weight_exp <= WEIGHT_EXP_MAX:
             raise ValueError(
-                f"edge {edge.name}: weights run from {w.min()} to {w.max()}; Loihi's 8-bit "
-                f"mantissas are even integers in [{WEIGHT_MIN}, {WEIGHT_MAX}]"
+                f"edge {edge.name}: weight exponent {edge.weight_exp} is outside "
+                f"0..{WEIGHT_EXP_MAX}"
+            )
+        w = edge.mantissa
+        exact = not np.any(np.asarray(edge.weight, dtype=np.int64) - (w << edge.weight_exp))
+        if w.size and (
+            w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX or np.any(w % WEIGHT_STEP) or not exact
+        ):
+            raise ValueError(
+                f"edge {edge.name}: weights run from {np.min(edge.weight)} to "
+                f"{np.max(edge.weight)} at weight exponent {edge.weight_exp}; Loihi's 8-bit "
+                f"mantissas are even integers in [{WEIGHT_MIN}, {WEIGHT_MAX}], shifted left "
+                "by the exponent"
             )
         if not 0 <= edge.delay <= max_delay:
             raise ValueError(f"edge {edge.name}: delay {edge.delay} is outside 0..{max_delay}")

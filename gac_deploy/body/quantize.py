@@ -1,21 +1,25 @@
 """Float graph -> Loihi 2 fixed point. Pure functions, no Lava.
 
 Each population p gets a power-of-two scale 2**k_p: its integer unit is
-2**-k_p model units. Every edge into p is expressed in that unit, so one
-population's edges share one exponent, as the synapses into one Loihi
-compartment do.
+2**-k_p model units. Every edge into p is expressed in that unit, as the synapses
+into one Loihi compartment add into one dendritic sum.
 
-* weights: even integers in [-256, 254] (an 8-bit signed mantissa times 2, the
-  form lava-dl's quantize_8bit and Lava's 8-bit synapses hold);
-  k_p is the largest exponent at which the largest weight still fits.
+* weights: an edge e applies mantissa << x_e, the mantissa an even integer in
+  [-256, 254] (an 8-bit signed mantissa times 2, the form lava-dl's quantize_8bit
+  and Lava's 8-bit synapses hold) and x_e its synapses' weight exponent in
+  0..WEIGHT_EXP_MAX (:func:`weight_shift`: the smallest at which its largest weight
+  fits). So an edge of large weights (a BatchNorm-folded composed shortcut) costs
+  only its own precision, not its population's: k_p is bounded by the threshold and
+  the bias, and by the largest weight only where it needs more than WEIGHT_EXP_MAX.
 * threshold: vThMant = round(Vth * 2**k_p); Loihi spikes when v > vThMant << 6.
-  vThMant stays below 1024, where lava-dl's CUBA neuron (the quantised
-  reference) decides the strict comparison exactly in float32.
+  vThMant stays at most SPIKING_THRESHOLD_MAX, where lava-dl's CUBA neuron (the
+  quantised reference) decides the strict comparison exactly in float32.
 * bias: the folded BatchNorm shifts of all incoming edges, summed per channel,
   as a 13-bit neuron bias mantissa (applied with exponent 6, i.e. in a_in units).
 * decays: current decay 4096 (none kept), voltage decay round(4096 * (1 - tau)).
 * graded input: the host sends q = round(O * 2**b), b = ``payload_bits``; an
-  identity edge into p then has weight 2**(k_p - b). b trades the payload's precision
+  edge from it into p is quantised at unit 2**-(k_p - b) (an identity edge has
+  weight 2**(k_p - b)). b trades the payload's precision
   against the input weights' (their unit 2**-(k_p - b) coarsens as b grows): it is the
   b <= 8 whose rounding adds the least RMS error to the input current
   (:func:`graded_input_error`), not simply the largest that fits.
@@ -40,6 +44,7 @@ from gac_deploy.body.formats import (
     BIAS_LIMIT,
     SPIKING_THRESHOLD_MAX,
     THRESHOLD_MAX,
+    WEIGHT_EXP_MAX,
     WEIGHT_MAX,
     WEIGHT_MIN,
     WEIGHT_STEP,
@@ -62,6 +67,8 @@ class LayerQuantReport:
     weight_max: float
     clipped_weights: int
     clipped_bias: int
+    weight_exp_max: int = 0
+    """The largest weight exponent of an edge into the population."""
 
 
 def quantize_weight(weight: np.ndarray, scale_exp: int) -> tuple[np.ndarray, int]:
@@ -78,6 +85,22 @@ def weight_exponent(max_abs_weight: float) -> int:
     if max_abs_weight <= 0:
         return MAX_SCALE_EXP
     return min(MAX_SCALE_EXP, math.floor(math.log2(WEIGHT_MAX / max_abs_weight)))
+
+
+def weight_shift(max_abs_weight: float, unit: int) -> int:
+    """The weight exponent x (0..WEIGHT_EXP_MAX) of an edge whose largest |weight| is
+    ``max_abs_weight`` at unit 2**-``unit``: the smallest at which that weight fits an
+    8-bit mantissa, mantissa << x (the largest allowed where none does)."""
+    return min(WEIGHT_EXP_MAX, max(0, unit - weight_exponent(max_abs_weight)))
+
+
+def quantize_edge_weight(weight: np.ndarray, unit: int) -> tuple[np.ndarray, int, int]:
+    """Float weights at unit 2**-``unit`` -> (the integers the synapses apply, mantissa
+    << x; x, the edge's weight exponent; how many weights were clipped). The mantissas
+    are :func:`quantize_weight`'s at unit 2**-(``unit`` - x)."""
+    shift = weight_shift(float(np.abs(weight).max(initial=0.0)), unit)
+    mantissa, clipped = quantize_weight(weight, unit - shift)
+    return (mantissa.astype(np.int64) << shift).astype(np.int32), shift, clipped
 
 
 def _summed_bias(graph: Graph, pop: Population) -> np.ndarray:
@@ -132,11 +155,11 @@ def choose_format(
             exponents[pop.name] = _readout_exponent(graph, pop, edges, bias)
             continue
         max_w = max((float(np.abs(e.weight).max()) for e in edges), default=0.0)
-        k = weight_exponent(max_w)
+        k = weight_exponent(max_w) + WEIGHT_EXP_MAX if max_w > 0 else MAX_SCALE_EXP
         if np.abs(bias).max() > 0:
             k = min(k, math.floor(math.log2(BIAS_LIMIT / np.abs(bias).max())))
         k = min(k, math.floor(math.log2(SPIKING_THRESHOLD_MAX / pop.threshold)))
-        exponents[pop.name] = k
+        exponents[pop.name] = min(k, MAX_SCALE_EXP)
 
     input_consumers = graded_input_consumers(graph)
     largest = min([max_payload_bits] + [exponents[name] - 1 for name in input_consumers])
@@ -147,10 +170,13 @@ def choose_format(
         )
 
     def with_payload(bits: int) -> dict[str, int]:
-        # weights w on graded input are stored at unit 2**(k - b): the largest must fit
-        # (an identity edge: 2**(k - b) <= 128, i.e. k <= b + 7)
+        # weights w on graded input are stored at unit 2**(k - b): the largest must fit,
+        # shifted by at most WEIGHT_EXP_MAX
         return {
-            name: min(exponents[name], bits + weight_exponent(_input_weight_max(graph, name)))
+            name: min(
+                exponents[name],
+                bits + weight_exponent(_input_weight_max(graph, name)) + WEIGHT_EXP_MAX,
+            )
             for name in input_consumers
         }
 
@@ -217,7 +243,8 @@ def graded_input_error(
     exponent is k = ``scale_exp`` and the payload has b = ``payload_bits``.
 
     A neuron's error is sum_i (q_i Q_i - w_i O_i) over its inputs, with q_i the weight
-    rounded at unit 2**-(k - b) and Q_i the payload (:func:`payload_moments`); for
+    rounded at unit 2**-(k - b) (:func:`quantize_edge_weight`) and Q_i the payload
+    (:func:`payload_moments`); for
     independent inputs its mean square is sum_i Var(q_i Q_i - w_i O_i) + (sum_i E[...])**2.
     The data is not known here: O is taken as uniform in [0, 1), or standard normal for
     signed real input. A larger b makes the payload finer and the weights coarser."""
@@ -228,7 +255,7 @@ def graded_input_error(
         if edge.src != INPUT:
             continue
         w = edge.weight.reshape(edge.weight.shape[0], -1).astype(np.float64)
-        q = quantize_weight(w, unit)[0] * 2.0**-unit
+        q = quantize_edge_weight(w, unit)[0] * 2.0**-unit
         spread = spread + (q**2 * var_q + w**2 * var_o - 2 * q * w * cov).sum(axis=1)
         bias = bias + (q * mean_q - w * mean_o).sum(axis=1)
     pop = graph.population(name)
@@ -253,13 +280,15 @@ def quantize_graph(
         bias = _summed_bias(graph, pop)
         clipped_weights = 0
         max_w = 0.0
+        shifts = [0]
         for edge in graph.incoming(pop.name):
             scale = k - payload_bits if edge.src == INPUT else k
-            weight, clipped = quantize_weight(edge.weight, scale)
+            weight, shift, clipped = quantize_edge_weight(edge.weight, scale)
             clipped_weights += clipped
+            shifts.append(shift)
             if edge.src != INPUT:
                 max_w = max(max_w, float(np.abs(edge.weight).max()))
-            edges.append(replace(edge, weight=weight, bias=None))
+            edges.append(replace(edge, weight=weight, weight_exp=shift, bias=None))
         bias_int = np.round(bias * 2.0**k)
         clipped_bias = int(np.count_nonzero(np.abs(bias_int) > BIAS_LIMIT))
         bias_int = np.clip(bias_int, -BIAS_LIMIT - 1, BIAS_LIMIT).astype(np.int32)
@@ -276,7 +305,16 @@ def quantize_graph(
                 scale_exp=k,
             )
         )
-        report.append(LayerQuantReport(pop.name, k, max_w, clipped_weights, clipped_bias))
+        report.append(
+            LayerQuantReport(
+                population=pop.name,
+                scale_exp=k,
+                weight_max=max_w,
+                clipped_weights=clipped_weights,
+                clipped_bias=clipped_bias,
+                weight_exp_max=max(shifts),
+            )
+        )
     quantized = replace(graph, populations=populations, edges=edges, payload_bits=payload_bits)
     return quantized, report
 

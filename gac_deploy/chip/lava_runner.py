@@ -129,7 +129,8 @@ class _Builder:
             in_shape = _xyz(self.graph.shape_of(edge.src))
         if edge.kind == "conv":
             synapse = self.conv.Conv(
-                weight=_lava_conv_weight(edge.weight),
+                weight=_lava_conv_weight(edge.mantissa),
+                weight_exp=edge.weight_exp,
                 input_shape=in_shape,
                 padding=(edge.padding, edge.padding),
                 stride=(edge.stride, edge.stride),
@@ -139,7 +140,8 @@ class _Builder:
             out_port.connect(synapse.s_in)
         else:
             synapse = self.dense.Dense(
-                weights=np.asarray(edge.weight, dtype=np.int32),
+                weights=edge.mantissa.astype(np.int32),
+                weight_exp=edge.weight_exp,
                 num_message_bits=self.message_bits if graded else 0,
                 name=edge.name,
             )

@@ -150,7 +150,14 @@ def build_manifest(
                 for p in graph.populations
             ],
             "edges": [
-                {"layer": e.layer, "src": e.src, "dst": e.dst, "kind": e.kind, "delay": e.delay}
+                {
+                    "layer": e.layer,
+                    "src": e.src,
+                    "dst": e.dst,
+                    "kind": e.kind,
+                    "delay": e.delay,
+                    "weight_exp": e.weight_exp,
+                }
                 for e in graph.edges
             ],
         },
@@ -161,6 +168,7 @@ def build_manifest(
                 "weight_max": r.weight_max,
                 "clipped_weights": r.clipped_weights,
                 "clipped_bias": r.clipped_bias,
+                "weight_exp_max": r.weight_exp_max,
             }
             for r in quantization
         ],

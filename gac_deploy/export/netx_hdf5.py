@@ -3,7 +3,8 @@
 Standard part (what ``lava.lib.dl.netx.hdf5.Network`` reads): ``layer/0`` is the
 input (``type``, ``shape`` as (C, H, W)); then one group per population in
 topological order with ``type`` ('conv' or 'dense'), ``shape``, ``weight``
-(conv [out, in, kH, kW], dense [out, in]), ``bias`` (neuron bias mantissa,
+(conv [out, in, kH, kW], dense [out, in]: the integers the synapses apply, int16),
+``bias`` (neuron bias mantissa,
 exponent 6), ``stride``/``padding``/``dilation`` as (H, W), ``groups``, and
 ``neuron/{type, iDecay, vDecay, vThMant, refDelay, gradedSpike}``. A 'flatten'
 layer precedes a dense layer that reads a (C, H, W) population. The standard
@@ -14,9 +15,15 @@ Extension (gac-deploy; NetX ignores it):
 * root attributes ``format``, ``version``, ``time_steps``, ``payload_bits``,
   ``signed_input`` (0 or 1; absent in version 1 files, which are read as 0);
 * per population group ``gac/``: attributes ``name``, ``role``, ``scale_exp``,
-  ``layer`` and ``delay`` of the standard edge, and ``gac/inputs/{j}/`` for every
-  further incoming edge: attributes ``src`` (population name or 'input'),
-  ``layer``, ``kind``, ``stride``, ``padding``, ``delay``, and dataset ``weight``.
+  ``layer``, ``delay`` and ``weight_exp`` of the standard edge, and
+  ``gac/inputs/{j}/`` for every further incoming edge: attributes ``src``
+  (population name or 'input'), ``layer``, ``kind``, ``stride``, ``padding``,
+  ``delay``, ``weight_exp``, and dataset ``weight``.
+
+``weight_exp`` (version 3; read as 0 from earlier files) is the edge's synapse weight
+exponent x: a weight w is stored on the chip as the 8-bit mantissa w >> x. NetX's own
+reader derives a layer's exponent from its weights (``optimize_weight_bits``) and
+clips weights beyond [-256, 254], so a chain layer with x > 0 needs this extension.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from gac_deploy.errors import UserError
 from gac_deploy.fileio import write_bytes
 
 FORMAT = "gac-deploy body.net"
-VERSION = 2
+VERSION = 3
 
 
 def _string(group: h5py.Group, key: str, value: str) -> None:
@@ -72,6 +79,7 @@ def _write_population(layer: h5py.Group, graph: Graph, pop: Population, previous
     ext.attrs["scale_exp"] = int(pop.scale_exp)
     ext.attrs["layer"] = primary.layer
     ext.attrs["delay"] = int(primary.delay)
+    ext.attrs["weight_exp"] = int(primary.weight_exp)
     inputs = ext.create_group("inputs")
     extras = [e for e in graph.incoming(pop.name) if e is not primary]
     for j, edge in enumerate(extras):
@@ -82,6 +90,7 @@ def _write_population(layer: h5py.Group, graph: Graph, pop: Population, previous
         g.attrs["stride"] = int(edge.stride)
         g.attrs["padding"] = int(edge.padding)
         g.attrs["delay"] = int(edge.delay)
+        g.attrs["weight_exp"] = int(edge.weight_exp)
         g.create_dataset("weight", data=np.asarray(edge.weight, dtype=np.int16))
 
 
@@ -187,6 +196,7 @@ def read_body(path: str | Path) -> Graph:
                         stride,
                         padding,
                         delay=int(ext.attrs["delay"]),
+                        weight_exp=int(ext.attrs.get("weight_exp", 0)),
                     )
                 )
                 for j in range(len(ext["inputs"])):
@@ -201,6 +211,7 @@ def read_body(path: str | Path) -> Graph:
                             int(g.attrs["stride"]),
                             int(g.attrs["padding"]),
                             delay=int(g.attrs["delay"]),
+                            weight_exp=int(g.attrs.get("weight_exp", 0)),
                         )
                     )
                 previous = name

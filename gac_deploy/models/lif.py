@@ -199,7 +199,8 @@ def slayer_cuba_neuron(threshold: int, voltage_decay: int):
     It takes a_in / 64 as input and keeps its state in integers of 1/4096, so it
     runs Loihi's arithmetic: u = a_in << 6, v = sign(v)(|v| (4096 - dv) >> 12) + u,
     spike when v > vth << 6, then v = 0. Its strict test (v >= vth + 0.01/4096,
-    in float32) is exact only while vThMant < 1024; quantisation keeps it there.
+    in float32) is exact only while vThMant < 4096
+    (:data:`gac_deploy.body.formats.SPIKING_THRESHOLD_MAX`); quantisation keeps it there.
     """
     from gac_deploy.lava_compat import import_slayer
 

@@ -3,7 +3,8 @@
 The body is taken in its deployed form (BatchNorm folded, the residual graph of
 :mod:`gac_deploy.body.graph`) and run in fixed point: every weight is the
 8-bit mantissa it will be exported as (even integers at the destination
-population's unit 2**-k, straight-through gradients), biases are 13-bit, the
+population's unit 2**-k shifted by the edge's weight exponent, straight-through
+gradients), biases are 13-bit, the
 encoder output reaches the body as its b-bit graded payload, and every
 population runs lava-dl's CUBA neuron in Loihi arithmetic
 (:func:`gac_deploy.models.lif.loihi_lif_forward`). The format (each k, b) is
@@ -25,7 +26,7 @@ from torch import nn
 
 from gac_deploy.body.formats import BIAS_LIMIT, WEIGHT_MAX, WEIGHT_MIN, WEIGHT_STEP
 from gac_deploy.body.graph import INPUT, Edge, Graph
-from gac_deploy.body.quantize import QuantSpec, quantize_payload
+from gac_deploy.body.quantize import QuantSpec, quantize_payload, weight_shift
 from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.models.lif import loihi_lif_forward
 from gac_deploy.models.msresnet import (
@@ -50,6 +51,13 @@ def fake_quant_weight(w: torch.Tensor, k: int) -> torch.Tensor:
     q = torch.clamp(WEIGHT_STEP * torch.round(w * scale / WEIGHT_STEP), WEIGHT_MIN, WEIGHT_MAX)
     q = q / scale
     return _ste(w, q)
+
+
+def fake_quant_edge_weight(w: torch.Tensor, unit: int) -> torch.Tensor:
+    """An edge's weights as exported at unit 2**-``unit``: 8-bit mantissas at the edge's
+    own weight exponent (:func:`gac_deploy.body.quantize.weight_shift`, from the current
+    largest weight), so they are the values :func:`quantize_edge_weight` will store."""
+    return fake_quant_weight(w, unit - weight_shift(float(w.detach().abs().max()), unit))
 
 
 def fake_quant_bias(b: torch.Tensor, k: int) -> torch.Tensor:
@@ -119,10 +127,10 @@ class QATBody(nn.Module):
         if edge.layer == INPUT_LAYER:  # identity edge: exact at any k >= b
             return src
         if edge.kind == "dense":
-            w = fake_quant_weight(self._dense_weight(edge.layer, src.shape[2:]), k)
+            w = fake_quant_edge_weight(self._dense_weight(edge.layer, src.shape[2:]), k)
         else:
             scale = k - self.spec.payload_bits if edge.src == INPUT else k
-            w = fake_quant_weight(self.layer_weight(edge.layer, channels), scale)
+            w = fake_quant_edge_weight(self.layer_weight(edge.layer, channels), scale)
         return edge_current(edge, src, w)
 
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:

@@ -49,8 +49,9 @@ def test_quantised_graph_fits_loihi(graphs):
             assert pop.threshold == round(0.5 * 2**pop.scale_exp)
             assert pop.threshold <= SPIKING_THRESHOLD_MAX
     for edge in q.edges:
-        assert edge.weight.min() >= -256 and edge.weight.max() <= 254
-        assert (edge.weight % 2 == 0).all()
+        assert edge.mantissa.min() >= -256 and edge.mantissa.max() <= 254
+        assert (edge.mantissa % 2 == 0).all() and 0 <= edge.weight_exp <= 7
+        assert (edge.mantissa << edge.weight_exp == edge.weight).all()
         if edge.src == INPUT:
             k = q.population(edge.dst).scale_exp
             diag = np.einsum("ii->i", edge.weight[:, :, 0, 0])
@@ -85,7 +86,7 @@ def test_payload_is_rounded_and_clipped():
 
 def graded_input_graph(weight_max: float, seed: int = 0) -> Graph:
     """32 graded inputs into 8 LIF neurons (threshold 0.6, so their exponent is capped at
-    10 by the threshold), 1x1 conv weights uniform in +-``weight_max``."""
+    12 by the threshold), 1x1 conv weights uniform in +-``weight_max``."""
     rng = np.random.default_rng(seed)
     weight = rng.uniform(-weight_max, weight_max, (8, 32, 1, 1))
     lif = Population("lif", (8, 1, 1), "lif", 0.6, 0.25, np.zeros(8))
@@ -106,10 +107,11 @@ def measured_input_error(graph: Graph, spec: QuantSpec, samples: int = 20000) ->
 
 
 def test_payload_bits_trade_payload_precision_against_input_weights():
-    """With the exponent capped at 10, an 8-bit payload leaves the input weights a unit of
-    2**-2: weights below 0.25 all round to 0. The chosen payload errs least, as measured on
-    uniform O, and the predicted error matches the measured one."""
-    graph = graded_input_graph(0.25)
+    """With the exponent capped at 12, an 8-bit payload leaves the input weights a unit of
+    2**-4 (even integers: steps of 1/8): weights below 1/16 all round to 0. The chosen
+    payload errs least, as measured on uniform O, and the predicted error matches the
+    measured one."""
+    graph = graded_input_graph(0.06)
     spec = choose_format(graph)
     errors = {}
     for bits in range(1, 9):
@@ -121,7 +123,8 @@ def test_payload_bits_trade_payload_precision_against_input_weights():
     assert not at_8_bits.edges[0].weight.any()
     assert spec.payload_bits < 8
     assert errors[spec.payload_bits] == min(errors.values())
-    # weights that keep their precision at the finest payload: the finest payload is taken
-    assert choose_format(graded_input_graph(0.001)).payload_bits == 8
+    # weights large enough to keep their precision at the finest payload (their own
+    # 8-bit unit is 2**-4): the finest payload is taken
+    assert choose_format(graded_input_graph(8.0)).payload_bits == 8
     with pytest.raises(ValueError, match="9-bit payload does not fit"):
         choose_format(graph, payload_bits=9)

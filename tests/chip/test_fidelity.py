@@ -1,9 +1,10 @@
 """Float against chip, population by population (chip/fidelity.py)."""
 
+import numpy as np
 import pytest
 import torch
 
-from gac_deploy.body.quantize import QuantSpec, choose_format, quantize_graph
+from gac_deploy.body.quantize import QuantSpec, choose_format, quantize_graph, weight_exponent
 from gac_deploy.body.timing import balance_delays
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.chip.fidelity import Fidelity, PopulationFidelity, measure_fidelity
@@ -52,13 +53,16 @@ def test_accuracies_and_mismatches_are_those_of_the_two_runs(trained_dir, bundle
 
 
 def test_a_coarser_exponent_shows_as_a_larger_current_error(trained_dir, bundle_dir):
-    """Quantising one population three exponents coarser multiplies its own rounding error
-    (its weights' unit grows 8x), and only its own: the current errors are teacher forced."""
+    """Quantising one population three exponents coarser than its weights' own (so its
+    weights' unit grows 8x) multiplies its own rounding error, and only its own: the
+    current errors are teacher forced."""
     bundle = load_bundle(bundle_dir)
     graph = load_checkpoint(trained_dir / "model.pt").build().export_graph()
     fine = choose_format(graph)
     target = graph.populations[1].name
-    coarse = QuantSpec({**fine.scale_exp, target: fine.scale_exp[target] - 3}, fine.payload_bits)
+    own = weight_exponent(max(float(np.abs(e.weight).max()) for e in graph.incoming(target)))
+    coarse_k = min(fine.scale_exp[target], own) - 3
+    coarse = QuantSpec({**fine.scale_exp, target: coarse_k}, fine.payload_bits)
     encoded, payload, labels = _inputs(bundle, 24)  # the same payload bits in both formats
     rows = {}
     for name, spec in (("fine", fine), ("coarse", coarse)):
