@@ -31,10 +31,12 @@ def _is_number(value: object) -> bool:
 
 
 def _cell(value: object) -> str:
+    """One way for every number: thousands separated, whole from 1,000 up (an integer
+    and a float of the same size print alike), 4 significant digits below."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        return f"{value:.4g}" if abs(value) < 1e3 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)

@@ -74,3 +74,18 @@ def test_deployment_study_prints_its_table_and_writes_json_and_plot(tmp_path):
     assert deployed["spike_exact_emulator"] is True and deployed["checked_images"] == 4
     assert deployed["fidelity"]["samples"] == 360 and int(row[4]) == deployed["payload_bits"]
     assert (tmp_path / "study.png").stat().st_size > 10_000
+
+
+def test_authors_network_says_what_it_needs_without_the_authors_code(tmp_path):
+    out = io.StringIO()
+    argv = sys.argv
+    sys.argv = [str(BENCH / "authors_network.py"), "--work", str(tmp_path), "--epochs", "1"]
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(str(BENCH / "authors_network.py"), run_name="__main__")
+    except SystemExit as exit_info:
+        assert "put their CODE/CIFAR on PYTHONPATH" in str(exit_info.code)
+    else:
+        raise AssertionError("ran without the authors' code")
+    finally:
+        sys.argv = argv

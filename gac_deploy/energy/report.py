@@ -327,7 +327,7 @@ def format_report(report: EnergyReport, convention: str = "paper") -> str:
             r.placement,
             r.op,
             r.firing_rate,
-            r.ops,
+            round(r.ops),  # a mean over images; the JSON keeps it exact
             r.energy_pj / 1000,
             100 * r.energy_pj / total if total else 0.0,
         ]
