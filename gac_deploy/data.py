@@ -1,5 +1,6 @@
 """Datasets: scikit-learn's digits (embedded default), CIFAR-10/100 and ImageNet from a
-user's local copy in their standard on-disk formats. Nothing is downloaded.
+user's local copy in their standard on-disk formats. Nothing is downloaded. Each is
+registered in :mod:`gac_deploy.registries.datasets`, which :func:`load_dataset` reads.
 
 Every dataset yields images as float32 [N, C, H, W], scaled to [0, 1] and normalised
 per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
@@ -26,14 +27,12 @@ import torch
 
 from gac_deploy.augment import generators, pad_crop_flip, random_resized_crop, resize_centre_crop
 from gac_deploy.cifar_files import check_cifar_arrays, read_cifar_batch
-from gac_deploy.config import DATASETS
 from gac_deploy.errors import UserError
+from gac_deploy.registries import resolve
+from gac_deploy.registries.datasets import DATASETS, DataRequest, Normalization
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-Normalization = tuple[tuple[float, ...], tuple[float, ...]]
-"""(mean, std) per channel, of pixels in [0, 1]."""
-
 
 STANDARD_NORMALIZATION: dict[str, Normalization] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
@@ -45,14 +44,6 @@ with unless told otherwise: the constants of the authors' ``data_loaders.py`` (t
 ImageNet pair is the usual torchvision one), so that their checkpoints and ours see the
 same inputs. Datasets not listed (digits, synthetic) are normalised with their training
 split's own mean and std."""
-PIXEL_SCALING = {
-    "digits": "pixel / 16",
-    "cifar10": "pixel / 255",
-    "cifar100": "pixel / 255",
-    "imagenet": "pixel / 255",
-    "synthetic": "pixel",
-}
-"""How each dataset brings its stored pixels to [0, 1] before normalising."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +75,8 @@ class DataSpec:
     def layout(self) -> str:
         """The model input as this data gives it: [N, C, H, W] float32 pixels, scaled to
         [0, 1] and normalised per channel with ``mean`` / ``std``."""
-        return f"NCHW, float32, normalised: ({PIXEL_SCALING[self.dataset]} - mean) / std"
+        scaling = DATASETS.get(self.dataset).pixel_scaling
+        return f"NCHW, float32, normalised: ({scaling} - mean) / std"
 
 
 class ArrayDataset:
@@ -358,6 +350,31 @@ def load_synthetic_split(
     )
 
 
+def load_digits(request: DataRequest) -> Split:
+    """The registered ``digits`` loader."""
+    return load_digits_split(request.seed, request.test_fraction, request.normalization)
+
+
+def load_cifar10(request: DataRequest) -> Split:
+    """The registered ``cifar10`` loader."""
+    return load_cifar_split(request.root(), 10, request.seed, request.normalization)
+
+
+def load_cifar100(request: DataRequest) -> Split:
+    """The registered ``cifar100`` loader."""
+    return load_cifar_split(request.root(), 100, request.seed, request.normalization)
+
+
+def load_imagenet(request: DataRequest) -> Split:
+    """The registered ``imagenet`` loader."""
+    return load_imagenet_split(request.root(), request.seed, request.normalization)
+
+
+def load_synthetic(request: DataRequest) -> Split:
+    """The registered ``synthetic`` loader (its own fixed 3:1 split)."""
+    return load_synthetic_split(request.seed, normalization=request.normalization)
+
+
 def load_dataset(
     name: str,
     data_dir: str | None = None,
@@ -365,19 +382,11 @@ def load_dataset(
     test_fraction: float = 0.2,
     normalization: Normalization | None = None,
 ) -> Split:
-    """A dataset's split, normalised with ``normalization`` (per-channel mean and std of
-    pixels in [0, 1]) or the dataset's default (see :data:`STANDARD_NORMALIZATION`)."""
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    if name == "digits":
-        return load_digits_split(seed, test_fraction, normalization)
-    if name == "synthetic":
-        return load_synthetic_split(seed, normalization=normalization)
-    if data_dir is None:
-        raise UserError(f"--dataset {name} reads your local copy: pass --data-dir DIR")
-    if name.startswith("cifar"):
-        return load_cifar_split(data_dir, int(name.removeprefix("cifar")), seed, normalization)
-    return load_imagenet_split(data_dir, seed, normalization)
+    """A registered dataset's split, normalised with ``normalization`` (per-channel mean
+    and std of pixels in [0, 1]) or the dataset's default (see
+    :data:`STANDARD_NORMALIZATION`)."""
+    loader = resolve(DATASETS.get(name).loader)
+    return loader(DataRequest(name, data_dir, seed, test_fraction, normalization))
 
 
 def load_split(spec: DataSpec, data_dir: str | None = None) -> Split:
