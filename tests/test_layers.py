@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("config", "fileio", "table", "augment", "cifar_files"),
     ("data",),
     ("body",),
+    ("neurons",),
     ("models",),
     ("checkpoint", "analysis"),
     ("export",),
