@@ -13,6 +13,11 @@ per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
 * imagenet: ImageFolder layout (``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``),
   decoded with Pillow; training: random resized crop to 224 (scale 0.08-1, ratio
   3/4-4/3) + flip; evaluation: resize the short side to 256, centre crop 224.
+
+Why one module of about 420 lines: the split types (DataSpec, the datasets, Split, the
+test split's hash) and the built-in loaders that make them are imported as one module by
+the package, its tests and benches; a loader of another dataset belongs in a module of
+its own (docs/extending.md), built on :func:`in_memory_split`.
 """
 
 from __future__ import annotations
@@ -216,9 +221,35 @@ def load_digits_split(
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed
     )
-    normalization = normalization or ((x_tr.mean(),), (x_tr.std(),))
-    spec = _spec("digits", seed, test_fraction, normalization, None, test_split_hash(x_te, y_te), 1)
-    return Split(ArrayDataset(x_tr, y_tr, spec), ArrayDataset(x_te, y_te, spec), spec, 10, 1, 8)
+    request = DataRequest("digits", None, seed, test_fraction, normalization)
+    return in_memory_split(request, (x_tr, y_tr), (x_te, y_te), 10)
+
+
+def in_memory_split(
+    request: DataRequest,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+) -> Split:
+    """A split of square images held in memory, for a registered loader: ``train`` and
+    ``test`` are (images [N, C, H, H], labels [N]), images float in [0, 1] or uint8 (/ 255).
+    Normalised with ``request.normalization`` or, by default, the training images' own
+    mean and std; the test split's hash recorded."""
+    (x_tr, y_tr), (x_te, y_te) = train, test
+    pixels = x_tr.astype(np.float32) / 255.0 if x_tr.dtype == np.uint8 else x_tr
+    normalization = request.normalization or ((pixels.mean(),), (pixels.std(),))
+    channels, size = int(x_tr.shape[1]), int(x_tr.shape[2])
+    spec = _spec(
+        request.dataset,
+        request.seed,
+        request.test_fraction,
+        normalization,
+        request.data_dir,
+        test_split_hash(x_te, y_te),
+        channels,
+    )
+    train_set, test_set = ArrayDataset(x_tr, y_tr, spec), ArrayDataset(x_te, y_te, spec)
+    return Split(train_set, test_set, spec, num_classes, channels, size)
 
 
 def load_cifar_split(
@@ -337,16 +368,9 @@ def load_synthetic_split(
     order = gen.permutation(n)
     images, labels = images[order], labels[order]
     cut = n * 3 // 4
-    normalization = normalization or ((images[:cut].mean(),), (images[:cut].std(),))
-    test_hash = test_split_hash(images[cut:], labels[cut:])
-    spec = _spec("synthetic", seed, 0.25, normalization, None, test_hash, 1)
-    return Split(
-        ArrayDataset(images[:cut], labels[:cut], spec),
-        ArrayDataset(images[cut:], labels[cut:], spec),
-        spec,
-        classes,
-        1,
-        image_size,
+    request = DataRequest("synthetic", None, seed, 0.25, normalization)
+    return in_memory_split(
+        request, (images[:cut], labels[:cut]), (images[cut:], labels[cut:]), classes
     )
 
 
