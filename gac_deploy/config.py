@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gac_deploy.errors import UserError, bad_setting
+from gac_deploy.registries.datasets import DEFAULT_DATASET
+from gac_deploy.registries.encoders import DEFAULT_ENCODER, ENCODERS
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,6 @@ def check_normalization(mean: Any, std: Any) -> None:
 
 
 SURROGATES = ("rectangle", "triangle")
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic")
-ENCODERS = ("gac", "lif", "direct", "rate")
 GAU_MODES = ("full", "ta", "sca")
 SHORTCUTS = ("spike", "membrane")
 
@@ -92,9 +92,10 @@ class StageConfig:
 class ModelConfig:
     """A GAC-MS-ResNet. Image input is [N, C, H, W]; time steps ``time_steps``.
 
-    ``encoder``: ``"gac"`` (Eq. 5), ``"lif"`` (the stem's LIF spikes, no GAU),
-    ``"direct"`` (the stem's real output repeated over T) or ``"rate"``
-    (Bernoulli spikes of the input through the stem at every step). ``gau``: which
+    ``encoder``: a name registered in :mod:`gac_deploy.registries.encoders`: ``"gac"``
+    (Eq. 5), ``"lif"`` (the stem's LIF spikes, no GAU), ``"direct"`` (the stem's real
+    output repeated over T) or ``"rate"`` (Bernoulli spikes of the input through the
+    stem at every step) are built in. ``gau``: which
     attention the GAC gate uses, ``"full"`` (TA and SCA, Eq. 4), ``"ta"`` or
     ``"sca"`` (the ablations of Fig. 4a). ``shortcut``: ``"spike"`` (the
     downsampling 1x1 conv reads the block's LIF spikes) or ``"membrane"`` (it
@@ -110,7 +111,7 @@ class ModelConfig:
     stem_kernel: int = 3
     stem_stride: int = 1
     stages: tuple[StageConfig, ...] = (StageConfig(16, 1, 1), StageConfig(32, 1, 2))
-    encoder: str = "gac"
+    encoder: str = DEFAULT_ENCODER
     gau: str = "full"
     sca_kernel: int = 4
     ta_reduction: int = 2
@@ -118,7 +119,8 @@ class ModelConfig:
     lif: LIFConfig = field(default_factory=LIFConfig)
 
     def __post_init__(self) -> None:
-        for key, allowed in (("encoder", ENCODERS), ("gau", GAU_MODES), ("shortcut", SHORTCUTS)):
+        ENCODERS.get(self.encoder)  # a one-line error naming the registered encoders
+        for key, allowed in (("gau", GAU_MODES), ("shortcut", SHORTCUTS)):
             value = getattr(self, key)
             if value not in allowed:
                 raise UserError(
@@ -152,9 +154,10 @@ class TrainConfig:
     Beta(a, a) parameter of CutMix (0: off), applied to half of the batches. ``compile``:
     run the LIF recurrences through ``torch.compile`` (fused loops; the first step pays
     the compilation). ``mean`` / ``std``: the per-channel normalisation of pixels in
-    [0, 1] (both or neither; None: the dataset's default, see ``data.STANDARD_NORMALIZATION``)."""
+    [0, 1] (both or neither; None: the dataset's default, see ``data.STANDARD_NORMALIZATION``).
+    ``dataset``: a name registered in :mod:`gac_deploy.registries.datasets`."""
 
-    dataset: str = "digits"
+    dataset: str = DEFAULT_DATASET
     data_dir: str | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
@@ -205,34 +208,6 @@ class TrainConfig:
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         """(mean, std) as given, or None for the dataset's default."""
         return None if self.mean is None else (self.mean, self.std)
-
-
-_CIFAR_RECIPE = {
-    "model": "msresnet18-cifar",
-    "time_steps": 6,
-    "epochs": 250,
-    "batch_size": 64,
-    "lr": 0.1,
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "cutmix": 1.0,
-}
-PRESETS: dict[str, dict[str, Any]] = {
-    # the paper's recipe (Supplementary B, Tables 4-5)
-    "cifar10-paper": {**_CIFAR_RECIPE, "dataset": "cifar10"},
-    "cifar100-paper": {**_CIFAR_RECIPE, "dataset": "cifar100"},
-    "imagenet-paper": {
-        "model": "msresnet18-imagenet",
-        "time_steps": 4,
-        "dataset": "imagenet",
-        "epochs": 250,
-        "batch_size": 256,
-        "lr": 0.1,
-        "momentum": 0.9,
-        "weight_decay": 1e-4,
-        "label_smoothing": 0.1,
-    },
-}
 
 
 def to_dict(config: Any) -> dict[str, Any]:

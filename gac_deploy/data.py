@@ -1,5 +1,6 @@
 """Datasets: scikit-learn's digits (embedded default), CIFAR-10/100 and ImageNet from a
-user's local copy in their standard on-disk formats. Nothing is downloaded.
+user's local copy in their standard on-disk formats. Nothing is downloaded. Each is
+registered in :mod:`gac_deploy.registries.datasets`, which :func:`load_dataset` reads.
 
 Every dataset yields images as float32 [N, C, H, W], scaled to [0, 1] and normalised
 per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
@@ -12,6 +13,11 @@ per channel with ``DataSpec.mean`` / ``std``, and integer labels [N].
 * imagenet: ImageFolder layout (``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``),
   decoded with Pillow; training: random resized crop to 224 (scale 0.08-1, ratio
   3/4-4/3) + flip; evaluation: resize the short side to 256, centre crop 224.
+
+Why one module of about 420 lines: the split types (DataSpec, the datasets, Split, the
+test split's hash) and the built-in loaders that make them are imported as one module by
+the package, its tests and benches; a loader of another dataset belongs in a module of
+its own (docs/extending.md), built on :func:`in_memory_split`.
 """
 
 from __future__ import annotations
@@ -26,14 +32,12 @@ import torch
 
 from gac_deploy.augment import generators, pad_crop_flip, random_resized_crop, resize_centre_crop
 from gac_deploy.cifar_files import check_cifar_arrays, read_cifar_batch
-from gac_deploy.config import DATASETS
 from gac_deploy.errors import UserError
+from gac_deploy.registries import resolve
+from gac_deploy.registries.datasets import DATASETS, DataRequest, Normalization
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-Normalization = tuple[tuple[float, ...], tuple[float, ...]]
-"""(mean, std) per channel, of pixels in [0, 1]."""
-
 
 STANDARD_NORMALIZATION: dict[str, Normalization] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
@@ -45,14 +49,6 @@ with unless told otherwise: the constants of the authors' ``data_loaders.py`` (t
 ImageNet pair is the usual torchvision one), so that their checkpoints and ours see the
 same inputs. Datasets not listed (digits, synthetic) are normalised with their training
 split's own mean and std."""
-PIXEL_SCALING = {
-    "digits": "pixel / 16",
-    "cifar10": "pixel / 255",
-    "cifar100": "pixel / 255",
-    "imagenet": "pixel / 255",
-    "synthetic": "pixel",
-}
-"""How each dataset brings its stored pixels to [0, 1] before normalising."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,8 @@ class DataSpec:
     def layout(self) -> str:
         """The model input as this data gives it: [N, C, H, W] float32 pixels, scaled to
         [0, 1] and normalised per channel with ``mean`` / ``std``."""
-        return f"NCHW, float32, normalised: ({PIXEL_SCALING[self.dataset]} - mean) / std"
+        scaling = DATASETS.get(self.dataset).pixel_scaling
+        return f"NCHW, float32, normalised: ({scaling} - mean) / std"
 
 
 class ArrayDataset:
@@ -224,9 +221,35 @@ def load_digits_split(
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed
     )
-    normalization = normalization or ((x_tr.mean(),), (x_tr.std(),))
-    spec = _spec("digits", seed, test_fraction, normalization, None, test_split_hash(x_te, y_te), 1)
-    return Split(ArrayDataset(x_tr, y_tr, spec), ArrayDataset(x_te, y_te, spec), spec, 10, 1, 8)
+    request = DataRequest("digits", None, seed, test_fraction, normalization)
+    return in_memory_split(request, (x_tr, y_tr), (x_te, y_te), 10)
+
+
+def in_memory_split(
+    request: DataRequest,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+) -> Split:
+    """A split of square images held in memory, for a registered loader: ``train`` and
+    ``test`` are (images [N, C, H, H], labels [N]), images float in [0, 1] or uint8 (/ 255).
+    Normalised with ``request.normalization`` or, by default, the training images' own
+    mean and std; the test split's hash recorded."""
+    (x_tr, y_tr), (x_te, y_te) = train, test
+    pixels = x_tr.astype(np.float32) / 255.0 if x_tr.dtype == np.uint8 else x_tr
+    normalization = request.normalization or ((pixels.mean(),), (pixels.std(),))
+    channels, size = int(x_tr.shape[1]), int(x_tr.shape[2])
+    spec = _spec(
+        request.dataset,
+        request.seed,
+        request.test_fraction,
+        normalization,
+        request.data_dir,
+        test_split_hash(x_te, y_te),
+        channels,
+    )
+    train_set, test_set = ArrayDataset(x_tr, y_tr, spec), ArrayDataset(x_te, y_te, spec)
+    return Split(train_set, test_set, spec, num_classes, channels, size)
 
 
 def load_cifar_split(
@@ -345,17 +368,35 @@ def load_synthetic_split(
     order = gen.permutation(n)
     images, labels = images[order], labels[order]
     cut = n * 3 // 4
-    normalization = normalization or ((images[:cut].mean(),), (images[:cut].std(),))
-    test_hash = test_split_hash(images[cut:], labels[cut:])
-    spec = _spec("synthetic", seed, 0.25, normalization, None, test_hash, 1)
-    return Split(
-        ArrayDataset(images[:cut], labels[:cut], spec),
-        ArrayDataset(images[cut:], labels[cut:], spec),
-        spec,
-        classes,
-        1,
-        image_size,
+    request = DataRequest("synthetic", None, seed, 0.25, normalization)
+    return in_memory_split(
+        request, (images[:cut], labels[:cut]), (images[cut:], labels[cut:]), classes
     )
+
+
+def load_digits(request: DataRequest) -> Split:
+    """The registered ``digits`` loader."""
+    return load_digits_split(request.seed, request.test_fraction, request.normalization)
+
+
+def load_cifar10(request: DataRequest) -> Split:
+    """The registered ``cifar10`` loader."""
+    return load_cifar_split(request.root(), 10, request.seed, request.normalization)
+
+
+def load_cifar100(request: DataRequest) -> Split:
+    """The registered ``cifar100`` loader."""
+    return load_cifar_split(request.root(), 100, request.seed, request.normalization)
+
+
+def load_imagenet(request: DataRequest) -> Split:
+    """The registered ``imagenet`` loader."""
+    return load_imagenet_split(request.root(), request.seed, request.normalization)
+
+
+def load_synthetic(request: DataRequest) -> Split:
+    """The registered ``synthetic`` loader (its own fixed 3:1 split)."""
+    return load_synthetic_split(request.seed, normalization=request.normalization)
 
 
 def load_dataset(
@@ -365,19 +406,11 @@ def load_dataset(
     test_fraction: float = 0.2,
     normalization: Normalization | None = None,
 ) -> Split:
-    """A dataset's split, normalised with ``normalization`` (per-channel mean and std of
-    pixels in [0, 1]) or the dataset's default (see :data:`STANDARD_NORMALIZATION`)."""
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    if name == "digits":
-        return load_digits_split(seed, test_fraction, normalization)
-    if name == "synthetic":
-        return load_synthetic_split(seed, normalization=normalization)
-    if data_dir is None:
-        raise UserError(f"--dataset {name} reads your local copy: pass --data-dir DIR")
-    if name.startswith("cifar"):
-        return load_cifar_split(data_dir, int(name.removeprefix("cifar")), seed, normalization)
-    return load_imagenet_split(data_dir, seed, normalization)
+    """A registered dataset's split, normalised with ``normalization`` (per-channel mean
+    and std of pixels in [0, 1]) or the dataset's default (see
+    :data:`STANDARD_NORMALIZATION`)."""
+    loader = resolve(DATASETS.get(name).loader)
+    return loader(DataRequest(name, data_dir, seed, test_fraction, normalization))
 
 
 def load_split(spec: DataSpec, data_dir: str | None = None) -> Split:

@@ -89,11 +89,11 @@ def test_imagenet_folder_layout(tmp_path):
 
 
 def test_layout_names_each_dataset_pixel_scaling():
-    from gac_deploy.config import DATASETS
+    from gac_deploy.registries.datasets import DATASETS
 
     assert DataSpec("digits").layout == "NCHW, float32, normalised: (pixel / 16 - mean) / std"
     assert DataSpec("cifar10").layout == "NCHW, float32, normalised: (pixel / 255 - mean) / std"
-    assert all(DataSpec(name).layout for name in DATASETS)
+    assert all(DataSpec(name).layout for name in DATASETS.names())
 
 
 def _raw_cifar_test(root):

@@ -15,9 +15,11 @@ PACKAGE = Path(__file__).parents[1] / "gac_deploy"
 # bottom to top
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "lava_compat"),
+    ("registries",),
     ("config", "fileio", "table", "augment", "cifar_files"),
     ("data",),
     ("body",),
+    ("neurons",),
     ("models",),
     ("checkpoint", "analysis"),
     ("export",),

@@ -16,10 +16,6 @@ bias_mant is in a_in units and v is in a_in units << 6.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from gac_deploy.config import LIFConfig
-
 WEIGHT_BITS = 8
 """Synaptic weights are 8-bit signed mantissas, shifted by their edge's weight exponent."""
 WEIGHT_STEP = 2
@@ -99,19 +95,3 @@ def threshold_mant(threshold: float, scale_exp: int) -> int:
 def voltage_decay_int(voltage_decay: float) -> int:
     """dv of a voltage decay 1 - tau (the fraction lost per step): round(4096 (1 - tau))."""
     return int(round(DECAY_UNITY * voltage_decay))
-
-
-@dataclass(frozen=True)
-class CubaParams:
-    """A spiking population's neuron on the chip: vThMant and dv (out of 4096)."""
-
-    threshold: int
-    voltage_decay: int
-
-
-def lif_device_params(lif: LIFConfig, scale_exp: int) -> CubaParams:
-    """The CUBA neuron that runs ``lif`` at unit 2**-scale_exp (lava-dl's ``device_params``)."""
-    return CubaParams(
-        threshold=threshold_mant(lif.threshold, scale_exp),
-        voltage_decay=voltage_decay_int(1.0 - lif.tau),
-    )

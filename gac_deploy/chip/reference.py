@@ -19,7 +19,8 @@ from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.config import LIFConfig
-from gac_deploy.models.lif import lif_forward, slayer_cuba_neuron
+from gac_deploy.models.lif import lif_forward
+from gac_deploy.neurons import body_neuron
 
 
 @dataclass
@@ -79,7 +80,7 @@ def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
         for pop in graph.populations:
             bias = channel_bias(pop.bias, pop.shape, torch.float64)
             a_in = _synaptic_input(graph, pop.name, signals) + bias
-            neuron = slayer_cuba_neuron(int(pop.threshold), int(pop.voltage_decay))
+            neuron = body_neuron().integer_neuron(int(pop.threshold), int(pop.voltage_decay))
             x = (a_in / ACTIVATION_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
             if pop.role == "readout":
                 _, voltage = neuron.dynamics(x)

@@ -3,16 +3,18 @@
 The host stage runs in onnxruntime. The body runs in the emulator
 (``backend='emulator'``, the default: integer arithmetic, whole test sets in
 seconds) or in Lava (``backend='lava'``: Loihi2SimCfg fixed point, a handful of
-images). The quantised PyTorch reference (lava-dl's CUBA neurons, layer by
-layer) runs on the same payload; every population's spikes are compared with it
-after the latency shift, and the read-out voltage integer by integer.
+images), each a runner registered in :mod:`gac_deploy.registries.backends`. The
+quantised PyTorch reference (lava-dl's CUBA neurons, layer by layer) runs on the same
+payload; every population's spikes are compared with it after the latency shift, and
+the read-out voltage integer by integer.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +24,9 @@ from gac_deploy.chip.reference import GraphRun, run_quantized_graph
 from gac_deploy.data import Split, load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.loading import Bundle
+from gac_deploy.registries import resolve
+from gac_deploy.registries.backends import BACKENDS, DEFAULT_BACKEND
 
-BACKENDS = ("emulator", "lava")
 BATCH_SPIKE_BUDGET = 1 << 28  # bytes of uint8 spikes per emulator batch
 
 
@@ -81,7 +84,7 @@ class SimulationReport:
         return data
 
 
-class _Tally:
+class Tally:
     """Running comparison of a backend with the reference, batch after batch."""
 
     def __init__(self) -> None:
@@ -174,27 +177,44 @@ def _reference(bundle: Bundle, payload: torch.Tensor, count: int | None) -> Grap
     return run_quantized_graph(bundle.graph, images.double())
 
 
+@dataclass
+class SimulationJob:
+    """What a backend's runner is given (:mod:`gac_deploy.registries.backends`): the
+    bundle, its test split, the number of test images to run (``count``, the first of
+    the split), the emulator's images per batch, how many of them to check against the
+    quantised reference (``check``, None: all), the running tally to add every image to
+    and a progress callback taking the number of images just run."""
+
+    bundle: Bundle
+    split: Split
+    count: int
+    batch_size: int
+    check: int | None
+    tally: Tally
+    progress: Callable[[int], Any]
+
+
 def simulate_bundle(
     bundle: Bundle,
-    backend: str = "emulator",
+    backend: str = DEFAULT_BACKEND,
     samples: int | None = None,
     batch_size: int | None = None,
     progress: bool = True,
     check: int | None = None,
     data_dir: str | None = None,
 ) -> SimulationReport:
-    """Run ``samples`` test images (None: the whole test split) through ``backend``, and
-    the first ``check`` of them (None: all) through the quantised reference too, which
-    at paper size costs several times the emulator's own time. ``data_dir``: where the
-    bundle's dataset lies now (default: where it was); it must hold the same test split.
+    """Run ``samples`` test images (None: the whole test split) through ``backend`` (a
+    name registered in :mod:`gac_deploy.registries.backends`), and the first ``check`` of
+    them (None: all) through the quantised reference too, which at paper size costs
+    several times the emulator's own time. ``data_dir``: where the bundle's dataset lies
+    now (default: where it was); it must hold the same test split.
 
     ``batch_size`` None: as many images per emulator batch as keep every spike of a
     batch under ``BATCH_SPIKE_BUDGET`` bytes. The emulator reads, encodes, runs and checks
     one batch at a time and keeps only running counts, so its memory is bounded by the
     batch size, not by ``samples`` (a whole test split streams through).
     """
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
+    runner = resolve(BACKENDS.get(backend).runner)
     if batch_size is None:
         per_image = bundle.graph.time_steps * sum(p.size for p in bundle.graph.populations)
         batch_size = max(1, min(1024, BATCH_SPIKE_BUDGET // per_image))
@@ -205,40 +225,50 @@ def simulate_bundle(
     started = time.perf_counter()
     split = load_split(bundle.data_spec, data_dir)
     count = len(split.test) if samples is None else samples
-    tally = _Tally()
-    run_s = 0.0
+    tally = Tally()
     bar = tqdm(
         total=count, desc=backend, unit="image", disable=None if progress else True, leave=False
     )
-    if backend == "lava":
-        from gac_deploy.chip.lava_runner import run_in_lava
-
-        images, labels = test_images(split, count)
-        _, payload = bundle.encode(images)
-        payload = np.rint(payload).astype(np.int32)
-        reference = _reference(bundle, torch.from_numpy(payload), check)
-        lava = run_in_lava(bundle.graph, payload, on_image=lambda i: bar.update(1))
-        run_s = lava.run_s
-        tally.add(lava.spikes, lava.readout, labels, reference)
-    else:
-        from gac_deploy.chip.emulator import emulate, payload_tensor, prepare
-
-        synapses = prepare(bundle.graph)
-        for images, labels in test_batches(split, count, batch_size):
-            _, payload = bundle.encode(images)
-            payload = payload_tensor(payload)  # integers, channels last, as the body reads
-            tick = time.perf_counter()
-            run = emulate(bundle.graph, payload, synapses)
-            run_s += time.perf_counter() - tick
-            remaining = None if check is None else check - tally.checked
-            reference = _reference(bundle, payload, remaining)
-            spikes = {k: v.numpy() for k, v in run.spikes.items()}  # uint8, compared as is
-            tally.add(spikes, run.readout.numpy(), labels, reference)
-            for name, ops in run.synaptic_ops.items():
-                tally.ops[name] = tally.ops.get(name, 0) + ops
-            for name, count in run.overflows.items():
-                tally.overflows[name] = tally.overflows.get(name, 0) + count
-            bar.update(len(labels))
-            del run, reference, spikes, payload  # nothing of a batch outlives it
+    run_s = runner(SimulationJob(bundle, split, count, batch_size, check, tally, bar.update))
     bar.close()
     return replace(tally.report(backend, bundle, run_s, started), test_split=len(split.test))
+
+
+def run_lava(job: SimulationJob) -> float:
+    """Backend ``lava``: every image at once through Lava's Loihi2SimCfg."""
+    from gac_deploy.chip.lava_runner import run_in_lava
+
+    bundle = job.bundle
+    images, labels = test_images(job.split, job.count)
+    _, payload = bundle.encode(images)
+    payload = np.rint(payload).astype(np.int32)
+    reference = _reference(bundle, torch.from_numpy(payload), job.check)
+    lava = run_in_lava(bundle.graph, payload, on_image=lambda i: job.progress(1))
+    job.tally.add(lava.spikes, lava.readout, labels, reference)
+    return lava.run_s
+
+
+def run_emulator(job: SimulationJob) -> float:
+    """Backend ``emulator``: the bit-exact integer emulator, one batch at a time."""
+    from gac_deploy.chip.emulator import emulate, payload_tensor, prepare
+
+    bundle, tally = job.bundle, job.tally
+    synapses = prepare(bundle.graph)
+    run_s = 0.0
+    for images, labels in test_batches(job.split, job.count, job.batch_size):
+        _, payload = bundle.encode(images)
+        payload = payload_tensor(payload)  # integers, channels last, as the body reads
+        tick = time.perf_counter()
+        run = emulate(bundle.graph, payload, synapses)
+        run_s += time.perf_counter() - tick
+        remaining = None if job.check is None else job.check - tally.checked
+        reference = _reference(bundle, payload, remaining)
+        spikes = {k: v.numpy() for k, v in run.spikes.items()}  # uint8, compared as is
+        tally.add(spikes, run.readout.numpy(), labels, reference)
+        for name, ops in run.synaptic_ops.items():
+            tally.ops[name] = tally.ops.get(name, 0) + ops
+        for name, count in run.overflows.items():
+            tally.overflows[name] = tally.overflows.get(name, 0) + count
+        job.progress(len(labels))
+        del run, reference, spikes, payload  # nothing of a batch outlives it
+    return run_s

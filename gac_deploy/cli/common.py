@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from gac_deploy.errors import UserError
+from gac_deploy.registries import Registry
 
 
 def write_json_report(path: str | None, data: dict) -> None:
@@ -58,3 +62,39 @@ def activity_warnings(rates: dict[str, float], images: int) -> list[str]:
                 f"test images: {', '.join(names)}"
             )
     return lines
+
+
+def add_registry_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    registry: Registry[Any],
+    summary: str,
+    *,
+    default: str | None = None,
+    marked: str | None = None,
+) -> None:
+    """``flag``, whose value is a name in ``registry``: argparse lists the names (in the
+    usage line and in the help, each with its entry's ``help``) and refuses any other
+    with the registry's own message. ``default``: the value when the flag is not given;
+    ``marked``: a name shown as the default without being stored (the flag then stays
+    None when not given, for a later setting to decide)."""
+
+    def registered(name: str) -> str:
+        try:
+            registry.get(name)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return name
+
+    shown = default or marked
+    entries = "; ".join(
+        f"{name}{' (default)' if name == shown else ''}: {entry.help}"
+        for name, entry in registry.items()
+    )
+    parser.add_argument(
+        flag,
+        type=registered,
+        choices=registry.names(),
+        default=default,
+        help=f"{summary}: {entries}".replace("%", "%%"),
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from gac_deploy.cli.common import add_data_dir_arg, write_json_report
-from gac_deploy.config import ENCODERS, SHORTCUTS
+from gac_deploy.cli.common import add_data_dir_arg, add_registry_option, write_json_report
+from gac_deploy.config import SHORTCUTS
+from gac_deploy.registries.encoders import ENCODERS
+from gac_deploy.registries.profiles import DEFAULT_PROFILE, PROFILES
 
 
 def add_parser(sub) -> None:
@@ -24,14 +26,14 @@ def add_parser(sub) -> None:
         default="paper",
         help="which table to print (default paper; both totals are always printed)",
     )
-    p.add_argument(
-        "--profile",
-        default="horowitz45-fp32",
-        help="horowitz45-fp32 (default, the paper's), horowitz45-int8 or loihi",
+    add_registry_option(
+        p, "--profile", PROFILES, "the energy per operation", default=DEFAULT_PROFILE
     )
     p.add_argument("--arch", help="what-if: a registered architecture instead of a path")
     p.add_argument("-T", "--time-steps", type=int, help="what-if: time steps")
-    p.add_argument("--encoder", choices=ENCODERS, help="what-if: encoder (gac; direct = no GAC)")
+    add_registry_option(
+        p, "--encoder", ENCODERS, "what-if: the encoder (default: the architecture's)"
+    )
     p.add_argument(
         "--shortcut",
         choices=SHORTCUTS,
@@ -50,7 +52,6 @@ def run(args) -> dict:
     from gac_deploy.cli.paths import expect
     from gac_deploy.energy.report import (
         check_samples,
-        energy_profile,
         format_comparison,
         format_report,
         load_rates,
@@ -60,7 +61,7 @@ def run(args) -> dict:
     )
     from gac_deploy.errors import UserError
 
-    profile = energy_profile(args.profile)
+    profile = PROFILES.get(args.profile)
     check_samples(args.samples)
     if args.arch is not None:
         config = what_if_config(args.arch, args.time_steps, args.encoder, args.shortcut)

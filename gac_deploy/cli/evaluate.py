@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gac_deploy.cli.common import add_data_dir_arg, write_json_report
-from gac_deploy.config import DATASETS
+from gac_deploy.cli.common import add_data_dir_arg, add_registry_option, write_json_report
 from gac_deploy.errors import UserError
+from gac_deploy.registries.datasets import DATASETS
 
 
 def add_parser(sub) -> None:
@@ -15,9 +15,7 @@ def add_parser(sub) -> None:
         "(same seed and normalisation).",
     )
     p.add_argument("checkpoint", help="model.pt")
-    p.add_argument(
-        "--dataset", choices=DATASETS, help="the model's dataset (checked against model.pt)"
-    )
+    add_registry_option(p, "--dataset", DATASETS, "the model's dataset (checked against model.pt)")
     add_data_dir_arg(p)
     p.add_argument("--samples", type=int, help="only the first N test images")
     p.add_argument("--json", help="also write the result to this JSON file")

@@ -1,13 +1,20 @@
 """``gac-deploy export``: a model.pt as a Loihi 2 bundle (encoder.onnx, body.net,
 manifest.json), or with ``--target nir`` as a NIR bundle (encoder.onnx, body.nir,
-manifest.json)."""
+manifest.json), or as a bundle of any target registered in
+:mod:`gac_deploy.registries.targets`."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from gac_deploy.cli.common import activity_warnings, add_data_dir_arg, samples_arg
+from gac_deploy.cli.common import (
+    activity_warnings,
+    add_data_dir_arg,
+    add_registry_option,
+    samples_arg,
+)
+from gac_deploy.registries.targets import DEFAULT_TARGET, TARGETS
 
 
 def add_parser(sub) -> None:
@@ -19,7 +26,9 @@ def add_parser(sub) -> None:
         "body.nir (NIR graph) instead of body.net.",
     )
     p.add_argument("checkpoint", help="model.pt written by 'gac-deploy train'")
-    p.add_argument("--target", default="loihi2", help="loihi2 (default) or nir")
+    add_registry_option(
+        p, "--target", TARGETS, "what the body is written as", default=DEFAULT_TARGET
+    )
     p.add_argument("--out", help="bundle directory (default: 'bundle' beside the checkpoint)")
     p.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
     p.add_argument(
@@ -52,6 +61,8 @@ def run(args) -> dict:
     bundle = export_bundle(args.checkpoint, out, target=args.target, chips=args.chips)
     if bundle.target == "nir":
         return report_nir(bundle, out, started)
+    if bundle.target != "loihi2":
+        return report_files(bundle, out, started)
     report = report_loihi2(bundle, out, started)
     if samples == 0:
         return report
@@ -64,6 +75,16 @@ def run(args) -> dict:
             samples=fidelity.samples,
         )
     return report
+
+
+def report_files(bundle, out: str, started: float) -> dict:
+    """What any target's export wrote (a target without a report of its own here)."""
+    from gac_deploy.export.manifest import MANIFEST_FILE, artifacts_of
+
+    files = [*artifacts_of(bundle.target), MANIFEST_FILE]
+    print(f"{bundle.target} bundle exported in {time.perf_counter() - started:.1f} s")
+    print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
+    return {"bundle": out}
 
 
 def report_nir(bundle, out: str, started: float) -> dict:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from gac_deploy.cli.common import (
     activity_warnings,
     add_data_dir_arg,
+    add_registry_option,
     samples_arg,
     write_json_report,
 )
+from gac_deploy.registries.backends import BACKENDS, DEFAULT_BACKEND
 
 
 def add_parser(sub) -> None:
@@ -20,16 +22,15 @@ def add_parser(sub) -> None:
         "images; compare with the quantised reference spike by spike.",
     )
     p.add_argument("bundle", help="bundle directory written by 'gac-deploy export'")
-    p.add_argument(
-        "--backend",
-        default="emulator",
-        help="emulator (default: bit-exact integer emulation, whole test sets) or "
-        "lava (Lava's Loihi2SimCfg, a handful of images)",
+    add_registry_option(p, "--backend", BACKENDS, "what runs the body", default=DEFAULT_BACKEND)
+    defaults = ", ".join(
+        f"{'all' if entry.default_samples is None else entry.default_samples} for {name}"
+        for name, entry in BACKENDS.items()
     )
     p.add_argument(
         "--samples",
         type=samples_arg,
-        help="test images to run, or 'all' (default: all for the emulator, 16 for lava)",
+        help=f"test images to run, or 'all' (default: {defaults})",
     )
     p.add_argument(
         "--batch-size",
@@ -57,9 +58,8 @@ def run(args) -> dict:
 
     expect(args.bundle, "bundle")
     bundle = load_bundle(args.bundle)
-    samples = (
-        args.samples if args.samples is not None else (16 if args.backend == "lava" else "all")
-    )
+    default = BACKENDS.get(args.backend).default_samples
+    samples = args.samples if args.samples is not None else default or "all"
     report = simulate_bundle(
         bundle,
         args.backend,

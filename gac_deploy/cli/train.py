@@ -6,9 +6,11 @@ import os
 import time
 from pathlib import Path
 
-from gac_deploy.cli.common import add_normalization_args
-from gac_deploy.config import DATASETS, ENCODERS, GAU_MODES, PRESETS, SHORTCUTS
+from gac_deploy.cli.common import add_normalization_args, add_registry_option
+from gac_deploy.config import GAU_MODES, SHORTCUTS
 from gac_deploy.errors import UserError
+from gac_deploy.registries.datasets import DATASETS, DEFAULT_DATASET
+from gac_deploy.registries.encoders import DEFAULT_ENCODER, ENCODERS
 
 QAT_EPOCHS = 10
 QAT_LR = 0.01
@@ -17,21 +19,25 @@ QAT_LR = 0.01
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a GAC spiking network (default: digits)",
+        help=f"train a GAC spiking network (default: {DEFAULT_DATASET})",
         description="Train a GAC-MS-ResNet. Writes OUT/model.pt and OUT/metrics.jsonl.",
     )
     p.add_argument("--model", help="registered model name (default digits-gac-msresnet)")
+    add_registry_option(p, "--dataset", DATASETS, "the data", marked=DEFAULT_DATASET)
+    local = [name for name, entry in DATASETS.items() if entry.needs_data_dir]
     p.add_argument(
-        "--dataset",
-        choices=DATASETS,
-        help="digits (default), cifar10, cifar100, "
-        "imagenet (your local copy, --data-dir) or synthetic",
+        "--data-dir",
+        help=f"where the dataset lies in its standard on-disk format (needed by "
+        f"{', '.join(local)})",
     )
-    p.add_argument("--data-dir", help="where the dataset lies in its standard on-disk format")
     add_normalization_args(
         p, "the authors' constants for CIFAR and ImageNet, the training split's own for digits"
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), help="the paper's recipe for a dataset")
+    p.add_argument(
+        "--preset",
+        choices=tuple(DATASETS.presets()),
+        help="a dataset's recipe (the paper's); flags and --config override its settings",
+    )
     p.add_argument("--config", help="YAML file of settings (a run's config.yaml works too)")
     p.add_argument("--label-smoothing", type=float, help="label smoothing (default 0)")
     p.add_argument("--cutmix", type=float, help="CutMix Beta parameter, 0 = off (default 0)")
@@ -78,7 +84,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, help="seed for initialisation, split and order (default 0)")
     p.add_argument("-T", "--time-steps", type=int, help="time steps T (default 4)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    p.add_argument("--encoder", choices=ENCODERS, help="gac (default), lif, direct or rate coding")
+    add_registry_option(p, "--encoder", ENCODERS, "the encoder", marked=DEFAULT_ENCODER)
     p.add_argument("--gau", choices=GAU_MODES, help="GAC gate: full (default), ta or sca")
     p.add_argument("--sca-kernel", type=int, help="spatial-channel attention kernel K (4)")
     p.add_argument(

@@ -24,7 +24,8 @@ source of the stream it reads (``models.msresnet.compose_shortcut``). Both conve
 count them as the chip runs them: AC layers (graded AC from O) with their composed
 kernels' FLOPs and their sources' rates; ``complete`` with exact events.
 
-A profile is a named set of per-operation energies with its source.
+A profile is a named set of per-operation energies with its source
+(:mod:`gac_deploy.registries.profiles`).
 """
 
 from __future__ import annotations
@@ -38,72 +39,7 @@ from gac_deploy.body.ops import LayerSpec, edge_flops
 from gac_deploy.config import ModelConfig
 from gac_deploy.models.encoder import HostOp, encoder_class
 from gac_deploy.models.msresnet import ENCODER_LIF
-
-HOROWITZ = "Horowitz, ISSCC 2014, 45 nm"
-
-
-@dataclass(frozen=True)
-class EnergyProfile:
-    """Energy in pJ per operation. Host operations (MAC, mul, add, host neuron update) run
-    on a conventional processor; chip operations are synaptic events, neuron updates and
-    spikes on the neuromorphic core."""
-
-    name: str
-    mac: float
-    mul: float
-    add: float
-    synop: float
-    neuron: float
-    spike: float
-    source: str
-
-    def price(self, op: str) -> float:
-        return {
-            "MAC": self.mac,
-            "mul": self.mul,
-            "add": self.add,
-            "host neuron update": self.mac,
-            "AC": self.synop,
-            "graded AC": self.synop,
-            "neuron update": self.neuron,
-            "spike": self.spike,
-        }[op]
-
-
-PROFILES = {
-    "horowitz45-fp32": EnergyProfile(
-        "horowitz45-fp32",
-        4.6,
-        3.7,
-        0.9,
-        0.9,
-        4.6,
-        0.0,
-        f"{HOROWITZ}, 32-bit float: multiply 3.7, add 0.9 pJ (the paper's E_MAC 4.6, "
-        "E_AC 0.9); a neuron update is priced as one MAC (decay multiply + add); spikes free",
-    ),
-    "horowitz45-int8": EnergyProfile(
-        "horowitz45-int8",
-        0.23,
-        0.2,
-        0.03,
-        0.03,
-        0.23,
-        0.0,
-        f"{HOROWITZ}, 8-bit integer: multiply 0.2, add 0.03 pJ; a neuron update as one MAC",
-    ),
-    "loihi": EnergyProfile(
-        "loihi",
-        4.6,
-        3.7,
-        0.9,
-        23.6,
-        52.0,
-        1.7,
-        "chip: Davies et al., IEEE Micro 2018 (Loihi): 23.6 pJ per synaptic op, 52 pJ per "
-        "neuron update, 1.7 pJ per spike within a tile; host: horowitz45-fp32",
-    ),
-}
+from gac_deploy.registries.profiles import PAPER_PROFILE, EnergyProfile
 
 
 @dataclass(frozen=True)
@@ -141,7 +77,7 @@ def paper_energy(
     specs: list[LayerSpec],
     firing_rates: dict[str, float],
     time_steps: int,
-    profile: EnergyProfile = PROFILES["horowitz45-fp32"],
+    profile: EnergyProfile = PAPER_PROFILE,
 ) -> list[LayerEnergy]:
     """Eq. 11 per layer. ``firing_rates``: population name -> Eq. 12 rate."""
     rows = []

@@ -27,9 +27,7 @@ from gac_deploy.chip.reference import run_float_graph
 from gac_deploy.config import ModelConfig
 from gac_deploy.data import load_split
 from gac_deploy.energy.accounting import (
-    PROFILES,
     Activity,
-    EnergyProfile,
     LayerEnergy,
     ann_energy,
     complete_energy,
@@ -41,7 +39,9 @@ from gac_deploy.errors import UserError
 from gac_deploy.export.loading import load_bundle
 from gac_deploy.export.manifest import MANIFEST_FILE
 from gac_deploy.models import GACMSResNet, build_model, default_config
+from gac_deploy.models.encoder import LIFEncoder
 from gac_deploy.models.msresnet import ENCODER_LIF
+from gac_deploy.registries.profiles import DEFAULT_PROFILE, PAPER_PROFILE, PROFILES, EnergyProfile
 
 
 @dataclass
@@ -90,15 +90,6 @@ def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str
     return Activity(graph.time_steps, rates, events, True, source)
 
 
-DEFAULT_PROFILE = "horowitz45-fp32"
-
-
-def energy_profile(name: str) -> EnergyProfile:
-    if name not in PROFILES:
-        raise UserError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
-    return PROFILES[name]
-
-
 def check_samples(samples: int) -> None:
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
@@ -134,7 +125,7 @@ def model_activity(
     activity = _activity_from_signals(graph, signals, len(images), "float PyTorch model")
     if labels is not None:
         activity.accuracy = float((run.predictions == labels).double().mean())
-    if model.config.encoder != "gac" and model.config.encoder != "lif":
+    if not isinstance(model.encoder, LIFEncoder):  # O is not the encoder LIF's spikes
         activity.rates.pop(ENCODER_LIF)
     return activity, graph
 
@@ -233,7 +224,7 @@ def priced_report(
 def report_for_bundle(
     path: str | Path,
     samples: int = 64,
-    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+    profile: EnergyProfile = PAPER_PROFILE,
     data_dir: str | None = None,
 ) -> EnergyReport:
     """A bundle (its directory or its manifest.json) measured by the emulator on
@@ -248,7 +239,7 @@ def report_for_bundle(
 def report_for_checkpoint(
     path: str | Path,
     samples: int = 64,
-    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+    profile: EnergyProfile = PAPER_PROFILE,
     data_dir: str | None = None,
 ) -> EnergyReport:
     """A model.pt measured by the float model on ``samples`` test images."""
@@ -264,7 +255,7 @@ def report_for_checkpoint(
 def report_for_path(
     path: str | Path,
     samples: int = 64,
-    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+    profile: EnergyProfile = PAPER_PROFILE,
     data_dir: str | None = None,
 ) -> EnergyReport:
     """A bundle directory (or its manifest.json), else a model.pt; its test images from
@@ -278,7 +269,7 @@ def report_for_path(
 def report_what_if(
     config: ModelConfig,
     rates: dict[str, float],
-    profile: EnergyProfile = PROFILES[DEFAULT_PROFILE],
+    profile: EnergyProfile = PAPER_PROFILE,
 ) -> EnergyReport:
     """An architecture with assumed firing rates (``load_rates``); events estimated."""
     activity, graph = what_if_activity(config, rates)
@@ -301,7 +292,7 @@ def energy_report(
     """The ``energy`` command's choice in one call, for scripts and tests: the what-if
     report when ``arch`` is given, else the report of the bundle or model.pt at ``path``.
     Options are refused in the command's order: profile, samples, then the source's own."""
-    pricing = energy_profile(profile)
+    pricing = PROFILES.get(profile)
     check_samples(samples)
     if arch is not None:
         config = what_if_config(arch, time_steps, encoder, shortcut)

@@ -3,7 +3,8 @@
 ``load_bundle`` opens a Loihi 2 bundle (body.net, refused if it leaves the Loihi 2
 formats or disagrees with the manifest and the encoder), ``load_nir_bundle`` a NIR
 bundle (its graph the float body read back from body.nir), ``load_any_bundle``
-whichever a directory holds. A :class:`Bundle` runs its host stage (encoder.onnx) by
+whichever a directory holds, by the loader its target registers
+(:mod:`gac_deploy.registries.targets`). A :class:`Bundle` runs its host stage (encoder.onnx) by
 onnxruntime.
 """
 
@@ -30,6 +31,8 @@ from gac_deploy.export.netx_hdf5 import read_body
 from gac_deploy.export.onnx_encoder import check_encoder_onnx, run_encoder_onnx
 from gac_deploy.fileio import read_json, sha256_file
 from gac_deploy.models.encoder import encoder_class
+from gac_deploy.registries import resolve
+from gac_deploy.registries.targets import TARGETS
 
 
 @dataclass
@@ -61,8 +64,9 @@ class Bundle:
         return run_encoder_onnx(self.path / ENCODER_FILE, images, expected)
 
 
-def _open(path: Path) -> dict[str, Any]:
-    """The manifest of the bundle at ``path``, checked, with every artifact's hash verified."""
+def open_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the bundle at ``path``, checked, with every artifact's hash verified
+    (what every target's loader does first)."""
     if not path.is_dir():
         raise UserError(f"bundle not found: {path}; create it with 'gac-deploy export model.pt'")
     manifest = read_json(path / MANIFEST_FILE, "bundle manifest")
@@ -84,12 +88,14 @@ def load_bundle(path: str | Path) -> Bundle:
     """Open a Loihi 2 bundle directory, refusing it if its manifest does not follow the
     schema, any artifact's hash does not match, or body.net leaves the Loihi 2 formats."""
     path = Path(path)
-    manifest = _open(path)
-    if manifest["target"] != "loihi2":
+    manifest = open_manifest(path)
+    if manifest["target"] == "nir":
         raise UserError(
             f"{path} is a NIR bundle (a float body for other simulators); make a Loihi 2 "
             f"bundle of it with 'gac-deploy import-nir {path} --out DIR'"
         )
+    if manifest["target"] != "loihi2":
+        raise UserError(f"{path} is a {manifest['target']} bundle, not a Loihi 2 bundle")
     graph = read_body(path / BODY_FILE)
     if graph.time_steps != manifest["time_steps"]:
         raise UserError(
@@ -115,7 +121,7 @@ def load_nir_bundle(path: str | Path) -> Bundle:
     from gac_deploy.export.nir_graph import read_nir
 
     path = Path(path)
-    manifest = _open(path)
+    manifest = open_manifest(path)
     if manifest["target"] != "nir":
         raise UserError(f"{path} is a {manifest['target']} bundle, not a NIR bundle")
     graph = read_nir(path / NIR_BODY_FILE, manifest["time_steps"])
@@ -123,10 +129,12 @@ def load_nir_bundle(path: str | Path) -> Bundle:
 
 
 def load_any_bundle(path: str | Path) -> Bundle:
-    """A Loihi 2 or NIR bundle, whichever ``path`` holds."""
+    """A bundle of any registered target, opened by its target's loader (a manifest
+    that names none is refused as :func:`load_bundle` refuses it)."""
     if not Path(path).is_dir():
         return load_bundle(path)
     manifest = read_json(Path(path) / MANIFEST_FILE, "bundle manifest")
-    if isinstance(manifest, dict) and manifest.get("target") == "nir":
-        return load_nir_bundle(path)
+    target = manifest.get("target") if isinstance(manifest, dict) else None
+    if isinstance(target, str) and target in TARGETS:
+        return resolve(TARGETS.get(target).loader)(path)
     return load_bundle(path)

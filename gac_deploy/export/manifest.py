@@ -4,9 +4,11 @@ manifest records, and the checks that a manifest is exactly what was written.
 A bundle is encoder.onnx (host) + body.net (chip) + manifest.json; a bundle of target
 ``nir`` holds body.nir (the float body as a NIR graph, see
 :mod:`gac_deploy.export.nir_graph`) instead of body.net, with a manifest of the same
-schema (no quantisation, timing or resources). The manifest records every artifact's
-sha256 (:func:`build_manifest`); :func:`check_manifest` refuses one that leaves the
-schema, and :func:`check_replaceable` an output path that holds anything but a bundle.
+schema (no quantisation, timing or resources). Each target's body file, where it runs
+and its schema are registered in :mod:`gac_deploy.registries.targets`. The manifest
+records every artifact's sha256 (:func:`build_manifest`); :func:`check_manifest` refuses
+one that leaves the schema, and :func:`check_replaceable` an output path that holds
+anything but a bundle.
 Writing bundles: :mod:`gac_deploy.export.targets`; opening them:
 :mod:`gac_deploy.export.loading`.
 """
@@ -30,24 +32,25 @@ from gac_deploy.data import DataSpec
 from gac_deploy.errors import UserError
 from gac_deploy.export.onnx_encoder import OPSET
 from gac_deploy.fileio import some_names
+from gac_deploy.registries.targets import TARGETS
 
 FORMAT = "gac-deploy-bundle"
 FORMAT_VERSION = 2
-TARGETS = ("loihi2", "nir")
 ENCODER_FILE = "encoder.onnx"
-BODY_FILE = "body.net"
-NIR_BODY_FILE = "body.nir"
 MANIFEST_FILE = "manifest.json"
-BODY_FILES = {"loihi2": BODY_FILE, "nir": NIR_BODY_FILE}
-ARTIFACTS = (ENCODER_FILE, BODY_FILE)
-"""The files manifest.json hashes (a Loihi 2 bundle; :func:`artifacts_of` for any target)."""
-BUNDLE_FILES = (ENCODER_FILE, BODY_FILE, NIR_BODY_FILE, MANIFEST_FILE)
-NIR_SCHEMA = "NIR 1.0 graph (nir.write), float body; mapping in gac_deploy/export/nir_graph.py"
+BODY_FILE = TARGETS.get("loihi2").body_file
+NIR_BODY_FILE = TARGETS.get("nir").body_file
 
 
 def artifacts_of(target: str) -> tuple[str, str]:
-    """The files a bundle of ``target`` holds besides its manifest."""
-    return (ENCODER_FILE, BODY_FILES[target])
+    """The files a bundle of ``target`` holds besides its manifest (manifest.json hashes
+    them)."""
+    return (ENCODER_FILE, TARGETS.get(target).body_file)
+
+
+def bundle_files() -> set[str]:
+    """Every file name a bundle of any registered target may hold."""
+    return {ENCODER_FILE, MANIFEST_FILE, *(entry.body_file for _, entry in TARGETS.items())}
 
 
 def check_replaceable(path: Path) -> None:
@@ -60,7 +63,7 @@ def check_replaceable(path: Path) -> None:
             f"output {path} exists and is not a directory; choose a new bundle directory"
         )
     names = sorted(p.name for p in path.iterdir())
-    foreign = [n for n in names if n not in BUNDLE_FILES]
+    foreign = [n for n in names if n not in bundle_files()]
     if foreign:
         shown = some_names(foreign)
         raise UserError(
@@ -103,6 +106,7 @@ def build_manifest(
     body's Eq. 11 layers; ``artifacts`` each file's sha256, which ``load_bundle`` checks.
     Target ``nir``: ``graph`` is the float body, ``timing`` and ``mapping`` are None (no
     latency, no resources) and ``payload_bits`` the bits encoder.onnx sends."""
+    kind = TARGETS.get(target)
     latency = timing.latency if timing else dict.fromkeys((p.name for p in graph.populations), 0)
     bits = graph.payload_bits if payload_bits is None else payload_bits
     return {
@@ -132,11 +136,9 @@ def build_manifest(
             },
         },
         "body": {
-            "file": BODY_FILES[target],
-            "runs_on": "chip" if target == "loihi2" else "any NIR reader",
-            "schema": NIR_SCHEMA
-            if target == "nir"
-            else "lava-dl netx hdf5 + gac extension (see gac_deploy/export/netx_hdf5.py)",
+            "file": kind.body_file,
+            "runs_on": kind.runs_on,
+            "schema": kind.schema,
             "payload_bits": bits,
             "payload_range": list(payload_range(bits, graph.signed_input)),
             "latency_steps": timing.total_latency if timing else 0,
@@ -232,7 +234,7 @@ def check_manifest(file: Path, manifest: Any) -> None:
         if not isinstance(manifest[key], kind) or kind is int and isinstance(manifest[key], bool):
             raise refuse(f"{key} is a {type(manifest[key]).__name__}")
     if manifest["target"] not in TARGETS:
-        raise refuse(f"target {manifest['target']!r} is not one of {', '.join(TARGETS)}")
+        raise refuse(f"target {manifest['target']!r} is not one of {', '.join(TARGETS.names())}")
     data_keys = {f.name for f in dataclasses.fields(DataSpec)}
     sections = (
         ("input", manifest["input"], set(INPUT_KEYS)),

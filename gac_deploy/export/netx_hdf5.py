@@ -6,7 +6,8 @@ topological order with ``type`` ('conv' or 'dense'), ``shape``, ``weight``
 (conv [out, in, kH, kW], dense [out, in]: the integers the synapses apply, int16),
 ``bias`` (neuron bias mantissa,
 exponent 6), ``stride``/``padding``/``dilation`` as (H, W), ``groups``, and
-``neuron/{type, iDecay, vDecay, vThMant, refDelay, gradedSpike}``. A 'flatten'
+``neuron/{type, iDecay, vDecay, vThMant, refDelay, gradedSpike}`` (the body's neuron,
+:func:`gac_deploy.neurons.cuba.netx_fields`). A 'flatten'
 layer precedes a dense layer that reads a (C, H, W) population. The standard
 weight of a layer is its edge from the layer before it, so a plain chain is a
 NetX network as it stands.
@@ -34,11 +35,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from gac_deploy.body.formats import CURRENT_DECAY
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population, check_graph
 from gac_deploy.body.loihi2 import check_formats
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import write_bytes
+from gac_deploy.neurons import BODY_NEURON, body_neuron
 
 FORMAT = "gac-deploy body.net"
 VERSION = 3
@@ -67,12 +68,12 @@ def _write_population(layer: h5py.Group, graph: Graph, pop: Population, previous
         layer.create_dataset("dilation", data=np.array([1, 1]))
         layer.create_dataset("groups", data=1)
     neuron = layer.create_group("neuron")
-    _string(neuron, "type", "CUBA")
-    neuron.create_dataset("iDecay", data=CURRENT_DECAY)
-    neuron.create_dataset("vDecay", data=int(pop.voltage_decay))
-    neuron.create_dataset("vThMant", data=int(pop.threshold))
-    neuron.create_dataset("refDelay", data=1)
-    neuron.create_dataset("gradedSpike", data=False)
+    fields = body_neuron().netx_fields(int(pop.threshold), int(pop.voltage_decay))
+    for key, value in fields.items():
+        if isinstance(value, str):
+            _string(neuron, key, value)
+        else:
+            neuron.create_dataset(key, data=value)
     ext = layer.create_group("gac")
     ext.attrs["name"] = pop.name
     ext.attrs["role"] = pop.role
@@ -174,6 +175,12 @@ def read_body(path: str | Path) -> Graph:
                 ext = layer["gac"]
                 name = _read_str(ext.attrs["name"])
                 neuron = layer["neuron"]
+                model = _read_str(neuron["type"][0]) if "type" in neuron else "no"
+                if model != BODY_NEURON:
+                    raise UserError(
+                        f"{path}: population {name} runs {model} neurons, not "
+                        f"{BODY_NEURON}, the neuron the body runs; re-export the bundle"
+                    )
                 pop = Population(
                     name=name,
                     shape=tuple(int(v) for v in layer["shape"][()]),

@@ -15,7 +15,8 @@
   accumulates), summed by the reader. A Conv2d, not Flatten + Affine, because readers
   differ on whether Flatten's start_dim counts the batch dimension.
 
-**The LIF parameters.** Our neuron (``models/lif.py``) is, per step,
+**The LIF parameters** (written by :func:`gac_deploy.neurons.cuba.nir_node`). Our
+neuron (``neurons/cuba.py``) is, per step,
 ``v = tau_k v (1 - s_prev) + x;  s = v > Vth;`` reset to 0 — CUBA with current decay 1
 (no current kept) and voltage decay ``1 - tau_k`` (tau_k = 0.25 kept per step). A NIR
 ``LIF`` (``tau dv/dt = (v_leak - v) + r I``) integrated by forward Euler with step ``dt``
@@ -58,6 +59,7 @@ import numpy as np
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population, check_graph
 from gac_deploy.errors import UserError
 from gac_deploy.fileio import write_bytes
+from gac_deploy.neurons import body_neuron
 
 DT = 1e-4
 """Seconds per time step a NIR reader must integrate with (see the module docstring)."""
@@ -78,22 +80,6 @@ def synapse_node_name(edge: Edge) -> str:
     return f"{edge.layer.replace('@', '.of.')}.to.{edge.dst}"
 
 
-def lif_parameters(threshold: float, voltage_decay: float, shape: tuple[int, ...]) -> dict:
-    """``nir.LIF`` arguments (arrays of the population's shape) for a population with
-    threshold Vth and ``voltage_decay`` = 1 - tau_k (the fraction lost per step)."""
-    if not 0.0 < voltage_decay <= 1.0:
-        raise UserError(f"voltage decay {voltage_decay} has no NIR LIF time constant")
-    tau = DT / voltage_decay
-    full = np.ones(shape)
-    return {
-        "tau": tau * full,
-        "r": tau / DT * full,
-        "v_leak": 0.0 * full,
-        "v_threshold": threshold * full,
-        "v_reset": 0.0 * full,
-    }
-
-
 def graph_to_nir(graph: Graph):
     """A float body graph as a ``nir.NIRGraph`` (validated by NIR's own type checking)."""
     import nir
@@ -106,7 +92,9 @@ def graph_to_nir(graph: Graph):
         if pop.role == "lif":
             if np.any(pop.bias):
                 raise ValueError(f"{pop.name}: a population bias has no NIR LIF field")
-            nodes[pop.name] = nir.LIF(**lif_parameters(pop.threshold, pop.voltage_decay, pop.shape))
+            nodes[pop.name] = body_neuron().nir_node(
+                pop.threshold, pop.voltage_decay, pop.shape, DT
+            )
         for edge in graph.incoming(pop.name):
             name = synapse_node_name(edge)
             nodes[name] = _synapse_node(graph, edge, pop)

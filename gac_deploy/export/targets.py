@@ -1,12 +1,14 @@
 """Writing deployment bundles: a checkpoint exported for a target, and a NIR graph imported.
 
-``export_bundle`` writes encoder.onnx, the body and manifest.json into a temporary
-directory and renames it into place, so an interrupted export leaves no half-written
-bundle. Target ``loihi2`` writes the quantised body as body.net; target ``nir`` writes
-body.nir (the float body as a NIR graph, see :mod:`gac_deploy.export.nir_graph`) beside
-the same encoder.onnx. ``import_nir`` turns a NIR graph back into a Loihi 2 bundle: the
-body from the NIR file, the host encoder (encoder.onnx, the input section, the model and
-T) from a bundle, by default the NIR bundle the file came in. The encoder.onnx of a NIR
+``export_bundle`` hands an :class:`ExportJob` to the writer its target registers
+(:mod:`gac_deploy.registries.targets`), which writes encoder.onnx, the body and
+manifest.json into a temporary directory and renames it into place, so an interrupted
+export leaves no half-written bundle. Target ``loihi2`` writes the quantised body as
+body.net; target ``nir`` writes body.nir (the float body as a NIR graph, see
+:mod:`gac_deploy.export.nir_graph`) beside the same encoder.onnx. ``import_nir`` turns
+a NIR graph back into a Loihi 2 bundle: the body from the NIR file, the host encoder
+(encoder.onnx, the input section, the model and T) from a bundle, by default the NIR
+bundle the file came in. The encoder.onnx of a NIR
 bundle sends the payload bits that the model's Loihi 2 export uses, so such a round trip
 gives the same bundle.
 """
@@ -33,7 +35,6 @@ from gac_deploy.export.manifest import (
     ENCODER_FILE,
     MANIFEST_FILE,
     NIR_BODY_FILE,
-    TARGETS,
     artifacts_of,
     build_manifest,
     check_replaceable,
@@ -42,15 +43,17 @@ from gac_deploy.export.netx_hdf5 import write_body
 from gac_deploy.export.onnx_encoder import export_encoder_onnx, with_payload_bits
 from gac_deploy.fileio import atomic_directory, sha256_file, write_bytes, write_json
 from gac_deploy.models.encoder import encoder_class
+from gac_deploy.registries import resolve
+from gac_deploy.registries.targets import DEFAULT_TARGET, TARGETS
 
 
 def export_bundle(
-    checkpoint: str | Path, out: str | Path, target: str = "loihi2", chips: int = 1
+    checkpoint: str | Path, out: str | Path, target: str = DEFAULT_TARGET, chips: int = 1
 ) -> Bundle:
-    """A checkpoint as a bundle of ``target``: ``loihi2`` (quantised body.net) or ``nir``
-    (the float body as body.nir, for other simulators and chips)."""
-    if target not in TARGETS:
-        raise UserError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
+    """A checkpoint as a bundle of ``target``, written by the target's registered writer
+    (:mod:`gac_deploy.registries.targets`): ``loihi2`` (quantised body.net) or ``nir``
+    (the float body as body.nir, for other simulators and chips) are built in."""
+    writer = resolve(TARGETS.get(target).writer)
     out = Path(out)
     check_replaceable(out)
     ckpt = load_checkpoint(checkpoint)
@@ -63,21 +66,18 @@ def export_bundle(
     def write_encoder(path: Path, payload_bits: int) -> None:
         export_encoder_onnx(model.encoder, payload_bits, image_shape, path)
 
-    source = _Source(
+    source = HostSide(
         config,
         ckpt.data,
         ckpt.metrics.get("float_test_acc", ckpt.metrics.get("test_acc")),
         ckpt.quantization is not None,
         write_encoder,
     )
-    if target == "nir":
-        return _write_nir_bundle(out, float_graph, spec, source)
-    check_deployable(config)
-    return _write_loihi2_bundle(out, float_graph, spec, source, chips)
+    return writer(ExportJob(out, float_graph, spec, source, chips))
 
 
 @dataclass
-class _Source:
+class HostSide:
     """Where a bundle's host side comes from: the model config and data it reads, its
     float accuracy, and how to write its encoder.onnx for a given payload."""
 
@@ -101,6 +101,26 @@ class _Source:
         )
 
 
+@dataclass
+class ExportJob:
+    """What a target's writer is given: the bundle directory to write (``out``, replaced
+    atomically), the float body, the checkpoint's quantisation format (None: unless
+    fine-tuned, the writer chooses), the host side and the Loihi 2 chips available."""
+
+    out: Path
+    float_graph: Graph
+    quantization: QuantSpec | None
+    host: HostSide
+    chips: int
+
+
+def write_loihi2_bundle(job: ExportJob) -> Bundle:
+    """Target ``loihi2``: encoder.onnx, the quantised body as body.net, manifest.json;
+    refused if the model cannot run on Loihi 2 or does not fit ``job.chips``."""
+    check_deployable(job.host.config)
+    return _write_loihi2_bundle(job.out, job.float_graph, job.quantization, job.host, job.chips)
+
+
 def _quantize(float_graph: Graph, spec: QuantSpec | None) -> tuple[Graph, list]:
     try:
         return quantize_graph(float_graph, spec)
@@ -109,7 +129,7 @@ def _quantize(float_graph: Graph, spec: QuantSpec | None) -> tuple[Graph, list]:
 
 
 def _write_loihi2_bundle(
-    out: Path, float_graph: Graph, spec: QuantSpec | None, source: _Source, chips: int
+    out: Path, float_graph: Graph, spec: QuantSpec | None, source: HostSide, chips: int
 ) -> Bundle:
     graph, report = _quantize(float_graph, spec)
     mapping = check_fits(graph, chips)
@@ -131,20 +151,20 @@ def _write_loihi2_bundle(
     return load_bundle(out)
 
 
-def _write_nir_bundle(
-    out: Path, float_graph: Graph, spec: QuantSpec | None, source: _Source
-) -> Bundle:
+def write_nir_bundle(job: ExportJob) -> Bundle:
+    """Target ``nir``: encoder.onnx, the float body as body.nir, manifest.json."""
     from gac_deploy.export.nir_graph import write_nir
 
+    float_graph = job.float_graph
     # encoder.onnx sends the payload the Loihi 2 export would (NIR readers take O itself)
     try:
-        payload_bits = (spec or choose_format(float_graph)).payload_bits
+        payload_bits = (job.quantization or choose_format(float_graph)).payload_bits
     except ValueError:
         payload_bits = MAX_PAYLOAD_BITS
-    with atomic_directory(out, check_replaceable) as tmp:
-        source.write_encoder(tmp / ENCODER_FILE, payload_bits)
+    with atomic_directory(job.out, check_replaceable) as tmp:
+        job.host.write_encoder(tmp / ENCODER_FILE, payload_bits)
         write_nir(tmp / NIR_BODY_FILE, float_graph)
-        manifest = source.manifest(
+        manifest = job.host.manifest(
             float_graph,
             tmp,
             target="nir",
@@ -155,7 +175,7 @@ def _write_nir_bundle(
             payload_bits=payload_bits,
         )
         write_json(tmp / MANIFEST_FILE, manifest)
-    return load_nir_bundle(out)
+    return load_nir_bundle(job.out)
 
 
 def import_nir(
@@ -210,7 +230,7 @@ def import_nir(
     def copy_encoder(path: Path, payload_bits: int) -> None:
         write_bytes(path, encoder_bytes)
 
-    host_side = _Source(
+    host_side = HostSide(
         host.model_config,
         host.data_spec,
         host.manifest["float_test_accuracy"] if from_itself else None,

@@ -25,6 +25,8 @@ from gac_deploy.body.graph import Graph
 from gac_deploy.body.ops import stem_flops
 from gac_deploy.config import ModelConfig
 from gac_deploy.models.lif import LIF
+from gac_deploy.registries import resolve
+from gac_deploy.registries.encoders import ENCODERS
 
 
 def host_name(part: str) -> str:
@@ -247,16 +249,9 @@ class RateEncoder(StemEncoder):
         return [HostOp(host_name("conv"), "MAC", stem * config.time_steps, None)]
 
 
-ENCODER_CLASSES = {
-    "gac": GACEncoder,
-    "lif": LIFEncoder,
-    "direct": DirectEncoder,
-    "rate": RateEncoder,
-}
-
-
 def encoder_class(config: ModelConfig) -> type[StemEncoder]:
-    return ENCODER_CLASSES[config.encoder]
+    """The class of ``config.encoder``, as :mod:`gac_deploy.registries.encoders` names it."""
+    return resolve(ENCODERS.get(config.encoder).implementation)
 
 
 def build_encoder(config: ModelConfig) -> StemEncoder:

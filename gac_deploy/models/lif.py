@@ -1,10 +1,7 @@
-"""Leaky integrate-and-fire neurons in float, as trained (paper Eq. 1).
-
-Layout: time first, ``[T, ...]``. The update is the CUBA neuron with current
-decay 1 and voltage decay ``1 - tau``, which is what Loihi runs:
-
-    v[t] = tau * v[t-1] * (1 - s[t-1]) + reset * s[t-1] + x[t]
-    s[t] = v[t] > threshold          (v[t] >= threshold when not strict)
+"""Leaky integrate-and-fire neurons in float, as trained (paper Eq. 1): the CUBA neuron
+of :mod:`gac_deploy.neurons.cuba` (its dynamics are written there), made trainable with
+a surrogate gradient, a hand-written backward over time and, for quantisation-aware
+training, its Loihi fixed-point form. Layout: time first, ``[T, ...]``.
 """
 
 from __future__ import annotations
@@ -15,8 +12,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from gac_deploy.body.formats import ACTIVATION_SCALE, DECAY_UNITY, lif_device_params
+from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.config import LIFConfig
+from gac_deploy.neurons.cuba import device_params, float_dynamics, integer_neuron
 
 
 class SurrogateSpike(torch.autograd.Function):
@@ -53,23 +51,6 @@ def surrogate_derivative(u: torch.Tensor, kind: str, width: float) -> torch.Tens
     return torch.clamp(width - u.abs(), min=0) / (width * width)
 
 
-def recurrence_forward(
-    x: torch.Tensor, tau: float, threshold: float, reset: float, strict: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The LIF recurrence without autograd. ``x`` [T, M] input current; returns the
-    potential before each spike decision and the spikes, both [T, M]."""
-    v_before = torch.empty_like(x)
-    spikes = torch.empty_like(x)
-    h = torch.zeros_like(x[0])
-    for t in range(x.shape[0]):
-        v = h + x[t]
-        u = v - threshold
-        s = ((u > 0) if strict else (u >= 0)).to(x.dtype)
-        v_before[t], spikes[t] = v, s
-        h = tau * v * (1 - s) + reset * s
-    return v_before, spikes
-
-
 def recurrence_backward(
     grad_spikes: torch.Tensor,
     v_before: torch.Tensor,
@@ -81,7 +62,7 @@ def recurrence_backward(
     width: float,
 ) -> torch.Tensor:
     """dL/dx [T, M] from dL/ds [T, M], the potentials and the spikes (any dtype) of
-    :func:`recurrence_forward`; the formula is in :class:`LIFOverTime`."""
+    :func:`gac_deploy.neurons.cuba.float_dynamics`; the formula is in :class:`LIFOverTime`."""
     grad_x = torch.empty_like(grad_spikes)
     grad_h = torch.zeros_like(grad_spikes[0])
     for t in range(grad_spikes.shape[0] - 1, -1, -1):
@@ -112,7 +93,7 @@ def compiled_recurrences(enabled: bool = True) -> Iterator[None]:
 
 
 def _recurrence(name: str) -> Callable:
-    plain = {"forward": recurrence_forward, "backward": recurrence_backward}[name]
+    plain = {"forward": float_dynamics, "backward": recurrence_backward}[name]
     if not _use_compiled:
         return plain
     if name not in _compiled:
@@ -193,32 +174,13 @@ class _RoundSTE(torch.autograd.Function):
         return grad
 
 
-def slayer_cuba_neuron(threshold: int, voltage_decay: int):
-    """lava-dl's CUBA neuron for vThMant ``threshold`` and 12-bit ``voltage_decay``.
-
-    It takes a_in / 64 as input and keeps its state in integers of 1/4096, so it
-    runs Loihi's arithmetic: u = a_in << 6, v = sign(v)(|v| (4096 - dv) >> 12) + u,
-    spike when v > vth << 6, then v = 0. Its strict test (v >= vth + 0.01/4096,
-    in float32) is exact only while vThMant < 4096
-    (:data:`gac_deploy.body.formats.SPIKING_THRESHOLD_MAX`); quantisation keeps it there.
-    """
-    from gac_deploy.lava_compat import import_slayer
-
-    return import_slayer().neuron.cuba.Neuron(
-        threshold=threshold / ACTIVATION_SCALE,
-        current_decay=1.0,
-        voltage_decay=voltage_decay / DECAY_UNITY,
-        scale=ACTIVATION_SCALE,
-    )
-
-
 def loihi_lif_forward(x: torch.Tensor, config: LIFConfig, scale_exp: int) -> torch.Tensor:
     """The same population in Loihi fixed point, run by lava-dl's CUBA neuron.
 
     ``x`` [T, ...] in model units is rounded to the population's integer unit
     2**-scale_exp (straight-through); the threshold becomes vThMant =
     round(Vth * 2**scale_exp) and the voltage decay round(4096 * (1 - tau))
-    (:func:`gac_deploy.body.formats.lif_device_params`). The voltage follows
+    (:func:`gac_deploy.neurons.cuba.device_params`). The voltage follows
     slayer's integer dynamics (decay rounded toward zero, as on Loihi); spikes are
     v > vThMant with this package's surrogate gradient, in a_in / 64 units.
     Needs a strict threshold and reset 0 (what Loihi does).
@@ -226,8 +188,8 @@ def loihi_lif_forward(x: torch.Tensor, config: LIFConfig, scale_exp: int) -> tor
     if not config.strict or config.reset != 0.0:
         raise ValueError("Loihi fixed point needs a strict threshold and reset 0")
     scale = 2.0**scale_exp
-    device = lif_device_params(config, scale_exp)
-    neuron = slayer_cuba_neuron(device.threshold, device.voltage_decay)
+    device = device_params(config, scale_exp)
+    neuron = integer_neuron(device.threshold, device.voltage_decay)
     a_in = (_RoundSTE.apply(x * scale) / ACTIVATION_SCALE).movedim(0, -1).float()  # [N, ..., T]
     shape = a_in.shape
     _, voltage = neuron.dynamics(a_in.reshape(shape[0], -1, shape[-1]))  # slayer: [N, n, T]

@@ -10,7 +10,6 @@ from typing import Any
 import yaml
 
 from gac_deploy.config import (
-    PRESETS,
     ModelConfig,
     TrainConfig,
     model_config_from_dict,
@@ -19,6 +18,7 @@ from gac_deploy.config import (
 )
 from gac_deploy.errors import UserError, bad_setting
 from gac_deploy.models import default_config
+from gac_deploy.registries.datasets import DATASETS
 
 MODEL_KEYS = ("time_steps", "encoder", "gau", "sca_kernel", "shortcut")
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -104,9 +104,7 @@ def merge_settings(
     flags (``None`` flags are not given)."""
     settings: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
-            raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        settings.update(PRESETS[preset])
+        settings.update(DATASETS.preset(preset))
     if config_file is not None:
         settings.update(read_config_file(config_file))
     settings.update({k: v for k, v in flags.items() if v is not None})

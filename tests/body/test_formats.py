@@ -2,7 +2,6 @@
 
 from gac_deploy.body import formats
 from gac_deploy.body.loihi2 import LOIHI2
-from gac_deploy.config import LIFConfig
 
 
 def test_formats_are_lavas():
@@ -24,8 +23,3 @@ def test_the_chip_table_states_the_same_widths():
         "payload_bits": formats.PAYLOAD_PORT_BITS,
     }
     assert {name: LOIHI2[name].value for name in widths} == widths
-
-
-def test_lif_device_params():
-    params = formats.lif_device_params(LIFConfig(threshold=0.5, tau=0.75), scale_exp=7)
-    assert params == formats.CubaParams(threshold=64, voltage_decay=1024)

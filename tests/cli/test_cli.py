@@ -231,7 +231,7 @@ def test_bad_training_settings(tmp_path):
     assert_user_error(cli("train", "--sca-kernel", "0", "--out", out), "sca_kernel")
     assert_user_error(cli("train", "--epochs", "0", "--out", out), "--epochs")
     assert_user_error(cli("train", "--lr", "-1", "--out", out), "--lr")
-    assert_user_error(cli("train", "--encoder", "phase", "--out", out), "invalid choice")
+    assert_user_error(cli("train", "--encoder", "phase", "--out", out), "unknown encoder", "gac")
     assert_user_error(cli("train", "--device", "tpu", "--out", out), "unknown --device")
     if not torch.cuda.is_available():
         assert_user_error(cli("train", "--device", "cuda", "--out", out), "no CUDA GPU")

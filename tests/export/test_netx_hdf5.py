@@ -62,6 +62,17 @@ def test_netx_schema_fields(tmp_path):
         assert types[-2:] == [b"flatten", b"dense"]
 
 
+def test_a_layer_of_another_neuron_model_is_refused(tmp_path):
+    """Every population runs the body's neuron (CUBA); body.net names it per layer."""
+    write_body(tmp_path / "body.net", _quantised())
+    with h5py.File(tmp_path / "body.net", "r+") as f:
+        assert f["layer/1/neuron/type"][0] == b"CUBA"
+        del f["layer/2/neuron/type"]
+        f["layer/2/neuron"].create_dataset("type", (1,), "S10", [b"ALIF"])
+    with pytest.raises(UserError, match="runs ALIF neurons, not CUBA"):
+        read_body(tmp_path / "body.net")
+
+
 def chain_graph() -> Graph:
     """input (graded) -> conv -> conv stride 2 -> flatten -> dense read-out, integer weights."""
     rng = np.random.default_rng(4)

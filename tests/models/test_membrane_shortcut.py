@@ -10,9 +10,10 @@ from torch.nn import functional as F
 
 from gac_deploy.body.graph import INPUT, Edge, check_graph
 from gac_deploy.chip.reference import run_float_graph
-from gac_deploy.models.lif import LIF, recurrence_forward
+from gac_deploy.models.lif import LIF
 from gac_deploy.models.msresnet import BlockNames, compose_shortcut, fold_batchnorm
 from gac_deploy.models.official import official_config
+from gac_deploy.neurons.cuba import float_dynamics
 from gac_deploy.testing import calibrated_official
 from tests.conftest import random_model, small_config
 
@@ -81,7 +82,7 @@ def assert_graph_reproduces(model, x, min_rate=0.0, max_rate=1.0):
         lif: LIF = model.populations()[name]
         cfg = lif.config
         current = inputs[name].flatten(1)
-        v, model_spikes = recurrence_forward(current, cfg.tau, cfg.threshold, cfg.reset, cfg.strict)
+        v, model_spikes = float_dynamics(current, cfg.tau, cfg.threshold, cfg.reset, cfg.strict)
         differ = model_spikes != spikes.flatten(1)
         margin = (v - cfg.threshold).abs()
         assert bool((margin[differ] < EXACT).all()), f"{name}: a spike differs away from Vth"
