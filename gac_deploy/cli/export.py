@@ -38,6 +38,15 @@ def add_parser(sub) -> None:
         help="test images on which float and chip accuracy are compared, population by "
         "population, when the data is at hand (default 512; 'all'; 0 skips)",
     )
+    p.add_argument(
+        "--calibrate",
+        type=int,
+        default=32,
+        metavar="N",
+        help="training images on which each payload width is tried, keeping the one whose "
+        "spikes depart least from float, when the data is at hand and the checkpoint has "
+        "no QAT format (default 32; 0 chooses without data)",
+    )
     add_data_dir_arg(p)
 
 
@@ -54,11 +63,22 @@ def run(args) -> dict:
         raise UserError(
             f"--samples must be 0 (skip), a positive number or 'all', got {args.samples}"
         )
+    if args.calibrate < 0:
+        raise UserError(f"--calibrate must be 0 (no calibration) or more, got {args.calibrate}")
     samples = None if args.samples == "all" else args.samples
     expect(args.checkpoint, "checkpoint")
     out = args.out or str(Path(args.checkpoint).parent / "bundle")
     started = time.perf_counter()
-    bundle = export_bundle(args.checkpoint, out, target=args.target, chips=args.chips)
+    calibration = None
+    if args.target in ("loihi2", "nir") and args.calibrate:
+        calibration = calibrate(args.checkpoint, args.calibrate, args.data_dir)
+    bundle = export_bundle(
+        args.checkpoint,
+        out,
+        target=args.target,
+        chips=args.chips,
+        quantization=calibration.spec if calibration else None,
+    )
     if bundle.target == "nir":
         return report_nir(bundle, out, started)
     if bundle.target != "loihi2":
@@ -75,6 +95,33 @@ def run(args) -> dict:
             samples=fidelity.samples,
         )
     return report
+
+
+def calibrate(checkpoint: str, count: int, data_dir: str | None):
+    """The payload calibrated on ``count`` training images, printed in one line; None
+    (and a note) when the data is not at hand, and None when the checkpoint carries the
+    format it was fine-tuned in or the model cannot be quantised (export says why)."""
+    from gac_deploy.body.loihi2 import check_deployable
+    from gac_deploy.checkpoint import load_checkpoint
+    from gac_deploy.chip.calibration import calibrate_model
+    from gac_deploy.data import load_split
+    from gac_deploy.errors import UserError
+
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.quantization:
+        return None  # QAT trained this format; export keeps it
+    check_deployable(ckpt.model_config)
+    try:
+        split = load_split(ckpt.data, data_dir)
+    except UserError as exc:
+        print(f"(payload chosen without data: {exc})")
+        return None
+    try:
+        calibration = calibrate_model(ckpt.build(), split, count, progress=True)
+    except ValueError:
+        return None
+    print(calibration.describe())
+    return calibration
 
 
 def report_files(bundle, out: str, started: float) -> dict:

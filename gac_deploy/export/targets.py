@@ -48,18 +48,26 @@ from gac_deploy.registries.targets import DEFAULT_TARGET, TARGETS
 
 
 def export_bundle(
-    checkpoint: str | Path, out: str | Path, target: str = DEFAULT_TARGET, chips: int = 1
+    checkpoint: str | Path,
+    out: str | Path,
+    target: str = DEFAULT_TARGET,
+    chips: int = 1,
+    quantization: QuantSpec | None = None,
 ) -> Bundle:
     """A checkpoint as a bundle of ``target``, written by the target's registered writer
     (:mod:`gac_deploy.registries.targets`): ``loihi2`` (quantised body.net) or ``nir``
-    (the float body as body.nir, for other simulators and chips) are built in."""
+    (the float body as body.nir, for other simulators and chips) are built in.
+    ``quantization``: the fixed-point format to use (e.g. one calibrated on data); by
+    default the checkpoint's own (QAT) or, without one, :func:`choose_format`'s."""
     writer = resolve(TARGETS.get(target).writer)
     out = Path(out)
     check_replaceable(out)
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.build()
     float_graph = model.export_graph()
-    spec = QuantSpec.from_dict(ckpt.quantization) if ckpt.quantization else None
+    spec = quantization
+    if spec is None and ckpt.quantization:
+        spec = QuantSpec.from_dict(ckpt.quantization)
     config = ckpt.model_config
     image_shape = (config.in_channels, config.image_size, config.image_size)
 
@@ -191,8 +199,10 @@ def import_nir(
     side (encoder.onnx, the input section, the model config and T) comes from
     ``encoder_from`` (a Loihi 2 or NIR bundle) or, by default, from the NIR bundle
     ``source`` is. The NIR body must read that encoder's output shape. It is quantised
-    in the format :func:`choose_format` picks for it, payload bits included: the copied
-    encoder.onnx sends that payload (:func:`with_payload_bits`), its O unchanged."""
+    in the format :func:`choose_format` picks for it with the payload bits the host's
+    encoder.onnx sends (those the model's Loihi 2 export used, calibrated or not); when
+    the body has no room for them, with the bits ``choose_format`` picks, and the copied
+    encoder.onnx is re-targeted to send those (:func:`with_payload_bits`), its O unchanged."""
     from gac_deploy.export.nir_graph import DT, read_nir
 
     out = Path(out)
@@ -216,12 +226,15 @@ def import_nir(
             f"encoder of {host.path} sends {list(host.graph.input_shape)}"
         )
     try:
-        spec = choose_format(float_graph)
-    except ValueError as exc:
-        raise UserError(f"cannot quantise {nir_file} for Loihi 2: {exc}") from None
+        spec = choose_format(float_graph, payload_bits=host.encoder_payload_bits)
+    except ValueError:
+        try:
+            spec = choose_format(float_graph)
+        except ValueError as exc:
+            raise UserError(f"cannot quantise {nir_file} for Loihi 2: {exc}") from None
     encoder_bytes = (host.path / ENCODER_FILE).read_bytes()
     if spec.payload_bits != host.encoder_payload_bits:
-        # the payload this body errs least with; O itself is the host's, unchanged
+        # the payload this body has room for; O itself is the host's, unchanged
         encoder_bytes = with_payload_bits(
             encoder_bytes, spec.payload_bits, float_graph.signed_input
         )

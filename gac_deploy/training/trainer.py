@@ -249,14 +249,21 @@ def _prepare_qat(model, init: Checkpoint, split: Split, progress: bool):
     accuracies before fine-tuning."""
     from gac_deploy.body.loihi2 import check_deployable
     from gac_deploy.body.quantize import QuantSpec, choose_format
+    from gac_deploy.chip.calibration import calibrate_model
     from gac_deploy.training.qat import QATModel
 
     check_deployable(init.model_config)
-    spec = (
-        QuantSpec.from_dict(init.quantization)
-        if init.quantization
-        else choose_format(model.export_graph())
-    )
+    if init.quantization:
+        spec = QuantSpec.from_dict(init.quantization)
+    else:
+        try:
+            calibration = calibrate_model(model, split, progress=progress)
+        except ValueError:  # no payload fits: choose_format says why
+            spec = choose_format(model.export_graph())
+        else:
+            spec = calibration.spec
+            if progress:
+                print(calibration.describe())
     net = QATModel(model, spec)
     before = {
         "float_test_acc": init.metrics.get("float_test_acc", evaluate(model, split)),
