@@ -199,10 +199,10 @@ def import_nir(
     side (encoder.onnx, the input section, the model config and T) comes from
     ``encoder_from`` (a Loihi 2 or NIR bundle) or, by default, from the NIR bundle
     ``source`` is. The NIR body must read that encoder's output shape. It is quantised
-    in the format :func:`choose_format` picks for it with the payload bits the host's
-    encoder.onnx sends (those the model's Loihi 2 export used, calibrated or not); when
-    the body has no room for them, with the bits ``choose_format`` picks, and the copied
-    encoder.onnx is re-targeted to send those (:func:`with_payload_bits`), its O unchanged."""
+    in the format :func:`choose_format` picks for it, payload bits included (for a NIR
+    bundle's own body, the bits its encoder.onnx already sends, which its export chose,
+    perhaps on data): the copied encoder.onnx is re-targeted to send that payload
+    (:func:`with_payload_bits`), its O unchanged."""
     from gac_deploy.export.nir_graph import DT, read_nir
 
     out = Path(out)
@@ -225,20 +225,23 @@ def import_nir(
             f"{nir_file} reads an input of shape {list(float_graph.input_shape)} but the "
             f"encoder of {host.path} sends {list(host.graph.input_shape)}"
         )
+    from_itself = host.path.resolve() == (source.resolve() if source.is_dir() else None)
     try:
-        spec = choose_format(float_graph, payload_bits=host.encoder_payload_bits)
-    except ValueError:
+        spec = choose_format(float_graph)
+    except ValueError as exc:
+        raise UserError(f"cannot quantise {nir_file} for Loihi 2: {exc}") from None
+    if from_itself and host.encoder_payload_bits != spec.payload_bits:
+        # the NIR bundle's own body: keep the payload its export chose (perhaps on data)
         try:
-            spec = choose_format(float_graph)
-        except ValueError as exc:
-            raise UserError(f"cannot quantise {nir_file} for Loihi 2: {exc}") from None
+            spec = choose_format(float_graph, payload_bits=host.encoder_payload_bits)
+        except ValueError:
+            pass
     encoder_bytes = (host.path / ENCODER_FILE).read_bytes()
     if spec.payload_bits != host.encoder_payload_bits:
         # the payload this body has room for; O itself is the host's, unchanged
         encoder_bytes = with_payload_bits(
             encoder_bytes, spec.payload_bits, float_graph.signed_input
         )
-    from_itself = host.path.resolve() == (source.resolve() if source.is_dir() else None)
 
     def copy_encoder(path: Path, payload_bits: int) -> None:
         write_bytes(path, encoder_bytes)

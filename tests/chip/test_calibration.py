@@ -94,3 +94,15 @@ def test_export_without_the_data_chooses_without_it(trained_dir, tmp_path, capsy
     assert code == 0 and "(payload chosen without data: " in printed
     graph = load_checkpoint(path).build().export_graph()
     assert load_bundle(tmp_path / "b").graph.payload_bits == choose_format(graph).payload_bits
+
+
+def test_a_calibrated_nir_round_trip_is_the_calibrated_loihi2_bundle(trained_dir, tmp_path):
+    model = str(trained_dir / "model.pt")
+    common = ["--samples", "0", "--calibrate", "8"]
+    assert cli(["export", model, "--out", str(tmp_path / "loihi2"), *common]) == 0
+    assert cli(["export", model, "--target", "nir", "--out", str(tmp_path / "nir"), *common]) == 0
+    assert cli(["import-nir", str(tmp_path / "nir"), "--out", str(tmp_path / "back")]) == 0
+    direct, back = load_bundle(tmp_path / "loihi2").graph, load_bundle(tmp_path / "back").graph
+    assert back.payload_bits == direct.payload_bits
+    assert [p.scale_exp for p in back.populations] == [p.scale_exp for p in direct.populations]
+    assert all((a.weight == b.weight).all() for a, b in zip(direct.edges, back.edges, strict=True))

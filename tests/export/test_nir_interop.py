@@ -150,11 +150,9 @@ def test_a_snntorch_network_comes_to_loihi2(nir_bundle, digits_test, tmp_path):
     result = cli("import-nir", str(file), "--encoder-from", str(nir_bundle.path), "--out", str(out))
     assert result.returncode == 0, result.stderr
     bundle = load_bundle(out)
-    # quantised in the format chosen for this body with the payload the host's encoder
-    # already sends (this body has room for it), so the encoder is copied as it is
-    assert bundle.graph.payload_bits == nir_bundle.encoder_payload_bits
-    spec = choose_format(body, payload_bits=nir_bundle.encoder_payload_bits)
-    assert {p.name: p.scale_exp for p in bundle.graph.populations} == spec.scale_exp
+    # quantised in the format chosen for this body, payload included: the copied encoder
+    # now sends that payload (its O is unchanged), so the input weights keep their precision
+    assert bundle.graph.payload_bits == choose_format(body).payload_bits
     assert bundle.encoder_payload_bits == bundle.graph.payload_bits
     report = simulate_bundle(bundle, samples=64, progress=False)
     assert report.spike_exact
