@@ -1,4 +1,4 @@
-"""How many payload bits: float-vs-quantised agreement for each b, and the b export picks.
+"""How many payload bits: float-vs-quantised agreement for each b, and the rule's b.
 
     python bench/payload_bits.py [--width 8] [--images 48]
 
@@ -8,7 +8,9 @@ random weights with BatchNorm statistics set for moderate firing
 fixed, every other exponent as export chooses it): the predicted RMS error that rounding
 adds to the graded input's current (``payload_error``, worst population, in
 thresholds), the quantised reference's spike agreement with the float graph (mean and
-worst population) and how often their predictions agree. The b export picks is marked.
+worst population) and how often their predictions agree. The b the data-free rule picks
+(export without data) is marked; with data, export keeps the b of the best mean
+agreement on training images (``gac_deploy.chip.calibration``).
 Random weights: this measures the rounding, not a trained network's accuracy.
 """
 
@@ -70,7 +72,7 @@ def main() -> None:
             for name, spikes in float_run.spikes.items()
         ]
         same = float((run.predictions == float_run.predictions).double().mean())
-        mark = "  <- export's choice" if bits == chosen else ""
+        mark = "  <- the data-free rule's choice" if bits == chosen else ""
         print(
             f"{bits}  {error:15.3f}  {sum(agreement) / len(agreement):.4f}, "
             f"{min(agreement):.4f}{' ' * 16}{same:.3f}{mark}"
