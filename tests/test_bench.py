@@ -52,12 +52,12 @@ def test_energy_table2_prints_both_models():
     assert "GAC-MS-ResNet-18" in out and "GAC-MS-ResNet-34" in out
 
 
-def test_payload_bits_sweeps_every_payload_and_marks_the_choice():
+def test_payload_bits_sweeps_every_payload_and_marks_the_rules_choice():
     out = run_bench("payload_bits.py", "--width", "16", "--images", "2")
     rows = re.findall(r"^(\d)  +([\d.]+)  ([\d.]+), ([\d.]+) +([\d.]+)", out, re.M)
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 3
     assert all(0 <= float(r[2]) <= 1 and float(r[3]) <= float(r[2]) for r in rows)
-    assert out.count("<- export's choice") == 1
+    assert out.count("<- the data-free rule's choice") == 1
 
 
 def test_deployment_study_prints_its_table_and_writes_json_and_plot(tmp_path):

@@ -39,6 +39,7 @@ from gac_deploy.body.formats import (
 )
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.timing import Timing, balance_delays
+from gac_deploy.errors import UserError
 from gac_deploy.lava_compat import import_lava
 
 RELAY_WEIGHT = 2
@@ -165,23 +166,69 @@ def _windows(record: np.ndarray, latency: int, n: int, t: int) -> np.ndarray:
     return window.transpose(1, 0, *spatial)
 
 
+LAVA_LOIHI_MODULE = "lava.proc.embedded_io"
+"""A module only Intel's lava-loihi brings (the chip's I/O adapters); lava-loihi is for
+INRC members and is not on the package registries."""
+
+
+def check_hardware() -> None:
+    """UserError unless this machine can run a bundle on Loihi 2 itself: lava-loihi must
+    be installed, and the chip's input and output adapters (``embedded_io``'s
+    PyToNxAdapter / NxToPyAdapter between the host's streams and the cores) are not yet
+    inserted by this package, so a run there is refused too, saying so."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(LAVA_LOIHI_MODULE) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise UserError(
+            "--backend loihi2 needs Intel's lava-loihi (INRC members; not on the package "
+            "registries) and a Loihi 2 system; --backend lava runs the same network in "
+            "Lava's CPU simulation of the chip"
+        )
+    raise UserError(
+        "lava-loihi is installed, but gac-deploy does not yet insert the chip's I/O "
+        "adapters (embedded_io) between the host streams and the body; run --backend lava "
+        "for the same network in Lava's CPU simulation"
+    )
+
+
+def run_config(hardware: bool = False):
+    """The run configuration of a bundle's Lava network: ``Loihi2SimCfg`` in fixed point
+    (Lava's bit-accurate CPU simulation of Loihi 2) or, with ``hardware``,
+    ``Loihi2HwCfg`` (the chip; see :func:`check_hardware`). The Extractor that streams
+    spikes back carries no tag, so its model is named for both."""
+    run_cfg = import_lava("lava.magma.core.run_configs")
+    extractor_mod = import_lava("lava.proc.io.extractor")
+    models = {extractor_mod.Extractor: extractor_mod.PyLoihiExtractorModel}
+    if hardware:
+        return run_cfg.Loihi2HwCfg(exception_proc_model_map=models)
+    return run_cfg.Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
+
+
 def run_in_lava(
     graph: Graph,
     payload: np.ndarray,
     monitor_spikes: bool = True,
     on_image: Callable[[int], None] | None = None,
+    hardware: bool = False,
 ) -> LavaRun:
     """Stream ``payload`` [T, N, C, H, W] (integers) through the graph in Lava, fixed point.
 
     One network is built and compiled once; the run advances image by image
     (``on_image(i)`` is called after image i's read-out window has closed).
+    ``hardware``: on Loihi 2 itself (:func:`run_config`, :func:`check_hardware`),
+    else Lava's CPU simulation of it.
     """
     if not graph.quantized:
         raise ValueError("Lava runs quantised graphs only")
+    if hardware:
+        check_hardware()
     source_mod = import_lava("lava.proc.io.source")
     extractor_mod = import_lava("lava.proc.io.extractor")
     monitor_mod = import_lava("lava.proc.monitor.process")
-    run_cfg = import_lava("lava.magma.core.run_configs")
     run_cond = import_lava("lava.magma.core.run_conditions")
 
     started = time.perf_counter()
@@ -212,10 +259,7 @@ def run_in_lava(
 
     started = time.perf_counter()
     anchor = builder.neurons[graph.populations[0].name]
-    config = run_cfg.Loihi2SimCfg(  # the Extractor's model carries no tag
-        select_tag="fixed_pt",
-        exception_proc_model_map={extractor_mod.Extractor: extractor_mod.PyLoihiExtractorModel},
-    )
+    config = run_config(hardware)
     streamed: dict[str, list[np.ndarray]] = {name: [] for name in extractors}
     for i in range(n):
         chunk = first_chunk if i == 0 else t

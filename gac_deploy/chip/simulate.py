@@ -234,18 +234,28 @@ def simulate_bundle(
     return replace(tally.report(backend, bundle, run_s, started), test_split=len(split.test))
 
 
-def run_lava(job: SimulationJob) -> float:
-    """Backend ``lava``: every image at once through Lava's Loihi2SimCfg."""
-    from gac_deploy.chip.lava_runner import run_in_lava
+def run_lava(job: SimulationJob, hardware: bool = False) -> float:
+    """Backend ``lava``: every image at once through Lava's Loihi2SimCfg (``hardware``:
+    the same network on Loihi 2 itself, Loihi2HwCfg)."""
+    from gac_deploy.chip.lava_runner import check_hardware, run_in_lava
 
+    if hardware:
+        check_hardware()  # before the host stage and the reference run
     bundle = job.bundle
     images, labels = test_images(job.split, job.count)
     _, payload = bundle.encode(images)
     payload = np.rint(payload).astype(np.int32)
     reference = _reference(bundle, torch.from_numpy(payload), job.check)
-    lava = run_in_lava(bundle.graph, payload, on_image=lambda i: job.progress(1))
+    lava = run_in_lava(
+        bundle.graph, payload, on_image=lambda i: job.progress(1), hardware=hardware
+    )
     job.tally.add(lava.spikes, lava.readout, labels, reference)
     return lava.run_s
+
+
+def run_loihi2(job: SimulationJob) -> float:
+    """Backend ``loihi2``: the ``lava`` backend's network on the chip (Loihi2HwCfg)."""
+    return run_lava(job, hardware=True)
 
 
 def run_emulator(job: SimulationJob) -> float:

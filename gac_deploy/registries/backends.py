@@ -46,3 +46,11 @@ BACKENDS.register(
         help="Lava's Loihi2SimCfg, a handful of images",
     ),
 )
+BACKENDS.register(
+    "loihi2",
+    BackendEntry(
+        runner="gac_deploy.chip.simulate:run_loihi2",
+        default_samples=16,
+        help="the lava backend's network on Loihi 2 itself (needs lava-loihi)",
+    ),
+)

@@ -6,12 +6,14 @@ import torch
 
 from gac_deploy.body.quantize import quantize_graph, quantize_payload
 from gac_deploy.body.timing import balance_delays
+from gac_deploy.chip import lava_runner
 from gac_deploy.chip.emulator import emulate
 from gac_deploy.chip.lava_runner import run_in_lava
 from gac_deploy.chip.reference import run_quantized_graph
 from gac_deploy.chip.simulate import simulate_bundle
 from gac_deploy.data import load_split
 from gac_deploy.export.loading import load_bundle
+from tests.cli.test_cli import assert_user_error, run_cli
 from tests.conftest import random_model, small_config
 
 pytestmark = pytest.mark.lava
@@ -45,10 +47,32 @@ def assert_model_body_identical(model, images):
     return graph, payload
 
 
-def test_random_residual_body_is_bit_exact():
-    """Stride 2, a stream with three contributions (delays 4, 2, 0), relays, graded input."""
+def test_random_residual_body_is_bit_exact(monkeypatch):
+    """Stride 2, a stream with three contributions (delays 4, 2, 0), relays, graded input;
+    run with the configuration ``run_config`` gives for simulation (the switch to the chip
+    is that one argument)."""
+    configs = []
+
+    def recorded(hardware=False):
+        configs.append(lava_runner.run_config.__wrapped__(hardware))
+        return configs[-1]
+
+    recorded.__wrapped__ = lava_runner.run_config
+    monkeypatch.setattr(lava_runner, "run_config", recorded)
     torch.manual_seed(0)
     assert_model_body_identical(random_model(small_config(), seed=7), torch.randn(3, 1, 6, 6) * 2)
+    (config,) = configs
+    assert type(config).__name__ == "Loihi2SimCfg" and config.select_tag == "fixed_pt"
+
+
+def test_the_chip_backend_says_what_it_needs(bundle_dir, tmp_path):
+    """Without lava-loihi, --backend loihi2 stops in one line before any work and writes
+    nothing; the hardware configuration is Lava's Loihi2HwCfg."""
+    report = tmp_path / "report.json"
+    result = run_cli("simulate", str(bundle_dir), "--backend", "loihi2", "--json", str(report))
+    assert_user_error(result, "lava-loihi", "--backend lava")
+    assert not report.exists()
+    assert type(lava_runner.run_config(hardware=True)).__name__ == "Loihi2HwCfg"
 
 
 def test_all_zero_layer_runs():
