@@ -60,7 +60,7 @@ def test_presets_and_sample_defaults_come_from_the_registries():
             "imagenet-paper",
         )
     )
-    assert "(default: all for emulator, 16 for lava)" in help_text("simulate")
+    assert "(default: all for emulator, 16 for lava, 16 for loihi2)" in help_text("simulate")
     assert subparser("simulate").get_default("backend") == DEFAULT_BACKEND
 
 
