@@ -234,9 +234,19 @@ def simulate_bundle(
     return replace(tally.report(backend, bundle, run_s, started), test_split=len(split.test))
 
 
-def run_lava(job: SimulationJob, hardware: bool = False) -> float:
-    """Backend ``lava``: every image at once through Lava's Loihi2SimCfg (``hardware``:
-    the same network on Loihi 2 itself, Loihi2HwCfg)."""
+def run_lava(job: SimulationJob) -> float:
+    """Backend ``lava``: every image at once through Lava's Loihi2SimCfg."""
+    return _run_in_lava(job, hardware=False)
+
+
+def run_loihi2(job: SimulationJob) -> float:
+    """Backend ``loihi2``: the ``lava`` backend's network on the chip (Loihi2HwCfg)."""
+    return _run_in_lava(job, hardware=True)
+
+
+def _run_in_lava(job: SimulationJob, hardware: bool) -> float:
+    """The lava and loihi2 backends: one Lava run of every image (``hardware``: Loihi
+    2 itself, else its CPU simulation)."""
     from gac_deploy.chip.lava_runner import check_hardware, run_in_lava
 
     if hardware:
@@ -251,11 +261,6 @@ def run_lava(job: SimulationJob, hardware: bool = False) -> float:
     )
     job.tally.add(lava.spikes, lava.readout, labels, reference)
     return lava.run_s
-
-
-def run_loihi2(job: SimulationJob) -> float:
-    """Backend ``loihi2``: the ``lava`` backend's network on the chip (Loihi2HwCfg)."""
-    return run_lava(job, hardware=True)
 
 
 def run_emulator(job: SimulationJob) -> float:
