@@ -130,3 +130,11 @@ def test_every_relative_link_points_at_something():
 @pytest.mark.parametrize("key", sorted(MANIFEST_SCHEMA))
 def test_formats_page_describes_every_manifest_key(key):
     assert f"| `{key}` |" in (ROOT / "docs" / "formats.md").read_text()
+
+
+def test_the_chip_owners_page_names_every_hardware_limit():
+    from gac_deploy.body.loihi2 import HARDWARE
+
+    page = (ROOT / "docs" / "loihi2-hardware.md").read_text()
+    missing = [limit.name for limit in HARDWARE if f"`{limit.name}`" not in page]
+    assert not missing, f"docs/loihi2-hardware.md does not describe {missing}"

@@ -94,7 +94,9 @@ class Graph:
 
     ``signed_input``: the host sends signed real values (direct and rate coding) instead
     of O in [0, 1) (GAC and LIF coding); ``payload_bits``: the graded payload's
-    fractional bits (quantised graphs; 0 in a float graph)."""
+    fractional bits (quantised graphs; 0 in a float graph). ``window``: the steps W >= T
+    the chip spends on one image (0 when built: T); the host sends input in the first T
+    (:mod:`gac_deploy.body.timing`)."""
 
     input_shape: tuple[int, int, int]
     time_steps: int
@@ -102,6 +104,11 @@ class Graph:
     edges: list[Edge] = field(default_factory=list)
     payload_bits: int = 0
     signed_input: bool = False
+    window: int = 0
+
+    def __post_init__(self) -> None:
+        if self.window == 0:
+            self.window = self.time_steps
 
     @property
     def quantized(self) -> bool:

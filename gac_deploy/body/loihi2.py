@@ -23,6 +23,7 @@ Two mapping estimates; a population never shares a core with another:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,7 @@ from gac_deploy.body.formats import (
     WEIGHT_MAX,
     WEIGHT_MIN,
     WEIGHT_STEP,
+    payload_message_bits,
 )
 from gac_deploy.body.graph import Graph
 from gac_deploy.body.quantize import MAX_PAYLOAD_BITS, MAX_SCALE_EXP, max_synaptic_input
@@ -81,6 +83,82 @@ LOIHI2 = {
 
 def _limit(name: str) -> int:
     return LOIHI2[name].value
+
+
+LAVA_DL = "lava-dl 0.6"
+NETX_MAX_DELAY = 62
+INPUT_ADAPTER_MESSAGE_BITS = 16
+
+
+@dataclass(frozen=True)
+class HardwareLimit:
+    """A limit Loihi 2 itself (or the path onto it) imposes that Lava's CPU simulation
+    does not enforce: ``rule`` says what must hold, ``source`` quotes where it is
+    stated, ``fix`` what the user can do; ``check(graph)`` is None when the graph
+    keeps the limit, else what breaks it, in words."""
+
+    name: str
+    rule: str
+    source: str
+    fix: str
+    check: Callable[[Graph], str | None]
+
+
+def _window_not_power_of_two(graph: Graph) -> str | None:
+    w = graph.window
+    if w & (w - 1) == 0:
+        return None
+    return f"each neuron resets every {w} steps (T={graph.time_steps})"
+
+
+def _delay_beyond_netx(graph: Graph) -> str | None:
+    edge = max(graph.edges, key=lambda e: e.delay, default=None)
+    if edge is None or edge.delay <= NETX_MAX_DELAY:
+        return None
+    return f"edge {edge.name} waits {edge.delay} steps"
+
+
+def _message_bits_beyond_adapter(graph: Graph) -> str | None:
+    bits = payload_message_bits(graph.payload_bits, graph.signed_input)
+    if bits <= INPUT_ADAPTER_MESSAGE_BITS:
+        return None
+    return f"the graded payload needs {bits}-bit messages ({graph.payload_bits} fractional bits)"
+
+
+HARDWARE: tuple[HardwareLimit, ...] = (
+    HardwareLimit(
+        name="reset_interval",
+        rule="a neuron's reset interval (the presentation window W) is a power of two",
+        source=f"{LAVA_DL} tutorials/lava/lib/dl/netx/mnist/run.ipynb: 'n_tsteps = 32 # "
+        "Since reset_interval on Loihi-2 Hardware has to be a power of 2.'",
+        fix="export without --window (W is then the power of two >= T), or pass "
+        "--simulation-only for a bundle that only Lava's CPU simulation runs",
+        check=_window_not_power_of_two,
+    ),
+    HardwareLimit(
+        name="synaptic_delay",
+        rule=f"a synaptic delay as NetX reads it is at most {NETX_MAX_DELAY} steps",
+        source=f"{LAVA_DL} lava/lib/dl/netx/hdf5.py clips delays above {NETX_MAX_DELAY} "
+        "('Clamping the delays'); lava/lib/dl/netx/utils.py: 'Max delay exceeded limit of "
+        f"{NETX_MAX_DELAY}.'",
+        fix="use a shallower network (delays balance residual paths: they grow with depth), "
+        "or pass --simulation-only",
+        check=_delay_beyond_netx,
+    ),
+    HardwareLimit(
+        name="input_message_bits",
+        rule=f"graded input reaches the chip in messages of at most "
+        f"{INPUT_ADAPTER_MESSAGE_BITS} bits",
+        source=f"{LAVA_DL} tutorials/lava/lib/dl/netx/pilotnet_snn/utils.py feeds the chip "
+        f"through eio.spike.PyToN3ConvAdapter(num_message_bits={INPUT_ADAPTER_MESSAGE_BITS})",
+        fix="export with fewer payload bits (a QAT format or --calibrate with a smaller "
+        "payload), or pass --simulation-only",
+        check=_message_bits_beyond_adapter,
+    ),
+)
+"""Every limit of the chip that Lava's CPU simulation does not enforce and that export
+checks (:func:`check_hardware`); capacities per core and chip are :data:`LOIHI2`,
+checked by :func:`check_fits`."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +244,9 @@ class Mapping:
             "weight_bytes": sum(r.weight_bytes for r in self.rows),
             "populations": [r.__dict__ for r in self.rows],
             "limits": {k: {"value": v.value, "source": v.source} for k, v in LOIHI2.items()},
+            "hardware_limits": {
+                h.name: {"rule": h.rule, "source": h.source} for h in HARDWARE
+            },
             "state_bound_exceeds_24_bits": [b.__dict__ for b in self.state if b.exceeds],
             "note": "cores and chips_needed: conv kernels stored once per core (Lava's Conv, "
             "Loihi 2's convolutional compression); *_unrolled: every connection stored",
@@ -232,10 +313,12 @@ def check_formats(graph: Graph) -> None:
     mantissas (even, 8-bit) and exponents (0..WEIGHT_EXP_MAX), 13-bit biases,
     thresholds (spiking ones at most ``SPIKING_THRESHOLD_MAX``, see
     :mod:`gac_deploy.body.quantize`), 12-bit decays,
-    payload bits, scale exponents, delays, and T >= 1. A graph read from a file is
+    payload bits, scale exponents, delays, T >= 1 and the window W >= T. A graph read from a file is
     checked with this before anything runs it."""
     if graph.time_steps < 1:
         raise ValueError(f"time_steps is {graph.time_steps}, must be at least 1")
+    if graph.window < graph.time_steps:
+        raise ValueError(f"window {graph.window} is shorter than time_steps {graph.time_steps}")
     if not 1 <= graph.payload_bits <= MAX_PAYLOAD_BITS:
         raise ValueError(f"payload_bits is {graph.payload_bits}, must be in 1..{MAX_PAYLOAD_BITS}")
     max_delay = len(graph.populations)  # balanced delays never exceed the longest path
@@ -309,10 +392,11 @@ def check_fits(graph: Graph, chips: int = 1) -> Mapping:
     if mapping.chips_needed > chips:
         big = max(mapping.rows, key=lambda r: r.cores)
         raise UserError(
-            f"the body needs {mapping.cores} cores ({mapping.chips_needed} chips of "
-            f"{_limit('cores_per_chip')}; largest: {big.population} with {big.cores} cores for "
-            f"{big.neurons:,} neurons and {big.synapses:,} synapses); pass --chips "
-            f"{mapping.chips_needed}"
+            f"Loihi 2 limit cores_per_chip: the body needs {mapping.cores} cores "
+            f"({mapping.chips_needed} chips of {_limit('cores_per_chip')}; largest: "
+            f"{big.population} with {big.cores} cores for {big.neurons:,} neurons and "
+            f"{big.synapses:,} synapses; source: {LOIHI2['cores_per_chip'].source}); pass "
+            f"--chips {mapping.chips_needed}"
         )
     return mapping
 
@@ -324,3 +408,15 @@ def check_deployable(config: ModelConfig) -> None:
             "Loihi's CUBA neuron spikes when v > threshold and resets to 0; retrain with a "
             "strict threshold and reset 0"
         )
+
+
+def check_hardware(graph: Graph) -> None:
+    """Refuse, in one line naming the limit, its source and the fix, a quantised graph
+    (delays and window set) that breaks a limit of :data:`HARDWARE`."""
+    for limit in HARDWARE:
+        problem = limit.check(graph)
+        if problem is not None:
+            raise UserError(
+                f"Loihi 2 limit {limit.name}: {limit.rule}, but {problem} (source: "
+                f"{limit.source}); {limit.fix}"
+            )

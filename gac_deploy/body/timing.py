@@ -9,11 +9,19 @@ correction it would sum contributions from different reference time steps.
 the longest path) and each edge the extra delay that makes it arrive exactly
 then: delay = latency(dst) - latency(src) - 1. The chip then computes what the
 layer-synchronous reference computes, shifted by the read-out's latency.
+
+Presentation windows: each image occupies W >= T steps of a population's time (its
+window, which starts at its latency); the first T carry the image, the W - T after
+them carry no input but still run (biases drive neurons, spikes already on their way
+arrive). The read-out is taken at the window's step T - 1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+import torch
 
 from gac_deploy.body.graph import INPUT, Graph
 
@@ -38,3 +46,26 @@ def balance_delays(graph: Graph) -> Timing:
     delay = {e.name: latency[e.dst] - latency[e.src] - 1 for e in graph.edges}
     del latency[INPUT]
     return Timing(latency, delay)
+
+
+def power_of_two_window(time_steps: int) -> int:
+    """The presentation window W a bundle for the chip gets: the smallest power of two
+    >= T (Loihi 2 resets neurons at power-of-two intervals; see
+    :data:`gac_deploy.body.loihi2.HARDWARE`), e.g. 8 for T = 6, 4 for T = 4."""
+    if time_steps < 1:
+        raise ValueError(f"time_steps is {time_steps}, must be at least 1")
+    return 1 << (time_steps - 1).bit_length()
+
+
+def pad_to_window(payload: np.ndarray | torch.Tensor, window: int) -> np.ndarray | torch.Tensor:
+    """Host payload [T, N, ...] (numpy or torch) -> [W, N, ...]: the T real steps, then
+    W - T steps of zeros (the host sends nothing while the window runs out)."""
+    steps = payload.shape[0]
+    if steps > window:
+        raise ValueError(f"a {steps}-step payload does not fit a {window}-step window")
+    if steps == window:
+        return payload
+    pad_shape = (window - steps, *payload.shape[1:])
+    if isinstance(payload, np.ndarray):
+        return np.concatenate([payload, np.zeros(pad_shape, payload.dtype)])
+    return torch.cat([payload, payload.new_zeros(pad_shape)])

@@ -1,9 +1,10 @@
 """A fast, bit-exact emulator of the exported body as Lava runs it.
 
 Lava delivers a spike sent at step s to the next population at step s + 1 (+ the
-edge's delay), and each population resets at the start of its own T-step window
-(:mod:`gac_deploy.chip.lava_runner`). With the delays that export balances,
-step t of a population's window therefore reads step t of each source's window:
+edge's delay), and each population resets at the start of its own window of W >= T
+steps (:mod:`gac_deploy.body.timing`, :mod:`gac_deploy.chip.lava_runner`). With the
+delays that export balances, step t of a population's window therefore reads step t
+of each source's window:
 the emulator checks that and then runs each population over its whole window
 at once, for a whole batch of images: its edges' synaptic input first, for all
 steps, then the chip's neuron arithmetic in one compiled pass
@@ -53,7 +54,7 @@ from torch.nn import functional as F
 from gac_deploy.body.formats import ACTIVATION_SCALE, ACTIVATION_SHIFT, DECAY_UNITY, STATE_MAX
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
-from gac_deploy.body.timing import balance_delays
+from gac_deploy.body.timing import balance_delays, pad_to_window
 from gac_deploy.chip import int8_conv, neuron_passes
 from gac_deploy.chip.int8_conv import INPUT_MAX, Int8Conv, int8_weight
 from gac_deploy.chip.neuron_passes import STATE_WRAP
@@ -64,10 +65,11 @@ GATHER_BELOW = 15 / 16  # gather the active channels when fewer than this fracti
 
 @dataclass
 class EmulatorRun:
-    """Spikes [T, N, *shape] (uint8) per spiking population (its own window), the read-out
-    voltage [T, N, classes] (Lava's integer), exact synaptic events per edge, summed
-    over images, and per population the neuron-steps where the 24-bit state overflowed
-    (the current wrapped or the voltage saturated, as on the chip)."""
+    """Spikes [W, N, *shape] (uint8) per spiking population (its own window of W steps),
+    the read-out voltage [T, N, classes] (Lava's integer, the window's first T steps),
+    exact synaptic events per edge, summed over images and every window step, and per
+    population the neuron-steps where the 24-bit state overflowed (the current wrapped
+    or the voltage saturated, as on the chip)."""
 
     spikes: dict[str, torch.Tensor]
     readout: torch.Tensor
@@ -397,7 +399,9 @@ def check_balanced(graph: Graph) -> None:
 
 
 def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -> EmulatorRun:
-    """Emulate the body on graded payload integers [T, N, C, H, W]."""
+    """Emulate the body on graded payload integers [T, N, C, H, W] over its presentation
+    window: spikes [W, N, ...], the read-out at the first T steps [T, N, classes]
+    (:func:`gac_deploy.chip.reference.run_quantized_graph` does the same)."""
     if not graph.quantized:
         raise ValueError("the emulator runs quantised graphs only")
     synapses = prepare(graph) if synapses is None else synapses
@@ -414,7 +418,7 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         share = synapses[edge.name].share or edge.name
         readers[edge.src] = readers.get(edge.src, 0) + 1
         readers[share] = readers.get(share, 0) + 1
-    sources: dict[str, Source] = {INPUT: Source.of(payload)}
+    sources: dict[str, Source] = {INPUT: Source.of(pad_to_window(payload, graph.window))}
     steps_images = sources[INPUT].steps_images
     spikes: dict[str, torch.Tensor] = {}
     computed: dict[str, neuron_passes.Current | None] = {}
@@ -458,4 +462,4 @@ def emulate(graph: Graph, payload: torch.Tensor, synapses: dict | None = None) -
         spikes[pop.name] = fired.spikes
         if readers.get(pop.name):
             sources[pop.name] = Source.fired(fired)
-    return EmulatorRun(spikes, readout, ops, overflows)
+    return EmulatorRun(spikes, readout[: graph.time_steps], ops, overflows)

@@ -152,7 +152,7 @@ def measure_fidelity(
                 lif = LIFConfig(threshold=pop.threshold, tau=1.0 - pop.voltage_decay)
                 spikes = lif_forward(reference, lif)
                 float_signals[pop.name] = forced[pop.name] = spikes
-                on_chip = chip_run.spikes[pop.name]
+                on_chip = chip_run.spikes[pop.name][: len(spikes)]  # the T steps of W
                 s.mismatched += int((spikes != on_chip).sum())
                 s.float_spikes += int(spikes.sum())
                 s.chip_spikes += int(on_chip.sum())

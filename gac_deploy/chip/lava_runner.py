@@ -3,8 +3,9 @@
 Processes built from the graph:
 
 * each population -> ``LIFReset`` (bit-accurate LIF; current decay 4096, voltage
-  decay dv, vThMant, bias mantissa with exponent 6) whose state is reset every T
-  steps at the start of its own window, so images can stream through one run;
+  decay dv, vThMant, bias mantissa with exponent 6) whose state is reset every W
+  steps (the graph's presentation window, W >= T; a power of two for the chip) at the
+  start of its own window, so images can stream through one run;
 * each conv edge -> ``Conv`` (graded, ``num_message_bits`` = payload bits, when it
   reads the host input); each dense edge -> ``Dense`` on the (C, H, W)-flattened
   source, as lava-dl netx connects a flatten;
@@ -12,15 +13,15 @@ Processes built from the graph:
   populations (LIF that fires when it receives a spike, no memory); an edge with
   delay D from the host input reads a source whose stream starts D steps later;
 * a ``RingBuffer`` per distinct input delay plays the payload of all images back
-  to back, T steps per image; an ``Extractor`` per spiking population streams its
-  spikes to this process, one array per step, drained after every image (a
-  ``Monitor`` hands its record back one value per message, which takes hours for
-  the 1.4 million neurons of msresnet18-cifar); a ``Monitor`` records the
-  read-out voltage (classes values per step).
+  to back, W steps per image (T of payload, then W - T of zeros); an ``Extractor``
+  per spiking population streams its spikes to this process, one array per step,
+  drained after every image (a ``Monitor`` hands its record back one value per
+  message, which takes hours for the 1.4 million neurons of msresnet18-cifar); a
+  ``Monitor`` records the read-out voltage (classes values per step).
 
 Lava layouts are x-y-f, i.e. (W, H, C); our arrays are (C, H, W) and are
 transposed at this boundary only. Time: image i's step t reaches population p at
-Lava step 1 + latency(p) + i*T + t.
+Lava step 1 + latency(p) + i*W + t.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from gac_deploy.body.formats import (
     payload_message_bits,
 )
 from gac_deploy.body.graph import INPUT, Edge, Graph
-from gac_deploy.body.timing import Timing, balance_delays
+from gac_deploy.body.timing import Timing, balance_delays, pad_to_window
 from gac_deploy.errors import UserError
 from gac_deploy.lava_compat import import_lava
 
@@ -47,7 +48,8 @@ RELAY_WEIGHT = 2
 
 @dataclass
 class LavaRun:
-    """Spikes [T, N, *shape] per spiking population and read-out voltage [T, N, classes]."""
+    """Spikes [W, N, *shape] per spiking population (its whole window) and read-out
+    voltage [T, N, classes] (the window's first T steps, where it is read)."""
 
     spikes: dict[str, np.ndarray]
     readout: np.ndarray
@@ -74,7 +76,7 @@ class _Builder:
     def __init__(self, graph: Graph, timing: Timing) -> None:
         self.graph = graph
         self.timing = timing
-        self.T = graph.time_steps
+        self.window = graph.window
         self.lif = import_lava("lava.proc.lif.process")
         self.conv = import_lava("lava.proc.conv.process")
         self.dense = import_lava("lava.proc.dense.process")
@@ -85,7 +87,7 @@ class _Builder:
     def population(self, pop) -> object:
         shape = _xyz(pop.shape)
         bias = np.broadcast_to(np.asarray(pop.bias, dtype=np.int32), shape).copy()
-        offset = (1 + self.timing.latency[pop.name]) % self.T
+        offset = (1 + self.timing.latency[pop.name]) % self.window
         neuron = self.lif.LIFReset(
             shape=shape,
             vth=int(pop.threshold),
@@ -93,7 +95,7 @@ class _Builder:
             dv=int(pop.voltage_decay),
             bias_mant=bias,
             bias_exp=BIAS_EXP,
-            reset_interval=self.T,
+            reset_interval=self.window,
             reset_offset=offset,
             name=pop.name,
         )
@@ -215,7 +217,8 @@ def run_in_lava(
     on_image: Callable[[int], None] | None = None,
     hardware: bool = False,
 ) -> LavaRun:
-    """Stream ``payload`` [T, N, C, H, W] (integers) through the graph in Lava, fixed point.
+    """Stream ``payload`` [T, N, C, H, W] (integers) through the graph in Lava, fixed point,
+    one presentation window (W steps, the payload padded with zeros) per image.
 
     One network is built and compiled once; the run advances image by image
     (``on_image(i)`` is called after image i's read-out window has closed).
@@ -234,6 +237,7 @@ def run_in_lava(
     started = time.perf_counter()
     timing = balance_delays(graph)
     graph = graph.with_delays(timing.delay)
+    payload = pad_to_window(payload, graph.window)
     t, n = payload.shape[:2]
     steps = timing.total_latency + n * t
     builder = _Builder(graph, timing)
@@ -280,7 +284,7 @@ def run_in_lava(
             continue
         windows = _windows(records[pop.name], timing.latency[pop.name], n, t)
         if pop.role == "readout":
-            readout = windows.astype(np.int64)
+            readout = windows[: graph.time_steps].astype(np.int64)
         else:
             spikes[pop.name] = windows.astype(np.int8)
     return LavaRun(spikes, readout, steps, build_s, run_s)

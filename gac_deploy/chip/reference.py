@@ -18,6 +18,7 @@ import torch
 from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.synapses import channel_bias, edge_current
+from gac_deploy.body.timing import pad_to_window
 from gac_deploy.config import LIFConfig
 from gac_deploy.models.lif import lif_forward
 from gac_deploy.neurons import body_neuron
@@ -70,11 +71,13 @@ def run_float_graph(graph: Graph, encoded: torch.Tensor) -> GraphRun:
 def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
     """Run an integer graph on graded payload integers [T, N, C, H, W] with slayer CUBA neurons.
 
-    The read-out is Lava's integer voltage (a_in << 6 units) at every step.
+    The graph runs its whole presentation window (W steps, the payload padded with
+    zeros): spikes are [W, N, ...]. The read-out is Lava's integer voltage (a_in << 6
+    units) at each of the first T steps, [T, N, classes], where it is read.
     """
     if not graph.quantized:
         raise ValueError("run_quantized_graph needs a quantised graph")
-    signals = {INPUT: payload}
+    signals = {INPUT: pad_to_window(payload, graph.window)}
     readout = None
     with torch.no_grad():
         for pop in graph.populations:
@@ -85,6 +88,7 @@ def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
             if pop.role == "readout":
                 _, voltage = neuron.dynamics(x)
                 readout = torch.round(voltage.double() * neuron.s_scale).movedim(-1, 0)
+                readout = readout[: graph.time_steps]
             else:
                 signals[pop.name] = neuron(x).movedim(-1, 0)
     spikes = {k: v for k, v in signals.items() if k != INPUT}

@@ -11,19 +11,23 @@ the read-out voltage integer by integer.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from gac_deploy.body.timing import balance_delays, pad_to_window
 from gac_deploy.chip.reference import GraphRun, run_quantized_graph
 from gac_deploy.data import Split, load_split
 from gac_deploy.errors import UserError
 from gac_deploy.export.loading import Bundle
+from gac_deploy.fileio import write_bytes
 from gac_deploy.registries import resolve
 from gac_deploy.registries.backends import BACKENDS, DEFAULT_BACKEND
 
@@ -216,7 +220,7 @@ def simulate_bundle(
     """
     runner = resolve(BACKENDS.get(backend).runner)
     if batch_size is None:
-        per_image = bundle.graph.time_steps * sum(p.size for p in bundle.graph.populations)
+        per_image = bundle.graph.window * sum(p.size for p in bundle.graph.populations)
         batch_size = max(1, min(1024, BATCH_SPIKE_BUDGET // per_image))
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -287,3 +291,38 @@ def run_emulator(job: SimulationJob) -> float:
         job.progress(len(labels))
         del run, reference, spikes, payload  # nothing of a batch outlives it
     return run_s
+
+
+def write_reference_spikes(bundle: Bundle, split: Split, count: int, path: str | Path) -> None:
+    """The quantised reference's run of the first ``count`` test images, written to
+    ``path`` (``.npz``, atomically) for a script that runs the bundle on Loihi 2 to compare
+    against. Arrays (numbers only: ``np.load(path)`` reads them without pickle):
+
+    * ``payload`` int32 [W, N, C, H, W]: what the host sends in each step of an image's
+      window (zeros in the last W - T steps);
+    * ``spikes/<population>`` uint8 [W, N, *shape] and ``latency/<population>`` int: that
+      population's spikes in its own window; image i's window step t is Lava step
+      1 + latency + i * W + t of a run that streams the images back to back from step 0;
+    * ``readout`` int64 [T, N, classes]: the read-out voltage (Lava's integer, a_in << 6)
+      at the first T steps of its window; the class is the argmax at step T - 1;
+    * ``labels`` int64 [N], ``time_steps`` T and ``window`` W.
+    """
+    images, labels = test_images(split, count)
+    _, payload = bundle.encode(images)
+    payload = np.rint(payload).astype(np.int32)
+    graph = bundle.graph
+    run = run_quantized_graph(graph, torch.from_numpy(payload).double())
+    latency = balance_delays(graph).latency
+    arrays = {
+        "payload": pad_to_window(payload, graph.window),
+        "readout": run.readout.numpy().astype(np.int64),
+        "labels": np.asarray(labels, np.int64),
+        "time_steps": np.int64(graph.time_steps),
+        "window": np.int64(graph.window),
+    }
+    for name, spikes in run.spikes.items():
+        arrays[f"spikes/{name}"] = spikes.numpy().astype(np.uint8)
+        arrays[f"latency/{name}"] = np.int64(latency[name])
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_bytes(path, buffer.getvalue(), ".npz")

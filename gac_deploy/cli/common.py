@@ -49,6 +49,27 @@ def add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_chip_args(parser: argparse.ArgumentParser) -> None:
+    """``--chips``, ``--window`` and ``--simulation-only``: what a Loihi 2 bundle is
+    written for (:class:`gac_deploy.export.targets.ExportJob`)."""
+    parser.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
+    parser.add_argument(
+        "--window",
+        type=int,
+        metavar="W",
+        help="steps the chip spends on each image, at least T; the first T carry the "
+        "image (default: the power of two >= T that the chip's reset interval needs, or T "
+        "with --simulation-only)",
+    )
+    parser.add_argument(
+        "--simulation-only",
+        action="store_true",
+        help="write a bundle for Lava's CPU simulation only: the chip's own limits "
+        "(power-of-two window, NetX delays, input message bits) are not checked, and the "
+        "manifest says so",
+    )
+
+
 def activity_warnings(rates: dict[str, float], images: int) -> list[str]:
     """Warnings for spiking populations that never fired, or fired at every step, on the
     ``images`` measured (``rates``: population -> firing rate): a silent population

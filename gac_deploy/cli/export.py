@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gac_deploy.cli.common import (
     activity_warnings,
+    add_chip_args,
     add_data_dir_arg,
     add_registry_option,
     samples_arg,
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
         p, "--target", TARGETS, "what the body is written as", default=DEFAULT_TARGET
     )
     p.add_argument("--out", help="bundle directory (default: 'bundle' beside the checkpoint)")
-    p.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
+    add_chip_args(p)
     p.add_argument(
         "--samples",
         type=samples_arg,
@@ -78,6 +79,8 @@ def run(args) -> dict:
         target=args.target,
         chips=args.chips,
         quantization=calibration.spec if calibration else None,
+        window=args.window,
+        simulation_only=args.simulation_only,
     )
     if bundle.target == "nir":
         return report_nir(bundle, out, started)
@@ -182,9 +185,13 @@ def report_loihi2(bundle, out: str, started: float) -> dict:
             "saturates the voltage there, as Lava and the emulator do, and 'simulate' counts "
             "every neuron-step where it happens"
         )
+    body = m["body"]
+    padding = body["window_steps"] - m["time_steps"]
     print(
-        f"payload {m['body']['payload_bits']} bits, latency {m['body']['latency_steps']} steps; "
-        f"exported in {time.perf_counter() - started:.1f} s"
+        f"payload {body['payload_bits']} bits, latency {body['latency_steps']} steps, window "
+        f"{body['window_steps']} steps per image (T={m['time_steps']}"
+        + (f" + {padding} padding" if padding else "")
+        + f"), {body['deployment']}; exported in {time.perf_counter() - started:.1f} s"
     )
     print(f"wrote {out}/encoder.onnx, {out}/body.net, {out}/manifest.json")
     return {"bundle": out, "reference_accuracy": None}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from gac_deploy.cli.common import add_chip_args
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -28,7 +30,7 @@ def add_parser(sub) -> None:
         "bare .nir file)",
     )
     p.add_argument("--out", help="bundle directory (default: SOURCE's name + '-loihi2', beside it)")
-    p.add_argument("--chips", type=int, default=1, help="Loihi 2 chips available (default 1)")
+    add_chip_args(p)
     p.add_argument(
         "--dt",
         type=float,
@@ -47,6 +49,14 @@ def run(args) -> dict:
     source = Path(args.source)
     out = args.out or str(source.parent / f"{source.stem or source.name}-loihi2")
     started = time.perf_counter()
-    bundle = import_nir(source, out, encoder_from=args.encoder_from, chips=args.chips, dt=args.dt)
+    bundle = import_nir(
+        source,
+        out,
+        encoder_from=args.encoder_from,
+        chips=args.chips,
+        dt=args.dt,
+        window=args.window,
+        simulation_only=args.simulation_only,
+    )
     print(f"imported {source} ({len(bundle.graph.populations)} populations)")
     return report_loihi2(bundle, out, started)

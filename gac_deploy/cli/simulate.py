@@ -46,17 +46,34 @@ def add_parser(sub) -> None:
         "so '--check 256' suits a whole test split there; 0 checks none",
     )
     add_data_dir_arg(p)
+    p.add_argument(
+        "--save-spikes",
+        metavar="FILE.npz",
+        help="also write the quantised reference's payload, spikes and read-out for the "
+        "first --save-images test images, for a Loihi 2 run to be compared with",
+    )
+    p.add_argument(
+        "--save-images",
+        type=int,
+        default=4,
+        metavar="N",
+        help="test images whose reference --save-spikes writes (default 4)",
+    )
     p.add_argument("--json", help="also write the report to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> dict:
-    from gac_deploy.chip.simulate import simulate_bundle
+    from gac_deploy.chip.simulate import simulate_bundle, write_reference_spikes
     from gac_deploy.cli.paths import expect
+    from gac_deploy.data import load_split
+    from gac_deploy.errors import UserError
     from gac_deploy.export.loading import load_bundle
     from gac_deploy.table import format_table
 
     expect(args.bundle, "bundle")
+    if args.save_images < 1:
+        raise UserError(f"--save-images must be at least 1, got {args.save_images}")
     bundle = load_bundle(args.bundle)
     default = BACKENDS.get(args.backend).default_samples
     samples = args.samples if args.samples is not None else default or "all"
@@ -110,6 +127,13 @@ def run(args) -> dict:
     if report.synaptic_ops:
         total = sum(report.synaptic_ops.values())
         print(f"synaptic events: {total / report.samples:,.0f} per image (exact, from spikes)")
+    if args.save_spikes:
+        split = load_split(bundle.data_spec, args.data_dir)
+        write_reference_spikes(bundle, split, args.save_images, args.save_spikes)
+        print(
+            f"wrote {args.save_spikes}: the reference's payload, spikes and read-out for "
+            f"{args.save_images} test images, {bundle.graph.window}-step windows"
+        )
     data = report.to_dict()
     write_json_report(args.json, data)
     return data

@@ -60,9 +60,12 @@ class LayerEnergy:
 class Activity:
     """What one inference does, averaged over the images measured.
 
-    ``rates``: Eq. 12 firing rate per population (``encoder.lif`` included where the
-    encoder spikes). ``events``: synaptic events per edge name; ``exact`` when they
-    were counted from spikes, else estimated as FLOPs x input rate x T.
+    ``time_steps``: the steps one inference runs, those priced: on the chip the whole
+    presentation window W, i.e. T plus ``padding_steps`` steps without input that the
+    chip still runs (:mod:`gac_deploy.body.timing`). ``rates``: Eq. 12 firing rate per
+    population over those steps (``encoder.lif`` included where the encoder spikes).
+    ``events``: synaptic events per edge name; ``exact`` when they were counted from
+    spikes, else estimated as FLOPs x input rate x T.
     """
 
     time_steps: int
@@ -71,6 +74,7 @@ class Activity:
     exact: bool
     source: str
     accuracy: float | None = None
+    padding_steps: int = 0
 
 
 def paper_energy(

@@ -21,6 +21,7 @@ import torch
 
 from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.ops import LayerSpec, layer_specs
+from gac_deploy.body.timing import pad_to_window
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.chip.emulator import active_per_position, emulate, prepare
 from gac_deploy.chip.reference import run_float_graph
@@ -53,6 +54,7 @@ class EnergyReport:
     exact_events: bool
     samples: int
     time_steps: int
+    """The model's T."""
     profile: str
     profile_source: str
     paper: list[LayerEnergy]
@@ -61,6 +63,9 @@ class EnergyReport:
     firing_rates: dict[str, float]
     accuracy: float | None = None
     """Top-1 accuracy on the images the activity was measured on (None for what-if)."""
+    padding_steps: int = 0
+    """Steps of the chip's presentation window after the T real ones (W - T), priced too:
+    the chip runs them (neuron updates, and whatever biases still drive)."""
 
     @property
     def paper_pj(self) -> float:
@@ -87,7 +92,9 @@ def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str
     rates = {k: firing_rate(v) for k, v in signals.items() if k != INPUT}
     encoded = signals[INPUT]
     rates[ENCODER_LIF] = float((encoded != 0).double().mean())
-    return Activity(graph.time_steps, rates, events, True, source)
+    return Activity(
+        graph.window, rates, events, True, source, padding_steps=graph.window - graph.time_steps
+    )
 
 
 def check_samples(samples: int) -> None:
@@ -101,7 +108,7 @@ def bundle_activity(
     bundle = load_bundle(path)
     images, labels = load_split(bundle.data_spec, data_dir).test_images(samples)
     _, payload = bundle.encode(images.numpy())
-    payload = torch.from_numpy(payload)
+    payload = pad_to_window(torch.from_numpy(payload), bundle.graph.window)
     run = emulate(bundle.graph, payload)
     signals = {INPUT: payload, **run.spikes}
     activity = _activity_from_signals(
@@ -210,7 +217,8 @@ def priced_report(
         activity=activity.source,
         exact_events=activity.exact,
         samples=samples,
-        time_steps=activity.time_steps,
+        time_steps=activity.time_steps - activity.padding_steps,
+        padding_steps=activity.padding_steps,
         profile=profile.name,
         profile_source=profile.source,
         paper=paper_energy(specs, activity.rates, activity.time_steps, profile),
@@ -327,7 +335,14 @@ def format_report(report: EnergyReport, convention: str = "paper") -> str:
     table = format_table(["layer", "runs on", "op", "in rate", "ops", "energy nJ", "share %"], rows)
     naive = [r for r in report.complete if r.naive_ops]
     lines = [
-        f"{convention} convention ({report.profile}; T={report.time_steps}; activity from "
+        f"{convention} convention ({report.profile}; T={report.time_steps}"
+        + (
+            f" + {report.padding_steps} padding steps of the chip's "
+            f"{report.time_steps + report.padding_steps}-step window, priced: the chip runs them"
+            if report.padding_steps
+            else ""
+        )
+        + f"; activity from "
         f"{report.activity}"
         + (f" on {report.samples} test images" if report.samples else "")
         + ("" if report.exact_events else "; synaptic events estimated as FLOPs x rate x T")

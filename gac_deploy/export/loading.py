@@ -102,6 +102,11 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{path / BODY_FILE} runs T={graph.time_steps} steps but the encoder's T is "
             f"{manifest['time_steps']}; re-export the bundle"
         )
+    if graph.window != manifest["body"]["window_steps"]:
+        raise UserError(
+            f"{path / BODY_FILE} presents each image for {graph.window} steps but the "
+            f"manifest says {manifest['body']['window_steps']}; re-export the bundle"
+        )
     config = model_config_from_dict(manifest["model"])
     signed = encoder_class(config).signed_output
     if graph.signed_input != signed or manifest["body"]["payload_range"] != list(

@@ -35,7 +35,7 @@ from gac_deploy.fileio import some_names
 from gac_deploy.registries.targets import TARGETS
 
 FORMAT = "gac-deploy-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ENCODER_FILE = "encoder.onnx"
 MANIFEST_FILE = "manifest.json"
 BODY_FILE = TARGETS.get("loihi2").body_file
@@ -99,13 +99,17 @@ def build_manifest(
     mapping: Mapping | None,
     artifacts: dict[str, str],
     payload_bits: int | None = None,
+    deployment: str = "simulation-only",
 ) -> dict[str, Any]:
     """manifest.json: what the host and the chip run, and how they were made.
 
     ``graph`` is the quantised body with its delays (``timing``); ``layers`` the float
     body's Eq. 11 layers; ``artifacts`` each file's sha256, which ``load_bundle`` checks.
     Target ``nir``: ``graph`` is the float body, ``timing`` and ``mapping`` are None (no
-    latency, no resources) and ``payload_bits`` the bits encoder.onnx sends."""
+    latency, no resources) and ``payload_bits`` the bits encoder.onnx sends.
+    ``deployment``: one of :data:`DEPLOYMENTS`."""
+    if deployment not in DEPLOYMENTS:
+        raise ValueError(f"deployment {deployment!r} is not one of {', '.join(DEPLOYMENTS)}")
     kind = TARGETS.get(target)
     latency = timing.latency if timing else dict.fromkeys((p.name for p in graph.populations), 0)
     bits = graph.payload_bits if payload_bits is None else payload_bits
@@ -142,6 +146,8 @@ def build_manifest(
             "payload_bits": bits,
             "payload_range": list(payload_range(bits, graph.signed_input)),
             "latency_steps": timing.total_latency if timing else 0,
+            "window_steps": graph.window,
+            "deployment": deployment,
             "populations": [
                 {
                     "name": p.name,
@@ -206,10 +212,19 @@ BODY_KEYS = (
     "payload_bits",
     "payload_range",
     "latency_steps",
+    "window_steps",
+    "deployment",
     "populations",
     "edges",
 )
 HEX = "0123456789abcdef"
+DEPLOYMENTS = {
+    "loihi2-hardware": "export checked the body against every Loihi 2 limit that Lava's "
+    "CPU simulation does not enforce (gac_deploy.body.loihi2.HARDWARE)",
+    "simulation-only": "not checked against those limits: for Lava's CPU simulation, the "
+    "emulator, or another simulator",
+}
+"""What ``body.deployment`` in manifest.json can say, and what each means."""
 
 
 def check_manifest(file: Path, manifest: Any) -> None:
@@ -250,6 +265,11 @@ def check_manifest(file: Path, manifest: Any) -> None:
     for name, digest in manifest["artifacts"].items():
         if not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= set(HEX)):
             raise refuse(f"the sha256 of {name} is not a 64-digit hex digest")
+    if manifest["body"]["deployment"] not in DEPLOYMENTS:
+        raise refuse(
+            f"body.deployment {manifest['body']['deployment']!r} is not one of "
+            f"{', '.join(DEPLOYMENTS)}"
+        )
     if manifest["model"].get("time_steps") != manifest["time_steps"]:
         raise refuse(
             f"time_steps {manifest['time_steps']} differs from the model's "

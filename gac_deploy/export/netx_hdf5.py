@@ -14,7 +14,9 @@ NetX network as it stands.
 
 Extension (gac-deploy; NetX ignores it):
 * root attributes ``format``, ``version``, ``time_steps``, ``payload_bits``,
-  ``signed_input`` (0 or 1; absent in version 1 files, which are read as 0);
+  ``signed_input`` (0 or 1; absent in version 1 files, which are read as 0),
+  ``window`` (the presentation window W >= T each neuron resets at; version 4, read
+  as T from earlier files);
 * per population group ``gac/``: attributes ``name``, ``role``, ``scale_exp``,
   ``layer``, ``delay`` and ``weight_exp`` of the standard edge, and
   ``gac/inputs/{j}/`` for every further incoming edge: attributes ``src``
@@ -42,7 +44,7 @@ from gac_deploy.fileio import write_bytes
 from gac_deploy.neurons import BODY_NEURON, body_neuron
 
 FORMAT = "gac-deploy body.net"
-VERSION = 3
+VERSION = 4
 
 
 def _string(group: h5py.Group, key: str, value: str) -> None:
@@ -109,6 +111,7 @@ def write_body(path: str | Path, graph: Graph) -> None:
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
         f.attrs["time_steps"] = graph.time_steps
+        f.attrs["window"] = graph.window
         f.attrs["payload_bits"] = graph.payload_bits
         f.attrs["signed_input"] = int(graph.signed_input)
         layers = f.create_group("layer")
@@ -163,6 +166,7 @@ def read_body(path: str | Path) -> Graph:
             graph = Graph(
                 input_shape=tuple(int(v) for v in f["layer/0/shape"][()]),
                 time_steps=int(f.attrs["time_steps"]),
+                window=int(f.attrs.get("window", 0)),
                 payload_bits=int(f.attrs["payload_bits"]),
                 signed_input=_flag(path, f.attrs, "signed_input"),
             )

@@ -16,15 +16,15 @@ gives the same bundle.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gac_deploy.body.graph import Graph
-from gac_deploy.body.loihi2 import check_deployable, check_fits
+from gac_deploy.body.loihi2 import check_deployable, check_fits, check_hardware
 from gac_deploy.body.ops import layer_specs
 from gac_deploy.body.quantize import MAX_PAYLOAD_BITS, QuantSpec, choose_format, quantize_graph
-from gac_deploy.body.timing import balance_delays
+from gac_deploy.body.timing import balance_delays, power_of_two_window
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig
 from gac_deploy.data import DataSpec
@@ -53,12 +53,15 @@ def export_bundle(
     target: str = DEFAULT_TARGET,
     chips: int = 1,
     quantization: QuantSpec | None = None,
+    window: int | None = None,
+    simulation_only: bool = False,
 ) -> Bundle:
     """A checkpoint as a bundle of ``target``, written by the target's registered writer
     (:mod:`gac_deploy.registries.targets`): ``loihi2`` (quantised body.net) or ``nir``
     (the float body as body.nir, for other simulators and chips) are built in.
     ``quantization``: the fixed-point format to use (e.g. one calibrated on data); by
-    default the checkpoint's own (QAT) or, without one, :func:`choose_format`'s."""
+    default the checkpoint's own (QAT) or, without one, :func:`choose_format`'s.
+    ``window``, ``simulation_only``: see :class:`ExportJob`."""
     writer = resolve(TARGETS.get(target).writer)
     out = Path(out)
     check_replaceable(out)
@@ -81,7 +84,17 @@ def export_bundle(
         ckpt.quantization is not None,
         write_encoder,
     )
-    return writer(ExportJob(out, float_graph, spec, source, chips))
+    return writer(
+        ExportJob(
+            out=out,
+            float_graph=float_graph,
+            quantization=spec,
+            host=source,
+            chips=chips,
+            window=window,
+            simulation_only=simulation_only,
+        )
+    )
 
 
 @dataclass
@@ -113,20 +126,26 @@ class HostSide:
 class ExportJob:
     """What a target's writer is given: the bundle directory to write (``out``, replaced
     atomically), the float body, the checkpoint's quantisation format (None: unless
-    fine-tuned, the writer chooses), the host side and the Loihi 2 chips available."""
+    fine-tuned, the writer chooses), the host side and the Loihi 2 chips available.
+    ``window``: the presentation window W >= T the chip spends on one image (None: T for
+    a simulation-only bundle, else the power of two >= T the chip needs);
+    ``simulation_only``: skip the checks against the chip's own limits
+    (:data:`gac_deploy.body.loihi2.HARDWARE`), and say so in the manifest."""
 
     out: Path
     float_graph: Graph
     quantization: QuantSpec | None
     host: HostSide
     chips: int
+    window: int | None = None
+    simulation_only: bool = False
 
 
 def write_loihi2_bundle(job: ExportJob) -> Bundle:
     """Target ``loihi2``: encoder.onnx, the quantised body as body.net, manifest.json;
     refused if the model cannot run on Loihi 2 or does not fit ``job.chips``."""
     check_deployable(job.host.config)
-    return _write_loihi2_bundle(job.out, job.float_graph, job.quantization, job.host, job.chips)
+    return _write_loihi2_bundle(job)
 
 
 def _quantize(float_graph: Graph, spec: QuantSpec | None) -> tuple[Graph, list]:
@@ -136,27 +155,44 @@ def _quantize(float_graph: Graph, spec: QuantSpec | None) -> tuple[Graph, list]:
         raise UserError(f"cannot quantise this model for Loihi 2: {exc}") from None
 
 
-def _write_loihi2_bundle(
-    out: Path, float_graph: Graph, spec: QuantSpec | None, source: HostSide, chips: int
-) -> Bundle:
-    graph, report = _quantize(float_graph, spec)
-    mapping = check_fits(graph, chips)
+def presentation_window(time_steps: int, window: int | None, simulation_only: bool) -> int:
+    """The window W a bundle gets: ``window`` when given (at least T), else T for a
+    simulation-only bundle and the power of two >= T for the chip."""
+    if window is None:
+        return time_steps if simulation_only else power_of_two_window(time_steps)
+    if window < time_steps:
+        raise UserError(
+            f"--window {window} is shorter than the model's T={time_steps}; pass at least "
+            f"{time_steps} (the chip needs a power of two: {power_of_two_window(time_steps)})"
+        )
+    return window
+
+
+def _write_loihi2_bundle(job: ExportJob) -> Bundle:
+    graph, report = _quantize(job.float_graph, job.quantization)
+    mapping = check_fits(graph, job.chips)
     timing = balance_delays(graph)
-    graph = graph.with_delays(timing.delay)
-    with atomic_directory(out, check_replaceable) as tmp:
-        source.write_encoder(tmp / ENCODER_FILE, graph.payload_bits)
+    graph = replace(
+        graph.with_delays(timing.delay),
+        window=presentation_window(graph.time_steps, job.window, job.simulation_only),
+    )
+    if not job.simulation_only:
+        check_hardware(graph)
+    with atomic_directory(job.out, check_replaceable) as tmp:
+        job.host.write_encoder(tmp / ENCODER_FILE, graph.payload_bits)
         write_body(tmp / BODY_FILE, graph)
-        manifest = source.manifest(
-            float_graph,
+        manifest = job.host.manifest(
+            job.float_graph,
             tmp,
             target="loihi2",
             graph=graph,
             timing=timing,
             quantization=report,
             mapping=mapping,
+            deployment="simulation-only" if job.simulation_only else "loihi2-hardware",
         )
         write_json(tmp / MANIFEST_FILE, manifest)
-    return load_bundle(out)
+    return load_bundle(job.out)
 
 
 def write_nir_bundle(job: ExportJob) -> Bundle:
@@ -192,8 +228,11 @@ def import_nir(
     encoder_from: str | Path | None = None,
     chips: int = 1,
     dt: float | None = None,
+    window: int | None = None,
+    simulation_only: bool = False,
 ) -> Bundle:
     """A NIR graph as a Loihi 2 bundle (what ``gac-deploy import-nir`` writes).
+    ``window``, ``simulation_only``: see :class:`ExportJob`.
 
     ``source``: a NIR bundle directory (export --target nir) or a ``.nir`` file. The host
     side (encoder.onnx, the input section, the model config and T) comes from
@@ -253,4 +292,14 @@ def import_nir(
         False,
         copy_encoder,
     )
-    return _write_loihi2_bundle(out, float_graph, spec, host_side, chips)
+    return _write_loihi2_bundle(
+        ExportJob(
+            out=out,
+            float_graph=float_graph,
+            quantization=spec,
+            host=host_side,
+            chips=chips,
+            window=window,
+            simulation_only=simulation_only,
+        )
+    )

@@ -1,15 +1,21 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population
 from gac_deploy.body.loihi2 import (
+    HARDWARE,
     LOIHI2,
+    NETX_MAX_DELAY,
     check_fits,
+    check_hardware,
     estimate_mapping,
     shared_cores,
     state_bounds,
 )
 from gac_deploy.body.quantize import quantize_graph
+from gac_deploy.body.timing import balance_delays, power_of_two_window
 from gac_deploy.errors import UserError
 from tests.conftest import random_model, small_config
 
@@ -57,8 +63,10 @@ def test_too_many_cores_is_refused_with_the_fix():
     graph = big_population_graph(256 * 256)  # 4.2M neurons, 2.4G synapses
     mapping = estimate_mapping(graph)
     assert mapping.chips_needed > 1
-    with pytest.raises(UserError, match=rf"wide.*pass --chips {mapping.chips_needed}"):
+    with pytest.raises(UserError, match=rf"wide.*pass --chips {mapping.chips_needed}") as refused:
         check_fits(graph, chips=1)
+    assert "cores_per_chip" in str(refused.value)
+    assert LOIHI2["cores_per_chip"].source in str(refused.value)
     check_fits(graph, chips=mapping.chips_needed)
 
 
@@ -85,3 +93,51 @@ def test_threshold_beyond_17_bits_is_refused():
     graph.populations[0].threshold = 1 << 17
     with pytest.raises(UserError, match="wide.*17-bit"):
         check_fits(graph)
+
+
+def chip_graph(time_steps: int = 4, **overrides):
+    """A small quantised body with balanced delays, in the window the chip needs (unless
+    ``overrides`` say otherwise)."""
+    graph, _ = quantize_graph(random_model(small_config(time_steps=time_steps)).export_graph())
+    graph = graph.with_delays(balance_delays(graph).delay)
+    return replace(graph, **{"window": power_of_two_window(time_steps), **overrides})
+
+
+def assert_refused_by(limit_name: str, graph) -> None:
+    """``check_hardware`` refuses ``graph`` in one line that names the limit, its source
+    and a fix; the same graph passes when that limit's rule holds."""
+    limit = next(h for h in HARDWARE if h.name == limit_name)
+    with pytest.raises(UserError) as refused:
+        check_hardware(graph)
+    message = str(refused.value)
+    assert f"limit {limit_name}:" in message and limit.source in message
+    assert limit.fix in message and "\n" not in message
+
+
+def test_every_hardware_limit_quotes_a_source_and_a_fix():
+    names = [h.name for h in HARDWARE]
+    assert names == ["reset_interval", "synaptic_delay", "input_message_bits"]
+    assert all("lava-dl" in h.source and h.fix for h in HARDWARE)
+    check_hardware(chip_graph())  # a body export writes keeps them all
+
+
+@pytest.mark.parametrize("steps, window", [(6, 6), (3, 3), (4, 6)])
+def test_a_window_that_is_no_power_of_two_is_refused(steps, window):
+    assert_refused_by("reset_interval", chip_graph(steps, window=window))
+    check_hardware(chip_graph(steps))  # the power of two >= T passes
+
+
+def test_a_delay_beyond_netx_is_refused():
+    graph = chip_graph()
+    edge = graph.edges[-1]
+    late = {e.name: e.delay for e in graph.edges} | {edge.name: NETX_MAX_DELAY + 1}
+    assert_refused_by("synaptic_delay", graph.with_delays(late))
+    late[edge.name] = NETX_MAX_DELAY
+    check_hardware(graph.with_delays(late))
+
+
+def test_graded_input_wider_than_the_adapter_is_refused():
+    """Signed payloads of b fractional bits need b + 8 bits: 16 for b = 8 fits the
+    adapter's 16-bit messages, 17 (b = 9) does not."""
+    assert_refused_by("input_message_bits", chip_graph(payload_bits=9, signed_input=True))
+    check_hardware(chip_graph(payload_bits=8, signed_input=True))

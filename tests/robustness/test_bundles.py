@@ -100,7 +100,9 @@ def _set_attr(where, key, value):
         (_set_weights((30000, np.int16)), "weights run from 30000"),
         (_set_weights((3, np.int16)), "even integers"),
         (_set_attr("/", "time_steps", 0), "time_steps is 0"),
-        (_set_attr("/", "time_steps", 1_000_000_000), "T=1000000000 steps but the encoder's T"),
+        (_set_attr("/", "time_steps", 2), "T=2 steps but the encoder's T"),
+        (_set_attr("/", "window", 2), "window 2 is shorter than time_steps 4"),
+        (_set_attr("/", "window", 8), "each image for 8 steps but the manifest says 4"),
         (_set_attr("/", "payload_bits", 0), "payload_bits is 0"),
         (_set_attr("layer/1/gac", "delay", -1), "delay -1"),
     ],
@@ -152,6 +154,6 @@ def test_schema_names_every_key_build_manifest_writes(bundle_dir):
 
 def test_tampered_body_from_the_command_line(bundle_dir, tmp_path):
     bundle = copy_bundle(bundle_dir, tmp_path)
-    _edit_body(bundle, _set_attr("/", "time_steps", 1_000_000_000))
-    assert_user_error(cli("energy", str(bundle)), "T=1000000000")
-    assert_user_error(cli("simulate", str(bundle)), "T=1000000000")
+    _edit_body(bundle, _set_attr("/", "time_steps", 2))
+    assert_user_error(cli("energy", str(bundle)), "T=2")
+    assert_user_error(cli("simulate", str(bundle)), "T=2")
