@@ -21,7 +21,7 @@ import torch
 
 from gac_deploy.data import load_dataset
 from gac_deploy.training.batches import load_steps, plan_step
-from gac_deploy.training.distributed import World
+from gac_deploy.world import World
 
 
 def write_tree(root: Path, images: int) -> None:

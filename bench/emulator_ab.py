@@ -88,7 +88,8 @@ def main() -> None:
     torch.set_num_threads(2)
     bundle = load_bundle(args.bundle)
     graph = bundle.graph
-    images, _ = next(iter(test_batches(load_split(bundle.data_spec), args.batch, args.batch)))
+    split = load_split(bundle.data_spec)
+    images, _ = next(iter(test_batches(split, range(args.batch), args.batch)))
     payload = emulator.payload_tensor(bundle.encode(images)[1])
     with tempfile.TemporaryDirectory() as tmp:
         old = base_emulator(args.base, Path(tmp))

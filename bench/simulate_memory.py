@@ -98,7 +98,7 @@ def main() -> None:
         else:
             synapses, spikes, slots, done, started = emulator.prepare(bundle.graph), 0, 0, 0, 0.0
             split = load_cifar_split(bundle.data_spec.data_dir, 10)
-            for images, _ in test_batches(split, len(split.test), args.batch):
+            for images, _ in test_batches(split, range(len(split.test)), args.batch):
                 tick = time.perf_counter()
                 payload = torch.from_numpy(np.rint(bundle.encode(images)[1]))
                 run = emulator.emulate(bundle.graph, payload, synapses)

@@ -171,7 +171,12 @@ class Split:
     def test_images(self, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` test images (all if None) and labels, evaluation transform."""
         count = len(self.test) if count is None else min(count, len(self.test))
-        return self.test.batch(torch.arange(count))
+        return self.test_range(range(count))
+
+    def test_range(self, indices: range) -> tuple[torch.Tensor, torch.Tensor]:
+        """Test images [n, C, H, W] and labels [n] at ``indices`` (a contiguous range),
+        evaluation transform."""
+        return self.test.batch(torch.arange(indices.start, indices.stop))
 
 
 def test_split_hash(images: np.ndarray | Sequence[Path], labels: np.ndarray | Sequence[int]) -> str:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).parents[1] / "gac_deploy"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "lava_compat"),
     ("registries",),
-    ("config", "fileio", "table", "augment", "cifar_files"),
+    ("config", "fileio", "table", "augment", "cifar_files", "world"),
     ("data",),
     ("body",),
     ("neurons",),

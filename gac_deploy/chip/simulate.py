@@ -30,6 +30,7 @@ from gac_deploy.export.loading import Bundle
 from gac_deploy.fileio import write_bytes
 from gac_deploy.registries import resolve
 from gac_deploy.registries.backends import BACKENDS, DEFAULT_BACKEND
+from gac_deploy.world import World, block, gather
 
 BATCH_SPIKE_BUDGET = 1 << 28  # bytes of uint8 spikes per emulator batch
 
@@ -66,6 +67,8 @@ class SimulationReport:
     checked_samples: int = 0
     test_split: int = 0
     """Images in the bundle's test split (``samples`` of them were run)."""
+    processes: int = 1
+    """Processes that ran the images between them (torchrun)."""
 
     @property
     def spike_exact(self) -> bool | None:
@@ -99,6 +102,20 @@ class Tally:
         self.slots: dict[str, int] = {}
         self.ops: dict[str, int] = {}
         self.overflows: dict[str, int] = {}
+
+    @classmethod
+    def merged(cls, tallies: list[Tally]) -> Tally:
+        """One tally of the images of all ``tallies`` (disjoint images, in order)."""
+        total = cls()
+        for tally in tallies:
+            for key, value in vars(tally).items():
+                if isinstance(value, dict):
+                    kept = getattr(total, key)
+                    for name, count in value.items():
+                        kept[name] = kept.get(name, 0) + count
+                else:
+                    setattr(total, key, getattr(total, key) + value)
+        return total
 
     def add(
         self, spikes: dict, readout: np.ndarray, labels: np.ndarray, ref: GraphRun | None
@@ -148,27 +165,29 @@ class Tally:
         )
 
 
-def test_images(split: Split, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``samples`` images [N, C, H, W] and labels [N] of ``split``'s test set."""
+def check_samples(split: Split, samples: int) -> None:
+    """UserError unless 1 <= ``samples`` <= the test images of ``split``."""
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
     if samples > len(split.test):
         raise UserError(f"--samples {samples} exceeds the {len(split.test)} test images")
+
+
+def test_images(split: Split, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` images [N, C, H, W] and labels [N] of ``split``'s test set."""
+    check_samples(split, samples)
     x, y = split.test_images(samples)
     return x.numpy(), y.numpy()
 
 
 def test_batches(
-    split: Split, samples: int, batch_size: int
+    split: Split, images: range, batch_size: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The first ``samples`` test images, ``batch_size`` at a time: (images [n, C, H, W],
-    labels [n]) as numpy, each batch read from the dataset only when it is needed."""
-    if samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
-    if samples > len(split.test):
-        raise UserError(f"--samples {samples} exceeds the {len(split.test)} test images")
-    for lo in range(0, samples, batch_size):
-        x, y = split.test.batch(torch.arange(lo, min(lo + batch_size, samples)))
+    """The test images at ``images`` (a range of indices), ``batch_size`` at a time:
+    (images [n, C, H, W], labels [n]) as numpy, each batch read from the dataset only
+    when it is needed."""
+    for lo in range(images.start, images.stop, batch_size):
+        x, y = split.test_range(range(lo, min(lo + batch_size, images.stop)))
         yield x.numpy(), y.numpy()
 
 
@@ -184,14 +203,14 @@ def _reference(bundle: Bundle, payload: torch.Tensor, count: int | None) -> Grap
 @dataclass
 class SimulationJob:
     """What a backend's runner is given (:mod:`gac_deploy.registries.backends`): the
-    bundle, its test split, the number of test images to run (``count``, the first of
-    the split), the emulator's images per batch, how many of them to check against the
-    quantised reference (``check``, None: all), the running tally to add every image to
-    and a progress callback taking the number of images just run."""
+    bundle, its test split, the test images to run (``images``, a range of indices: this
+    process's block), the emulator's images per batch, how many of them (the first) to
+    check against the quantised reference (``check``, None: all), the running tally to
+    add every image to and a progress callback taking the number of images just run."""
 
     bundle: Bundle
     split: Split
-    count: int
+    images: range
     batch_size: int
     check: int | None
     tally: Tally
@@ -206,12 +225,16 @@ def simulate_bundle(
     progress: bool = True,
     check: int | None = None,
     data_dir: str | None = None,
+    world: World | None = None,
 ) -> SimulationReport:
     """Run ``samples`` test images (None: the whole test split) through ``backend`` (a
     name registered in :mod:`gac_deploy.registries.backends`), and the first ``check`` of
     them (None: all) through the quantised reference too, which at paper size costs
     several times the emulator's own time. ``data_dir``: where the bundle's dataset lies
-    now (default: where it was); it must hold the same test split.
+    now (default: where it was); it must hold the same test split. ``world``: the
+    processes torchrun started (:mod:`gac_deploy.world`): each runs a contiguous block of
+    the images and every process gets the merged report, equal to one process's but for
+    the times (``run_s``: the slowest process's).
 
     ``batch_size`` None: as many images per emulator batch as keep every spike of a
     batch under ``BATCH_SPIKE_BUDGET`` bytes. The emulator reads, encodes, runs and checks
@@ -226,16 +249,29 @@ def simulate_bundle(
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if check is not None and check < 0:
         raise UserError(f"--check must be 0 or more images, or 'all', got {check}")
+    world = world or World()
     started = time.perf_counter()
     split = load_split(bundle.data_spec, data_dir)
     count = len(split.test) if samples is None else samples
+    check_samples(split, count)
+    images = block(count, world)
+    mine = None if check is None else max(0, min(check - images.start, len(images)))
     tally = Tally()
+    shown = progress and world.is_main
     bar = tqdm(
-        total=count, desc=backend, unit="image", disable=None if progress else True, leave=False
-    )
-    run_s = runner(SimulationJob(bundle, split, count, batch_size, check, tally, bar.update))
+        total=len(images), desc=backend, unit="image", disable=None if shown else True,
+        leave=False,
+    )  # fmt: skip
+    run_s = 0.0
+    if images:
+        job = SimulationJob(bundle, split, images, batch_size, mine, tally, bar.update)
+        run_s = runner(job)
     bar.close()
-    return replace(tally.report(backend, bundle, run_s, started), test_split=len(split.test))
+    shares = gather((tally, run_s), world)
+    tally = Tally.merged([t for t, _ in shares])
+    run_s = max(r for _, r in shares)  # the processes run side by side
+    report = tally.report(backend, bundle, run_s, started)
+    return replace(report, test_split=len(split.test), processes=world.size)
 
 
 def run_lava(job: SimulationJob) -> float:
@@ -256,7 +292,7 @@ def _run_in_lava(job: SimulationJob, hardware: bool) -> float:
     if hardware:
         check_hardware()  # before the host stage and the reference run
     bundle = job.bundle
-    images, labels = test_images(job.split, job.count)
+    images, labels = (a.numpy() for a in job.split.test_range(job.images))
     _, payload = bundle.encode(images)
     payload = np.rint(payload).astype(np.int32)
     reference = _reference(bundle, torch.from_numpy(payload), job.check)
@@ -274,7 +310,7 @@ def run_emulator(job: SimulationJob) -> float:
     bundle, tally = job.bundle, job.tally
     synapses = prepare(bundle.graph)
     run_s = 0.0
-    for images, labels in test_batches(job.split, job.count, job.batch_size):
+    for images, labels in test_batches(job.split, job.images, job.batch_size):
         _, payload = bundle.encode(images)
         payload = payload_tensor(payload)  # integers, channels last, as the body reads
         tick = time.perf_counter()

@@ -93,4 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gac-deploy: interrupted", file=sys.stderr)
         return 130
+    finally:
+        world = sys.modules.get("gac_deploy.world")  # loaded only by commands that use it
+        if world is not None:
+            world.leave()
     return 0

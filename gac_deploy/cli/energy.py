@@ -60,9 +60,11 @@ def run(args) -> dict:
         what_if_config,
     )
     from gac_deploy.errors import UserError
+    from gac_deploy.world import World, join_for_images
 
     profile = PROFILES.get(args.profile)
     check_samples(args.samples)
+    world = World()
     if args.arch is not None:
         config = what_if_config(args.arch, args.time_steps, args.encoder, args.shortcut)
         report = report_what_if(config, load_rates(args.firing_rate, args.rates), profile)
@@ -70,12 +72,16 @@ def run(args) -> dict:
         raise UserError("give a bundle, a model.pt, or --arch NAME with --firing-rate")
     else:
         expect(args.path, "bundle", "checkpoint")
-        report = report_for_path(args.path, args.samples, profile, args.data_dir)
+        world = join_for_images()
+        report = report_for_path(args.path, args.samples, profile, args.data_dir, world)
+    if args.compare:
+        expect(args.compare, "bundle", "checkpoint")
+        other = report_for_path(args.compare, args.samples, profile, args.data_dir, world)
+    if not world.is_main:  # under torchrun, rank 0 reports
+        return report.to_dict()
     print(format_report(report, args.convention))
     data = report.to_dict()
     if args.compare:
-        expect(args.compare, "bundle", "checkpoint")
-        other = report_for_path(args.compare, args.samples, profile, args.data_dir)
         print()
         print(format_comparison(report, other))
         data = {"a": data, "b": other.to_dict()}

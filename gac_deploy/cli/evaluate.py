@@ -26,8 +26,8 @@ def run(args) -> dict:
     from gac_deploy.cli.paths import expect
     from gac_deploy.data import load_split
     from gac_deploy.training.batches import default_workers
-    from gac_deploy.training.distributed import World
     from gac_deploy.training.evaluate import evaluate
+    from gac_deploy.world import join_for_images
 
     if args.samples is not None and args.samples < 1:
         raise UserError(f"--samples must be at least 1, got {args.samples}")
@@ -40,10 +40,13 @@ def run(args) -> dict:
             f"{dataset} (--data-dir says where that data lies now)"
         )
     split = load_split(ckpt.data, args.data_dir)
-    workers = default_workers(split.test, World())
-    accuracy = evaluate(ckpt.build(), split, count=args.samples, workers=workers)
+    world = join_for_images()
+    workers = default_workers(split.test, world)
+    accuracy = evaluate(ckpt.build(), split, count=args.samples, world=world, workers=workers)
     count = len(split.test) if args.samples is None else min(args.samples, len(split.test))
+    data = {"accuracy": accuracy, "samples": count, "dataset": dataset, "processes": world.size}
+    if not world.is_main:  # under torchrun, rank 0 reports
+        return data
     print(f"test accuracy {accuracy:.4f} on {count} {dataset} test images")
-    data = {"accuracy": accuracy, "samples": count, "dataset": dataset}
     write_json_report(args.json, data)
     return data

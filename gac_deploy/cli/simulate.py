@@ -70,11 +70,13 @@ def run(args) -> dict:
     from gac_deploy.errors import UserError
     from gac_deploy.export.loading import load_bundle
     from gac_deploy.table import format_table
+    from gac_deploy.world import join_for_images
 
     expect(args.bundle, "bundle")
     if args.save_images < 1:
         raise UserError(f"--save-images must be at least 1, got {args.save_images}")
     bundle = load_bundle(args.bundle)
+    world = join_for_images()
     default = BACKENDS.get(args.backend).default_samples
     samples = args.samples if args.samples is not None else default or "all"
     report = simulate_bundle(
@@ -85,7 +87,10 @@ def run(args) -> dict:
         progress=not args.quiet,
         check=None if args.check == "all" else args.check,
         data_dir=args.data_dir,
+        world=world,
     )
+    if not world.is_main:  # under torchrun, rank 0 reports
+        return report.to_dict()
     rows = [
         [p.population, p.spikes, p.firing_rate, p.mismatched_spikes] for p in report.populations
     ]
@@ -97,7 +102,7 @@ def run(args) -> dict:
         f"{report.run_s / report.samples:.2f} s per image (compile included)"
         if report.backend == "lava"
         else f"{report.images_per_s:,.{0 if report.images_per_s >= 100 else 2}f} images/s"
-    )
+    ) + (f" ({report.processes} processes side by side)" if report.processes > 1 else "")
     if report.checked_samples:
         checked = report.checked_samples
         scope = "" if checked == report.samples else f" on the first {checked:,} images"

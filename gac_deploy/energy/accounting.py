@@ -32,8 +32,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from gac_deploy.body.graph import INPUT, Graph
 from gac_deploy.body.ops import LayerSpec, edge_flops
 from gac_deploy.config import ModelConfig
@@ -173,10 +171,3 @@ def complete_energy(
 def ann_energy(specs: list[LayerSpec], profile: EnergyProfile) -> float:
     """The ANN equivalent the paper compares with: every layer's FLOPs once, at MAC price."""
     return sum(spec.flops for spec in specs) * profile.mac
-
-
-def firing_rate(spikes) -> float:
-    """Eq. 12: spikes / (neurons x T) for spikes [T, N, ...], averaged over the N images."""
-    t, n = spikes.shape[:2]
-    neurons = int(np.prod(spikes.shape[2:]))
-    return float(spikes.sum()) / (neurons * t * n)

@@ -14,9 +14,10 @@ Eq. 11 and complete) and the ANN equivalent.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gac_deploy.body.graph import INPUT, Graph
@@ -33,7 +34,6 @@ from gac_deploy.energy.accounting import (
     ann_energy,
     complete_energy,
     estimated_events,
-    firing_rate,
     paper_energy,
 )
 from gac_deploy.errors import UserError
@@ -43,6 +43,7 @@ from gac_deploy.models import GACMSResNet, build_model, default_config
 from gac_deploy.models.encoder import LIFEncoder
 from gac_deploy.models.msresnet import ENCODER_LIF
 from gac_deploy.registries.profiles import DEFAULT_PROFILE, PAPER_PROFILE, PROFILES, EnergyProfile
+from gac_deploy.world import World, block, gather
 
 
 @dataclass
@@ -66,6 +67,8 @@ class EnergyReport:
     padding_steps: int = 0
     """Steps of the chip's presentation window after the T real ones (W - T), priced too:
     the chip runs them (neuron updates, and whatever biases still drive)."""
+    processes: int = 1
+    """Processes that measured the activity between them (torchrun)."""
 
     @property
     def paper_pj(self) -> float:
@@ -85,15 +88,68 @@ class EnergyReport:
         return data
 
 
-def _activity_from_signals(graph: Graph, signals: dict, images: int, source: str) -> Activity:
+@dataclass
+class SignalCounts:
+    """What measured activity is computed from, exactly, for ``images`` test images: per
+    signal (the host input and each spiking population, [T, N, ...]) its nonzero entries
+    per spatial position (int64, summed over steps, images and channels: what synaptic
+    events are counted from) and its slots (steps x images x neurons); and how many
+    images were classified right. Counts of disjoint images add up (:meth:`__add__`), so
+    processes that each measured their share merge into what one process measures."""
+
+    positions: dict[str, np.ndarray]
+    slots: dict[str, int]
+    images: int
+    correct: int
+
+    @classmethod
+    def of(cls, signals: dict, predictions: torch.Tensor, labels: torch.Tensor) -> SignalCounts:
+        return cls(
+            positions={name: active_per_position(s) for name, s in signals.items()},
+            slots={name: int(s.numel()) for name, s in signals.items()},
+            images=len(labels),
+            correct=int((predictions == labels).sum()),
+        )
+
+    def __add__(self, other: SignalCounts) -> SignalCounts:
+        return SignalCounts(
+            positions={k: v + other.positions[k] for k, v in self.positions.items()},
+            slots={k: v + other.slots[k] for k, v in self.slots.items()},
+            images=self.images + other.images,
+            correct=self.correct + other.correct,
+        )
+
+    def rate(self, name: str) -> float:
+        """Eq. 12: nonzero entries / (neurons x steps x images)."""
+        return int(self.positions[name].sum()) / self.slots[name]
+
+
+def _merged(counts: SignalCounts | None, world: World) -> SignalCounts:
+    """The counts of every process's share, added up in rank order (shares without
+    images send None)."""
+    shares = [c for c in gather(counts, world) if c is not None]
+    total = shares[0]
+    for share in shares[1:]:
+        total = total + share
+    return total
+
+
+def _activity(graph: Graph, counts: SignalCounts, source: str) -> Activity:
     synapses = prepare(graph)
-    positions = {name: active_per_position(signal) for name, signal in signals.items()}
-    events = {e.name: synapses[e.name].events(positions[e.src]) / images for e in graph.edges}
-    rates = {k: firing_rate(v) for k, v in signals.items() if k != INPUT}
-    encoded = signals[INPUT]
-    rates[ENCODER_LIF] = float((encoded != 0).double().mean())
+    events = {
+        e.name: synapses[e.name].events(counts.positions[e.src]) / counts.images
+        for e in graph.edges
+    }
+    rates = {name: counts.rate(name) for name in counts.positions if name != INPUT}
+    rates[ENCODER_LIF] = counts.rate(INPUT)
     return Activity(
-        graph.window, rates, events, True, source, padding_steps=graph.window - graph.time_steps
+        graph.window,
+        rates,
+        events,
+        True,
+        source,
+        accuracy=counts.correct / counts.images,
+        padding_steps=graph.window - graph.time_steps,
     )
 
 
@@ -103,35 +159,40 @@ def check_samples(samples: int) -> None:
 
 
 def bundle_activity(
-    path: Path, samples: int, data_dir: str | None = None
+    path: Path, samples: int, data_dir: str | None = None, world: World | None = None
 ) -> tuple[Activity, Graph, ModelConfig, list, int]:
+    """The emulator's activity on the first ``samples`` test images; with several
+    processes (:mod:`gac_deploy.world`) each runs its block of them and the counts merge."""
+    world = world or World()
     bundle = load_bundle(path)
-    images, labels = load_split(bundle.data_spec, data_dir).test_images(samples)
-    _, payload = bundle.encode(images.numpy())
-    payload = pad_to_window(torch.from_numpy(payload), bundle.graph.window)
-    run = emulate(bundle.graph, payload)
-    signals = {INPUT: payload, **run.spikes}
-    activity = _activity_from_signals(
-        bundle.graph, signals, len(images), "the emulator (= Lava, spike for spike)"
-    )
-    activity.accuracy = float((run.predictions == labels).double().mean())
+    split = load_split(bundle.data_spec, data_dir)
+    share = block(min(samples, len(split.test)), world)
+    counts = None
+    if share:
+        images, labels = split.test_range(share)
+        _, payload = bundle.encode(images.numpy())
+        payload = pad_to_window(torch.from_numpy(payload), bundle.graph.window)
+        run = emulate(bundle.graph, payload)
+        counts = SignalCounts.of({INPUT: payload, **run.spikes}, run.predictions, labels)
+    counts = _merged(counts, world)
+    activity = _activity(bundle.graph, counts, "the emulator (= Lava, spike for spike)")
     specs = [LayerSpec(**spec) for spec in bundle.manifest["layers"]]
-    return activity, bundle.graph, bundle.model_config, specs, len(images)
+    return activity, bundle.graph, bundle.model_config, specs, counts.images
 
 
 @torch.no_grad()
-def model_activity(
-    model: GACMSResNet, images: torch.Tensor, labels: torch.Tensor | None = None
-) -> tuple[Activity, Graph]:
-    """Spikes of the float model (its body as a graph, encoder run as trained)."""
+def model_counts(model: GACMSResNet, images: torch.Tensor, labels: torch.Tensor) -> SignalCounts:
+    """Spikes of the float model (its body as a graph, encoder run as trained), counted."""
     model.eval()
     encoded = model.encoder(images)
+    run = run_float_graph(model.export_graph(), encoded.double())
+    return SignalCounts.of({INPUT: encoded, **run.spikes}, run.predictions, labels)
+
+
+def model_activity(model: GACMSResNet, counts: SignalCounts) -> tuple[Activity, Graph]:
+    """The float model's activity from its counts (:func:`model_counts`)."""
     graph = model.export_graph()
-    run = run_float_graph(graph, encoded.double())
-    signals = {INPUT: encoded, **run.spikes}
-    activity = _activity_from_signals(graph, signals, len(images), "float PyTorch model")
-    if labels is not None:
-        activity.accuracy = float((run.predictions == labels).double().mean())
+    activity = _activity(graph, counts, "float PyTorch model")
     if not isinstance(model.encoder, LIFEncoder):  # O is not the encoder LIF's spikes
         activity.rates.pop(ENCODER_LIF)
     return activity, graph
@@ -234,14 +295,17 @@ def report_for_bundle(
     samples: int = 64,
     profile: EnergyProfile = PAPER_PROFILE,
     data_dir: str | None = None,
+    world: World | None = None,
 ) -> EnergyReport:
     """A bundle (its directory or its manifest.json) measured by the emulator on
-    ``samples`` test images (read from ``data_dir`` when given: the same test split)."""
+    ``samples`` test images (read from ``data_dir`` when given: the same test split),
+    split over ``world``'s processes."""
     check_samples(samples)
     path = Path(path)
     directory = path.parent if path.name == MANIFEST_FILE and not path.is_dir() else path
-    activity, graph, config, specs, count = bundle_activity(directory, samples, data_dir)
-    return priced_report(str(path), activity, config, graph, specs, count, profile)
+    activity, graph, config, specs, count = bundle_activity(directory, samples, data_dir, world)
+    report = priced_report(str(path), activity, config, graph, specs, count, profile)
+    return replace(report, processes=(world or World()).size)
 
 
 def report_for_checkpoint(
@@ -249,15 +313,23 @@ def report_for_checkpoint(
     samples: int = 64,
     profile: EnergyProfile = PAPER_PROFILE,
     data_dir: str | None = None,
+    world: World | None = None,
 ) -> EnergyReport:
-    """A model.pt measured by the float model on ``samples`` test images."""
+    """A model.pt measured by the float model on ``samples`` test images, split over
+    ``world``'s processes."""
     check_samples(samples)
+    world = world or World()
     ckpt = load_checkpoint(path)
-    images, labels = load_split(ckpt.data, data_dir).test_images(samples)
-    activity, graph = model_activity(ckpt.build(), images, labels)
+    split = load_split(ckpt.data, data_dir)
+    model = ckpt.build()
+    share = block(min(samples, len(split.test)), world)
+    counts = model_counts(model, *split.test_range(share)) if share else None
+    counts = _merged(counts, world)
+    activity, graph = model_activity(model, counts)
     config = ckpt.model_config
     specs = layer_specs(graph, config)
-    return priced_report(str(Path(path)), activity, config, graph, specs, len(images), profile)
+    report = priced_report(str(Path(path)), activity, config, graph, specs, counts.images, profile)
+    return replace(report, processes=world.size)
 
 
 def report_for_path(
@@ -265,13 +337,14 @@ def report_for_path(
     samples: int = 64,
     profile: EnergyProfile = PAPER_PROFILE,
     data_dir: str | None = None,
+    world: World | None = None,
 ) -> EnergyReport:
     """A bundle directory (or its manifest.json), else a model.pt; its test images from
     ``data_dir`` when given (default: where the data was)."""
     path = Path(path)
     if path.is_dir() or path.name == MANIFEST_FILE:
-        return report_for_bundle(path, samples, profile, data_dir)
-    return report_for_checkpoint(path, samples, profile, data_dir)
+        return report_for_bundle(path, samples, profile, data_dir, world)
+    return report_for_checkpoint(path, samples, profile, data_dir, world)
 
 
 def report_what_if(

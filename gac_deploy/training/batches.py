@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gac_deploy.data import ArrayDataset, FolderDataset
 from gac_deploy.errors import UserError
-from gac_deploy.training.distributed import World, shard
+from gac_deploy.world import World, shard
 
 _MASK64 = 2**64 - 1
 

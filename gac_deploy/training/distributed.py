@@ -1,4 +1,5 @@
-"""Multi-process training through PyTorch's own engine: ``torchrun`` + DistributedDataParallel.
+"""Multi-process training through PyTorch's own engine: ``torchrun`` + DistributedDataParallel
+(the process group itself: :mod:`gac_deploy.world`).
 
 Launched as ``torchrun --nproc_per_node N -m gac_deploy train ...``, each process trains on
 its share of every global batch (the batch size is the global one); DDP averages the
@@ -11,44 +12,12 @@ same with a differentiable all-reduce. Only rank 0 logs and writes files.
 
 from __future__ import annotations
 
-import os
 import warnings
-from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from gac_deploy.errors import UserError
-
-
-@dataclass(frozen=True)
-class World:
-    rank: int = 0
-    size: int = 1
-    local_rank: int = 0  # this process's index on its node (its GPU)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.size > 1
-
-
-def init_world(device: torch.device) -> World:
-    """Join the process group that torchrun describes in the environment (or run alone).
-    On CUDA each process takes the GPU of its local rank before joining (NCCL)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return World()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        torch.cuda.set_device(process_device(device, World(0, size, local_rank)))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return World(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def training_device(name: str) -> torch.device:
@@ -62,21 +31,6 @@ def training_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}, but this machine's torch sees no CUDA GPU; use cpu")
     return device
-
-
-def process_device(device: torch.device, world: World) -> torch.device:
-    """The device this process trains on: ``cuda`` without an index means the GPU of the
-    process's local rank (``cuda:LOCAL_RANK``) when training with several processes."""
-    if device.type == "cuda" and device.index is None and world.distributed:
-        return torch.device("cuda", world.local_rank)
-    return device
-
-
-def _collective(values: torch.Tensor) -> torch.Tensor:
-    """``values`` where this process group's backend can reduce them (NCCL: the GPU)."""
-    if dist.get_backend() == "nccl":
-        return values.to(torch.device("cuda", torch.cuda.current_device()))
-    return values
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
@@ -119,26 +73,3 @@ def synchronise_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         else:
             synchronise_batchnorm(child, device)
     return model
-
-
-def shard(indices: torch.Tensor, world: World) -> torch.Tensor:
-    """This process's share of a global batch (equal shares)."""
-    return indices[world.rank :: world.size]
-
-
-def all_finite(loss: torch.Tensor, world: World) -> bool:
-    """Whether the loss is finite in every process (so all of them stop together)."""
-    finite = bool(torch.isfinite(loss))
-    if not world.distributed:
-        return finite
-    flag = _collective(torch.tensor([float(finite)], dtype=torch.float64))
-    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag.item())
-
-
-def all_sum(values: list[float], world: World) -> list[float]:
-    if not world.distributed:
-        return values
-    tensor = _collective(torch.tensor(values, dtype=torch.float64))
-    dist.all_reduce(tensor)
-    return tensor.tolist()

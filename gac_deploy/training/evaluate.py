@@ -7,7 +7,7 @@ import torch
 
 from gac_deploy.data import Split
 from gac_deploy.training.batches import load_ahead
-from gac_deploy.training.distributed import World, all_sum, shard
+from gac_deploy.world import World, all_sum, shard
 
 
 @torch.no_grad()

@@ -40,17 +40,10 @@ from gac_deploy.training.batches import (
     load_steps,
     plan_step,
 )
-from gac_deploy.training.distributed import (
-    World,
-    all_finite,
-    all_sum,
-    init_world,
-    process_device,
-    synchronise_batchnorm,
-    training_device,
-)
+from gac_deploy.training.distributed import synchronise_batchnorm, training_device
 from gac_deploy.training.evaluate import evaluate, population_rates
 from gac_deploy.training.run_dir import EpochSums, TrainingState
+from gac_deploy.world import World, all_finite, all_sum, init_world, process_device
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gac_deploy.body.ops import LayerSpec, layer_specs
-from gac_deploy.energy.accounting import firing_rate, paper_energy
-from gac_deploy.energy.report import energy_report
+from gac_deploy.energy.accounting import paper_energy
+from gac_deploy.energy.report import SignalCounts, energy_report
 from gac_deploy.training.evaluate import population_rates
 from tests.conftest import random_model, small_config
 
@@ -22,11 +22,20 @@ def test_eq11_by_hand():
     )
 
 
-def test_firing_rate_is_eq12():
+def test_firing_rate_is_eq12_and_counts_add_up():
+    """Eq. 12 over [T, N, C, F] spikes; the counts of two disjoint halves of the images
+    add up to the counts of all of them (what sharded processes merge)."""
     spikes = torch.zeros(4, 2, 3, 5)
     spikes[0, 0, 0, 0] = 1
     spikes[3, 1, 2, 4] = 1
-    assert firing_rate(spikes) == 2 / (15 * 4 * 2)
+    labels, predictions = torch.tensor([1, 2]), torch.tensor([1, 0])
+    whole = SignalCounts.of({"p": spikes}, predictions, labels)
+    assert whole.rate("p") == 2 / (15 * 4 * 2) and whole.correct == 1
+    halves = [SignalCounts.of({"p": spikes[:, i : i + 1]}, predictions[i : i + 1],
+                              labels[i : i + 1]) for i in (0, 1)]  # fmt: skip
+    merged = halves[0] + halves[1]
+    assert merged.rate("p") == whole.rate("p") and merged.images == 2 and merged.correct == 1
+    assert (merged.positions["p"] == whole.positions["p"]).all()
 
 
 def counted_flops(model, image: torch.Tensor) -> dict[str, int]:

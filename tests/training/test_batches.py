@@ -16,7 +16,7 @@ from gac_deploy.training.batches import (
     paste,
     plan_step,
 )
-from gac_deploy.training.distributed import World
+from gac_deploy.world import World
 
 
 def share(split, batch, world, seed, step, workers=0):

@@ -12,13 +12,8 @@ from gac_deploy.data import load_synthetic_split
 from gac_deploy.models import build_model
 from gac_deploy.models.msresnet import ConvBN
 from gac_deploy.testing import write_cifar
-from gac_deploy.training.distributed import (
-    GlobalBatchNorm2d,
-    World,
-    process_device,
-    shard,
-    synchronise_batchnorm,
-)
+from gac_deploy.training.distributed import GlobalBatchNorm2d, synchronise_batchnorm
+from gac_deploy.world import World, process_device, shard
 from tests.cli.test_cli import cli
 
 
