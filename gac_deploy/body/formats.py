@@ -35,7 +35,7 @@ SPIKING_THRESHOLD_MAX = 4095
 lava-dl's CUBA neuron (the quantised reference) decides v > vth in float32 as
 v >= vth + 0.01/4096 in a_in / 64 units; that margin survives float32 rounding while
 vth / 64 < 64 (its spacing there is 2**-18 < 2 x 0.01/4096), i.e. vThMant < 4096.
-``tests/chip/test_reference.py`` checks the reference against Loihi's integer rule
+``tests/neurons/test_cuba.py`` checks the reference against Loihi's integer rule
 at this limit, inputs up to 32 thresholds either side."""
 
 WEIGHT_EXP_MAX = 7

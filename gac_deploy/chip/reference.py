@@ -2,8 +2,10 @@
 
 * ``run_float_graph``: the float graph with the trained LIF (checks the export).
 * ``run_quantized_graph``: the integer graph, each population's dynamics run by
-  lava-dl's own CUBA neuron (slayer) in Loihi fixed point. This is the quantised
-  reference that Lava's simulation is compared against, spike for spike.
+  lava-dl's own CUBA neuron (slayer) in Loihi fixed point, its synaptic input by plain
+  dense torch convolutions (float32 where that is exact). This is the quantised
+  reference that Lava's simulation and the emulator are compared against, spike for
+  spike.
 
 All signals are [T, N, ...] (time first). In the quantised run the read-out is
 Lava's own voltage integer (a_in units << 6), so it can be compared exactly.
@@ -17,6 +19,7 @@ import torch
 
 from gac_deploy.body.formats import ACTIVATION_SCALE
 from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.quantize import max_synaptic_input
 from gac_deploy.body.synapses import channel_bias, edge_current
 from gac_deploy.body.timing import pad_to_window
 from gac_deploy.config import LIFConfig
@@ -45,6 +48,24 @@ def _synaptic_input(graph: Graph, name: str, signals: dict[str, torch.Tensor]) -
     total = None
     for edge in graph.incoming(name):
         current = edge_current(edge, signals[edge.src])
+        total = current if total is None else total + current
+    return total
+
+
+FLOAT32_EXACT = 1 << 24
+"""Integers of magnitude up to 2**24 are exact in float32, and so is every partial sum
+of integer products that stays below it."""
+
+
+def _integer_input(graph: Graph, name: str, signals: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The summed synaptic input of a quantised population, exactly, in float64: each
+    edge convolved in float32 where its largest |input| (:func:`max_synaptic_input`, so
+    every partial sum) stays below 2**24, else in float64."""
+    total = None
+    for edge in graph.incoming(name):
+        exact32 = max_synaptic_input(edge, graph.payload_bits, graph.signed_input) < FLOAT32_EXACT
+        weight = torch.as_tensor(edge.weight, dtype=torch.float32 if exact32 else torch.float64)
+        current = edge_current(edge, signals[edge.src], weight).double()
         total = current if total is None else total + current
     return total
 
@@ -82,7 +103,7 @@ def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
     with torch.no_grad():
         for pop in graph.populations:
             bias = channel_bias(pop.bias, pop.shape, torch.float64)
-            a_in = _synaptic_input(graph, pop.name, signals) + bias
+            a_in = _integer_input(graph, pop.name, signals) + bias
             neuron = body_neuron().integer_neuron(int(pop.threshold), int(pop.voltage_decay))
             x = (a_in / ACTIVATION_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
             if pop.role == "readout":

@@ -63,7 +63,8 @@ def run(args) -> dict:
     print(f"reference on those images  {sim['reference_accuracy']:.4f}")
     print(
         f"emulated chip accuracy     {emu['accuracy']:.4f} (all {emu['samples']} test images; "
-        f"spike-exact: {'yes' if emu['spike_exact'] else 'NO'})"
+        f"spike-exact on the {emu['checked_samples']} checked: "
+        f"{'yes' if emu['spike_exact'] else 'NO'})"
     )
     print(
         f"agreement Lava/reference   {sim['agreement']:.4f}; spike-exact: "

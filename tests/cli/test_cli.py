@@ -136,10 +136,11 @@ def test_simulate_lava_json(bundle_dir, tmp_path):
 
 def test_simulate_emulator_whole_split(bundle_dir, tmp_path):
     out = tmp_path / "emu.json"
-    result = cli("simulate", str(bundle_dir), "--json", str(out), "--quiet")
+    result = cli("simulate", str(bundle_dir), "--json", str(out), "--quiet", "--check", "all")
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["backend"] == "emulator" and data["samples"] == 360 and data["spike_exact"]
+    assert data["checked_samples"] == 360
     assert sum(data["synaptic_ops"].values()) > 0 and data["images_per_s"] > 0
     assert data["test_split"] == 360
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
@@ -167,6 +168,10 @@ def test_simulate_check_limits_the_reference_to_the_first_images(bundle_dir, tmp
     data = json.loads(out.read_text())
     assert (data["checked_samples"], data["spike_exact"], data["agreement"]) == (0, None, None)
     assert_user_error(cli(*args, "--check", "-1"), "--check")
+    sampled = cli(*args, "--json", str(out))  # the default: 32 + a tenth of the 40 images
+    assert "on the first 36 images (the default sample; --check all checks every image): yes" \
+        in sampled.stdout  # fmt: skip
+    assert json.loads(out.read_text())["checked_samples"] == 36
 
 
 def test_models_params_prints_authors_counts():
