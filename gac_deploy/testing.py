@@ -11,6 +11,8 @@ the other; the CLI does not use this module.
 * datasets in their on-disk formats with random pixels: :func:`write_cifar`,
   :func:`write_imagenet`;
 * :func:`bundle_facts`: the counts of an exported bundle that benches print;
+  :func:`run_stage`: a ``gac-deploy`` command in its own process, timed, with its peak
+  memory;
 * the straightforward form of a training step (the GAC encoder computed at every step,
   LIF neurons differentiated by autograd through a per-step loop) that
   ``bench/train_speed.py`` times, and :func:`check_equal`, which compares its gradients
@@ -21,7 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pickle
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,3 +269,24 @@ def check_equal(arch: str, time_steps: int) -> float:
     (loss_a, ga), (loss_b, gb) = grads
     assert abs(loss_a - loss_b) < 1e-10, (loss_a, loss_b)
     return max((a - b).abs().max().item() for a, b in zip(ga, gb, strict=True))
+
+
+def run_stage(name: str, args: list[str]) -> tuple[float, str]:
+    """``gac-deploy ARGS`` in a child process, as a user runs it: (seconds, its stdout).
+    Prints its wall time and peak memory (the largest resident set of the command's
+    process and of every process it started, read with ``wait4``); exits naming the
+    stage and the end of its stderr if it fails."""
+    command = [sys.executable, "-m", "gac_deploy"]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([*command, *args], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code != 0:
+        sys.exit(f"{name} failed ({code}): {stderr.strip()[-2000:]}")
+    print(f"{name}: {seconds:.1f} s, peak memory {usage.ru_maxrss / 1024:.0f} MB")
+    return seconds, stdout
