@@ -7,7 +7,7 @@ TEST_WORKERS ?= 2
 LAVA_SPEC ?= lava-nc==0.10.0 lava-dl==0.6.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-slow lint clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow tests
 
 clean:
 	rm -rf runs .pytest_cache
