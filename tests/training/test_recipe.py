@@ -277,6 +277,7 @@ def test_a_paper_architecture_takes_its_input_and_classes_from_the_data(tmp_path
     assert (config.in_channels, config.image_size, config.num_classes) == (1, 8, 4)
     assert config.stages == registered.stages and config.stem_channels == 64
     assert config.time_steps == registered.time_steps
-    exported = cli("export", str(out / "model.pt"), "--out", str(tmp_path / "b"), "--samples", "0")
+    exported = cli("export", str(out / "model.pt"), "--out", str(tmp_path / "b"), "--samples", "0",
+                   "--calibrate", "0")  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert "latency 18 steps" in exported.stdout
