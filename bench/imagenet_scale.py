@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -55,16 +54,14 @@ def write_inputs(work: Path, images: int) -> Path:
 
 
 def main() -> None:
-    from gac_deploy.testing import bundle_facts, run_stage
+    from gac_deploy.testing import bundle_facts, run_stage, work_directory
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--check", type=int, default=0, help="images checked spike by spike")
     parser.add_argument("--work", help="keep the files here (default: a temporary directory)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.work or tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_directory(args.work) as work:
         started = time.perf_counter()
         model = write_inputs(work, args.images)
         print(

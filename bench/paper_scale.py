@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
-from gac_deploy.testing import bundle_facts, run_stage
+from gac_deploy.testing import bundle_facts, run_stage, work_directory
 
 
 def make_inputs(work: Path, images: int) -> Path:
@@ -54,9 +53,7 @@ def main() -> None:
     parser.add_argument("--lava-images", type=int, default=1)
     parser.add_argument("--work", help="keep the files here (default: a temporary directory)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.work or tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_directory(args.work) as work:
         started = time.perf_counter()
         pth = make_inputs(work, args.images)
         print(

@@ -12,7 +12,7 @@ the other; the CLI does not use this module.
   :func:`write_imagenet`;
 * :func:`bundle_facts`: the counts of an exported bundle that benches print;
   :func:`run_stage`: a ``gac-deploy`` command in its own process, timed, with its peak
-  memory;
+  memory; :func:`work_directory`: where a bench keeps its files;
 * the straightforward form of a training step (the GAC encoder computed at every step,
   LIF neurons differentiated by autograd through a per-step loop) that
   ``bench/train_speed.py`` times, and :func:`check_equal`, which compares its gradients
@@ -290,3 +290,14 @@ def run_stage(name: str, args: list[str]) -> tuple[float, str]:
         sys.exit(f"{name} failed ({code}): {stderr.strip()[-2000:]}")
     print(f"{name}: {seconds:.1f} s, peak memory {usage.ru_maxrss / 1024:.0f} MB")
     return seconds, stdout
+
+
+@contextlib.contextmanager
+def work_directory(path: str | None):
+    """Where a bench keeps its files: ``path`` (created if missing, kept), or a temporary
+    directory removed afterwards when ``path`` is None."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(path or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+

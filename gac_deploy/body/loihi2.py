@@ -157,7 +157,7 @@ HARDWARE: tuple[HardwareLimit, ...] = (
     ),
 )
 """Every limit of the chip that Lava's CPU simulation does not enforce and that export
-checks (:func:`check_hardware`); capacities per core and chip are :data:`LOIHI2`,
+checks (:func:`check_hardware_limits`); capacities per core and chip are :data:`LOIHI2`,
 checked by :func:`check_fits`."""
 
 
@@ -244,9 +244,7 @@ class Mapping:
             "weight_bytes": sum(r.weight_bytes for r in self.rows),
             "populations": [r.__dict__ for r in self.rows],
             "limits": {k: {"value": v.value, "source": v.source} for k, v in LOIHI2.items()},
-            "hardware_limits": {
-                h.name: {"rule": h.rule, "source": h.source} for h in HARDWARE
-            },
+            "hardware_limits": {h.name: {"rule": h.rule, "source": h.source} for h in HARDWARE},
             "state_bound_exceeds_24_bits": [b.__dict__ for b in self.state if b.exceeds],
             "note": "cores and chips_needed: conv kernels stored once per core (Lava's Conv, "
             "Loihi 2's convolutional compression); *_unrolled: every connection stored",
@@ -410,7 +408,7 @@ def check_deployable(config: ModelConfig) -> None:
         )
 
 
-def check_hardware(graph: Graph) -> None:
+def check_hardware_limits(graph: Graph) -> None:
     """Refuse, in one line naming the limit, its source and the fix, a quantised graph
     (delays and window set) that breaks a limit of :data:`HARDWARE`."""
     for limit in HARDWARE:

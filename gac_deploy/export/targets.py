@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gac_deploy.body.graph import Graph
-from gac_deploy.body.loihi2 import check_deployable, check_fits, check_hardware
+from gac_deploy.body.loihi2 import check_deployable, check_fits, check_hardware_limits
 from gac_deploy.body.ops import layer_specs
 from gac_deploy.body.quantize import MAX_PAYLOAD_BITS, QuantSpec, choose_format, quantize_graph
 from gac_deploy.body.timing import balance_delays, power_of_two_window
@@ -177,7 +177,7 @@ def _write_loihi2_bundle(job: ExportJob) -> Bundle:
         window=presentation_window(graph.time_steps, job.window, job.simulation_only),
     )
     if not job.simulation_only:
-        check_hardware(graph)
+        check_hardware_limits(graph)
     with atomic_directory(job.out, check_replaceable) as tmp:
         job.host.write_encoder(tmp / ENCODER_FILE, graph.payload_bits)
         write_body(tmp / BODY_FILE, graph)

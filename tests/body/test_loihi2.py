@@ -9,7 +9,7 @@ from gac_deploy.body.loihi2 import (
     LOIHI2,
     NETX_MAX_DELAY,
     check_fits,
-    check_hardware,
+    check_hardware_limits,
     estimate_mapping,
     shared_cores,
     state_bounds,
@@ -104,11 +104,11 @@ def chip_graph(time_steps: int = 4, **overrides):
 
 
 def assert_refused_by(limit_name: str, graph) -> None:
-    """``check_hardware`` refuses ``graph`` in one line that names the limit, its source
+    """``check_hardware_limits`` refuses ``graph`` in one line that names the limit, its source
     and a fix; the same graph passes when that limit's rule holds."""
     limit = next(h for h in HARDWARE if h.name == limit_name)
     with pytest.raises(UserError) as refused:
-        check_hardware(graph)
+        check_hardware_limits(graph)
     message = str(refused.value)
     assert f"limit {limit_name}:" in message and limit.source in message
     assert limit.fix in message and "\n" not in message
@@ -118,13 +118,13 @@ def test_every_hardware_limit_quotes_a_source_and_a_fix():
     names = [h.name for h in HARDWARE]
     assert names == ["reset_interval", "synaptic_delay", "input_message_bits"]
     assert all("lava-dl" in h.source and h.fix for h in HARDWARE)
-    check_hardware(chip_graph())  # a body export writes keeps them all
+    check_hardware_limits(chip_graph())  # a body export writes keeps them all
 
 
 @pytest.mark.parametrize("steps, window", [(6, 6), (3, 3), (4, 6)])
 def test_a_window_that_is_no_power_of_two_is_refused(steps, window):
     assert_refused_by("reset_interval", chip_graph(steps, window=window))
-    check_hardware(chip_graph(steps))  # the power of two >= T passes
+    check_hardware_limits(chip_graph(steps))  # the power of two >= T passes
 
 
 def test_a_delay_beyond_netx_is_refused():
@@ -133,11 +133,11 @@ def test_a_delay_beyond_netx_is_refused():
     late = {e.name: e.delay for e in graph.edges} | {edge.name: NETX_MAX_DELAY + 1}
     assert_refused_by("synaptic_delay", graph.with_delays(late))
     late[edge.name] = NETX_MAX_DELAY
-    check_hardware(graph.with_delays(late))
+    check_hardware_limits(graph.with_delays(late))
 
 
 def test_graded_input_wider_than_the_adapter_is_refused():
     """Signed payloads of b fractional bits need b + 8 bits: 16 for b = 8 fits the
     adapter's 16-bit messages, 17 (b = 9) does not."""
     assert_refused_by("input_message_bits", chip_graph(payload_bits=9, signed_input=True))
-    check_hardware(chip_graph(payload_bits=8, signed_input=True))
+    check_hardware_limits(chip_graph(payload_bits=8, signed_input=True))
