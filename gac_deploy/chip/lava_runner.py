@@ -153,7 +153,8 @@ class _Builder:
 
 
 def _play_back(payload: np.ndarray, delay: int, steps: int) -> np.ndarray:
-    """Payload [T, N, C, H, W] -> RingBuffer data [W, H, C, steps], ``delay`` steps late."""
+    """Payload [steps per image, N, C, H, W] (a window each, padded) -> RingBuffer data
+    [width, height, C, steps], ``delay`` steps late."""
     t, n = payload.shape[:2]
     stream = payload.transpose(1, 0, 4, 3, 2).reshape(n * t, *payload.shape[:1:-1])
     data = np.zeros((*stream.shape[1:], steps), dtype=np.int32)
@@ -162,7 +163,8 @@ def _play_back(payload: np.ndarray, delay: int, steps: int) -> np.ndarray:
 
 
 def _windows(record: np.ndarray, latency: int, n: int, t: int) -> np.ndarray:
-    """Monitor record [steps, *xyz] -> [T, N, *shape] for the population's own windows."""
+    """Monitor record [steps, *xyz] -> [t, N, *shape] for the population's own windows of
+    ``t`` steps (W) per image."""
     window = record[latency : latency + n * t].reshape(n, t, *record.shape[1:])
     spatial = tuple(range(window.ndim - 1, 1, -1))
     return window.transpose(1, 0, *spatial)
