@@ -49,6 +49,7 @@ from gac_deploy.body.formats import (
 )
 from gac_deploy.body.graph import Graph
 from gac_deploy.body.quantize import MAX_PAYLOAD_BITS, MAX_SCALE_EXP, max_synaptic_input
+from gac_deploy.body.timing import MAX_WINDOW
 from gac_deploy.config import ModelConfig
 from gac_deploy.errors import UserError
 
@@ -315,8 +316,10 @@ def check_formats(graph: Graph) -> None:
     checked with this before anything runs it."""
     if graph.time_steps < 1:
         raise ValueError(f"time_steps is {graph.time_steps}, must be at least 1")
-    if graph.window < graph.time_steps:
-        raise ValueError(f"window {graph.window} is shorter than time_steps {graph.time_steps}")
+    if not graph.time_steps <= graph.window <= MAX_WINDOW:
+        raise ValueError(
+            f"window {graph.window} must be in time_steps {graph.time_steps}..{MAX_WINDOW}"
+        )
     if not 1 <= graph.payload_bits <= MAX_PAYLOAD_BITS:
         raise ValueError(f"payload_bits is {graph.payload_bits}, must be in 1..{MAX_PAYLOAD_BITS}")
     max_delay = len(graph.populations)  # balanced delays never exceed the longest path

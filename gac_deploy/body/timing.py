@@ -48,6 +48,11 @@ def balance_delays(graph: Graph) -> Timing:
     return Timing(latency, delay)
 
 
+MAX_WINDOW = 1024
+"""The longest presentation window this package writes or runs (steps per image): far
+beyond any T the paper uses, and short enough that a window's padding is no burden."""
+
+
 def power_of_two_window(time_steps: int) -> int:
     """The presentation window W a bundle for the chip gets: the smallest power of two
     >= T (Loihi 2 resets neurons at power-of-two intervals; see

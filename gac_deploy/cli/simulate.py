@@ -73,9 +73,15 @@ def run(args) -> dict:
     from gac_deploy.world import join_for_images
 
     expect(args.bundle, "bundle")
-    if args.save_images < 1:
+    if args.save_spikes and args.save_images < 1:
         raise UserError(f"--save-images must be at least 1, got {args.save_images}")
     bundle = load_bundle(args.bundle)
+    if args.save_spikes:  # checked before the run, written after it
+        split = load_split(bundle.data_spec, args.data_dir)
+        if args.save_images > len(split.test):
+            raise UserError(
+                f"--save-images {args.save_images} exceeds the {len(split.test)} test images"
+            )
     world = join_for_images()
     default = BACKENDS.get(args.backend).default_samples
     samples = args.samples if args.samples is not None else default or "all"
@@ -135,7 +141,6 @@ def run(args) -> dict:
         total = sum(report.synaptic_ops.values())
         print(f"synaptic events: {total / report.samples:,.0f} per image (exact, from spikes)")
     if args.save_spikes:
-        split = load_split(bundle.data_spec, args.data_dir)
         write_reference_spikes(bundle, split, args.save_images, args.save_spikes)
         print(
             f"wrote {args.save_spikes}: the reference's payload, spikes and read-out for "

@@ -24,7 +24,7 @@ from gac_deploy.body.graph import Graph
 from gac_deploy.body.loihi2 import check_deployable, check_fits, check_hardware_limits
 from gac_deploy.body.ops import layer_specs
 from gac_deploy.body.quantize import MAX_PAYLOAD_BITS, QuantSpec, choose_format, quantize_graph
-from gac_deploy.body.timing import balance_delays, power_of_two_window
+from gac_deploy.body.timing import MAX_WINDOW, balance_delays, power_of_two_window
 from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.config import ModelConfig
 from gac_deploy.data import DataSpec
@@ -164,6 +164,11 @@ def presentation_window(time_steps: int, window: int | None, simulation_only: bo
         raise UserError(
             f"--window {window} is shorter than the model's T={time_steps}; pass at least "
             f"{time_steps} (the chip needs a power of two: {power_of_two_window(time_steps)})"
+        )
+    if window > MAX_WINDOW:
+        raise UserError(
+            f"--window {window} is longer than the {MAX_WINDOW} steps gac-deploy runs; the "
+            f"chip needs the power of two >= T: {power_of_two_window(time_steps)}"
         )
     return window
 

@@ -78,10 +78,11 @@ def assert_saved_reference_matches_the_emulator(bundle, path):
         assert np.array_equal(saved[f"spikes/{name}"], spikes.numpy()), name
         assert int(saved[f"latency/{name}"]) == latency[name]
     assert np.array_equal(saved["readout"], run.readout.numpy())
-    assert_user_error(
-        cli("simulate", str(bundle.path), "--save-spikes", str(path), "--save-images", "0"),
-        "--save-images must be at least 1",
-    )
+    for images, message in (("0", "must be at least 1"), ("100000", "100000 exceeds the 360")):
+        assert_user_error(
+            cli("simulate", str(bundle.path), "--save-spikes", str(path), "--save-images", images),
+            f"--save-images {message}",
+        )
 
 
 def assert_chip_owners_script_runs(directory):
@@ -104,6 +105,11 @@ def test_keeping_w_equal_t_is_for_simulation_only(tmp_path):
     assert_user_error(
         cli("export", checkpoint, "--out", str(tmp_path / "short"), "--window", "5", *FAST),
         "--window 5 is shorter than the model's T=6",
+    )
+    assert_user_error(
+        cli("export", checkpoint, "--out", str(tmp_path / "long"), "--window", "4096",
+            "--simulation-only", *FAST),  # fmt: skip
+        "--window 4096 is longer than the 1024 steps",
     )
     out = tmp_path / "simulation"
     written = cli("export", checkpoint, "--out", str(out), "--window", "6", "--simulation-only",
