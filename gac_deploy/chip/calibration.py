@@ -28,7 +28,7 @@ from gac_deploy.body.quantize import (
     quantize_payload,
 )
 from gac_deploy.body.timing import balance_delays
-from gac_deploy.chip.fidelity import Fidelity, measure_fidelity
+from gac_deploy.chip.fidelity import Fidelity, measure_fidelities
 from gac_deploy.data import Split
 
 CALIBRATION_SEED = 0
@@ -79,28 +79,36 @@ def calibrate_payload(
 ) -> PayloadCalibration:
     """The format of ``float_graph`` with the payload bits (1..``max_payload_bits``, as
     far as the weights leave room) whose chip body departs least from float on
-    ``encoded`` O [T, N, C, H, W] (time first) with ``labels`` [N]; ``progress``: a bar
-    over the payloads tried."""
+    ``encoded`` O [T, N, C, H, W] (time first) with ``labels`` [N], every width measured
+    against one float run (:func:`measure_fidelities`); ``progress``: a bar over the
+    images."""
     rule = choose_format(float_graph, max_payload_bits)
-    mismatch: dict[int, float] = {}
-    specs: dict[int, QuantSpec] = {}
-    tried = tqdm(
-        range(max_payload_bits, 0, -1),
-        desc="calibrating the payload",
-        unit="payload",
-        disable=None if progress else True,
-        leave=False,
-    )
-    for bits in tried:
+    candidates: dict[int, tuple[QuantSpec, Graph, torch.Tensor]] = {}
+    for bits in range(max_payload_bits, 0, -1):
         try:
             spec = choose_format(float_graph, max_payload_bits, payload_bits=bits)
         except ValueError:
             continue  # the weights leave no room for this payload
         graph, _ = quantize_graph(float_graph, spec)
         graph = graph.with_delays(balance_delays(graph).delay)
-        payload = quantize_payload(encoded, bits, graph.signed_input)
-        fidelity = measure_fidelity(float_graph, graph, encoded, payload, labels)
-        mismatch[bits], specs[bits] = mean_spike_mismatch(fidelity), spec
+        candidates[bits] = spec, graph, quantize_payload(encoded, bits, graph.signed_input)
+    bar = tqdm(
+        total=len(labels),
+        desc=f"calibrating the payload ({len(candidates)} widths)",
+        unit="image",
+        disable=None if progress else True,
+        leave=False,
+    )
+    fidelities = measure_fidelities(
+        float_graph,
+        [(graph, payload) for _, graph, payload in candidates.values()],
+        encoded,
+        labels,
+        progress=bar.update,
+    )
+    bar.close()
+    mismatch = {b: mean_spike_mismatch(f) for b, f in zip(candidates, fidelities, strict=True)}
+    specs = {b: spec for b, (spec, _, _) in candidates.items()}
     best = min(mismatch, key=lambda b: (mismatch[b], -b))
     return PayloadCalibration(
         spec=specs[best], mismatch=mismatch, rule_bits=rule.payload_bits, images=len(labels)

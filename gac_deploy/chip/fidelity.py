@@ -20,8 +20,10 @@ steps (chip), as the model and ``simulate`` score. Signals are [T, N, ...], time
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -118,45 +120,84 @@ def measure_fidelity(
     batch_size: int = 32,
 ) -> Fidelity:
     """Float body on ``encoded`` O [T, N, C, H, W] against the quantised body on
-        ``payload`` [T, N, C, H, W] (the integers the host sends for that O; ``chip_graph``
-    the bundle's graph, delays balanced), scored against
-        ``labels`` [N]; images are run ``batch_size`` at a time."""
-    if not chip_graph.quantized or float_graph.quantized:
+    ``payload`` [T, N, C, H, W] (the integers the host sends for that O; ``chip_graph``
+    the bundle's graph, delays balanced), scored against ``labels`` [N]; images are run
+    ``batch_size`` at a time."""
+    (fidelity,) = measure_fidelities(
+        float_graph, [(chip_graph, payload)], encoded, labels, batch_size
+    )
+    return fidelity
+
+
+def measure_fidelities(
+    float_graph: Graph,
+    chips: list[tuple[Graph, torch.Tensor]],
+    encoded: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 32,
+    progress: Callable[[int], Any] | None = None,
+) -> list[Fidelity]:
+    """:func:`measure_fidelity` of several quantised forms of one float body (each a chip
+    graph with the payload it reads), the float body run once for all of them. A batch
+    holds ``batch_size`` // len(chips) images (at least 1), so the chips' runs of a batch
+    take the memory one chip's run of ``batch_size`` images takes; ``progress`` is called
+    with the number of images of each batch done."""
+    if float_graph.quantized or not all(graph.quantized for graph, _ in chips):
         raise ValueError("measure_fidelity compares a float graph with its quantised form")
     names = [p.name for p in float_graph.populations]
-    sums = {name: _Sums() for name in names}
+    sums = [{name: _Sums() for name in names} for _ in chips]
     float_weights = _weights(float_graph, torch.float32)
-    chip_weights = _weights(chip_graph, torch.float32)
-    prepared = prepare(chip_graph)
-    float_right = chip_right = 0
+    chip_weights = [_weights(graph, torch.float32) for graph, _ in chips]
+    prepared = [prepare(graph) for graph, _ in chips]
+    float_right, chip_right = 0, [0] * len(chips)
     count = encoded.shape[1]
+    step = max(1, batch_size // len(chips))
     with torch.no_grad():
-        for start in range(0, count, batch_size):
-            part = slice(start, min(start + batch_size, count))
-            o, q = encoded[:, part].float(), payload[:, part].float()
-            chip_run = emulate(chip_graph, payload_tensor(q.numpy()), prepared)
-            chip_right += int((chip_run.predictions == labels[part]).sum())
+        for start in range(0, count, step):
+            part = slice(start, min(start + step, count))
+            o = encoded[:, part].float()
+            forced, runs = [], []  # per chip: the float run's spikes and its payload for O
+            for c, (graph, payload) in enumerate(chips):
+                q = payload[:, part].float()
+                runs.append(emulate(graph, payload_tensor(q.numpy()), prepared[c]))
+                chip_right[c] += int((runs[c].predictions == labels[part]).sum())
+                forced.append({INPUT: q})
             float_signals = {INPUT: o}
-            forced = {INPUT: q}  # the float run's spikes, the payload for O
             for pop in float_graph.populations:
                 reference = _current(float_graph, pop.name, float_signals, float_weights)
-                chip = _current(chip_graph, pop.name, forced, chip_weights)
-                chip = chip * 2.0 ** -chip_graph.population(pop.name).scale_exp
-                s = sums[pop.name]
-                s.error2 += float(((chip - reference) ** 2).sum())
-                s.float2 += float((reference**2).sum())
+                for c, (graph, _) in enumerate(chips):
+                    chip = _current(graph, pop.name, forced[c], chip_weights[c])
+                    chip = chip * 2.0 ** -graph.population(pop.name).scale_exp
+                    s = sums[c][pop.name]
+                    s.error2 += float(((chip - reference) ** 2).sum())
+                    s.float2 += float((reference**2).sum())
                 if pop.role == "readout":
                     scores = reference.sum(dim=0)
                     float_right += int((scores.argmax(dim=1) == labels[part]).sum())
                     continue
                 lif = LIFConfig(threshold=pop.threshold, tau=1.0 - pop.voltage_decay)
                 spikes = lif_forward(reference, lif)
-                float_signals[pop.name] = forced[pop.name] = spikes
-                on_chip = chip_run.spikes[pop.name][: len(spikes)]  # the T steps of W
-                s.mismatched += int((spikes != on_chip).sum())
-                s.float_spikes += int(spikes.sum())
-                s.chip_spikes += int(on_chip.sum())
-                s.steps += spikes.numel()
+                float_signals[pop.name] = spikes
+                for c in range(len(chips)):
+                    forced[c][pop.name] = spikes
+                    on_chip = runs[c].spikes[pop.name][: len(spikes)]  # the T steps of W
+                    s = sums[c][pop.name]
+                    s.mismatched += int((spikes != on_chip).sum())
+                    s.float_spikes += int(spikes.sum())
+                    s.chip_spikes += int(on_chip.sum())
+                    s.steps += spikes.numel()
+            del runs, forced
+            if progress is not None:
+                progress(part.stop - part.start)
+    return [
+        _fidelity(graph, sums[c], count, float_right, chip_right[c])
+        for c, (graph, _) in enumerate(chips)
+    ]
+
+
+def _fidelity(
+    chip_graph: Graph, sums: dict[str, _Sums], count: int, float_right: int, chip_right: int
+) -> Fidelity:
     populations = []
     for pop in chip_graph.populations:
         s = sums[pop.name]
