@@ -44,8 +44,8 @@ def test_a_six_step_model_runs_in_eight_step_windows(tmp_path):
 
     simulated = simulate_bundle(bundle, "emulator", 16, progress=False)
     assert simulated.spike_exact and simulated.checked_samples == 16
-    in_lava = simulate_bundle(bundle, "lava", 3, progress=False)
-    assert in_lava.spike_exact and in_lava.checked_samples == 3
+    # the saved reference equals the emulator, and the chip owners' script runs Lava on
+    # the same three images and checks it against that reference, spike for spike
     assert_saved_reference_matches_the_emulator(bundle, tmp_path / "reference.npz")
     assert_chip_owners_script_runs(tmp_path)
 
