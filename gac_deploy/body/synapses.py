@@ -14,6 +14,11 @@ from torch.nn import functional as F
 
 from gac_deploy.body.graph import Edge
 
+FLOAT32_EXACT = 1 << 24
+"""Integers of magnitude up to 2**24 are exact in float32, and so is every partial sum
+of integer products that stays below it: an edge whose largest |input| does
+(:func:`gac_deploy.body.quantize.max_synaptic_input`) may be convolved in float32."""
+
 
 def edge_current(
     edge: Edge, signal: torch.Tensor, weight: torch.Tensor | None = None

@@ -54,12 +54,12 @@ from torch.nn import functional as F
 from gac_deploy.body.formats import ACTIVATION_SCALE, ACTIVATION_SHIFT, DECAY_UNITY, STATE_MAX
 from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
+from gac_deploy.body.synapses import FLOAT32_EXACT
 from gac_deploy.body.timing import balance_delays, pad_to_window
 from gac_deploy.chip import int8_conv, neuron_passes
 from gac_deploy.chip.int8_conv import INPUT_MAX, Int8Conv, int8_weight
 from gac_deploy.chip.neuron_passes import STATE_WRAP
 
-FLOAT32_EXACT = 1 << 24
 GATHER_BELOW = 15 / 16  # gather the active channels when fewer than this fraction carry spikes
 
 

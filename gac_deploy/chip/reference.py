@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 
 from gac_deploy.body.formats import ACTIVATION_SCALE
-from gac_deploy.body.graph import INPUT, Graph
+from gac_deploy.body.graph import INPUT, Edge, Graph
 from gac_deploy.body.quantize import max_synaptic_input
-from gac_deploy.body.synapses import channel_bias, edge_current
+from gac_deploy.body.synapses import FLOAT32_EXACT, channel_bias, edge_current
 from gac_deploy.body.timing import pad_to_window
 from gac_deploy.config import LIFConfig
 from gac_deploy.models.lif import lif_forward
@@ -44,28 +44,21 @@ class GraphRun:
         return self.scores.argmax(dim=1)
 
 
+def _edge_weight(graph: Graph, edge: Edge) -> torch.Tensor:
+    """An edge's weights for :func:`edge_current`: float64, or float32 for a quantised
+    graph's edge whose every partial sum stays below 2**24 (exact there, and faster)."""
+    exact32 = graph.quantized and (
+        max_synaptic_input(edge, graph.payload_bits, graph.signed_input) < FLOAT32_EXACT
+    )
+    return torch.as_tensor(edge.weight, dtype=torch.float32 if exact32 else torch.float64)
+
+
 def _synaptic_input(graph: Graph, name: str, signals: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A population's summed synaptic input [T, N, *shape], in float64 (exact for a
+    quantised graph)."""
     total = None
     for edge in graph.incoming(name):
-        current = edge_current(edge, signals[edge.src])
-        total = current if total is None else total + current
-    return total
-
-
-FLOAT32_EXACT = 1 << 24
-"""Integers of magnitude up to 2**24 are exact in float32, and so is every partial sum
-of integer products that stays below it."""
-
-
-def _integer_input(graph: Graph, name: str, signals: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The summed synaptic input of a quantised population, exactly, in float64: each
-    edge convolved in float32 where its largest |input| (:func:`max_synaptic_input`, so
-    every partial sum) stays below 2**24, else in float64."""
-    total = None
-    for edge in graph.incoming(name):
-        exact32 = max_synaptic_input(edge, graph.payload_bits, graph.signed_input) < FLOAT32_EXACT
-        weight = torch.as_tensor(edge.weight, dtype=torch.float32 if exact32 else torch.float64)
-        current = edge_current(edge, signals[edge.src], weight).double()
+        current = edge_current(edge, signals[edge.src], _edge_weight(graph, edge)).double()
         total = current if total is None else total + current
     return total
 
@@ -103,7 +96,7 @@ def run_quantized_graph(graph: Graph, payload: torch.Tensor) -> GraphRun:
     with torch.no_grad():
         for pop in graph.populations:
             bias = channel_bias(pop.bias, pop.shape, torch.float64)
-            a_in = _integer_input(graph, pop.name, signals) + bias
+            a_in = _synaptic_input(graph, pop.name, signals) + bias
             neuron = body_neuron().integer_neuron(int(pop.threshold), int(pop.voltage_decay))
             x = (a_in / ACTIVATION_SCALE).to(torch.float32).movedim(0, -1)  # [N, ..., T]
             if pop.role == "readout":

@@ -14,7 +14,9 @@ Eq. 11 and complete) and the ANN equivalent.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ from gac_deploy.checkpoint import load_checkpoint
 from gac_deploy.chip.emulator import active_per_position, emulate, prepare
 from gac_deploy.chip.reference import run_float_graph
 from gac_deploy.config import ModelConfig
-from gac_deploy.data import load_split
+from gac_deploy.data import Split, load_split
 from gac_deploy.energy.accounting import (
     Activity,
     LayerEnergy,
@@ -124,16 +126,6 @@ class SignalCounts:
         return int(self.positions[name].sum()) / self.slots[name]
 
 
-def _merged(counts: SignalCounts | None, world: World) -> SignalCounts:
-    """The counts of every process's share, added up in rank order (shares without
-    images send None)."""
-    shares = [c for c in gather(counts, world) if c is not None]
-    total = shares[0]
-    for share in shares[1:]:
-        total = total + share
-    return total
-
-
 def _activity(graph: Graph, counts: SignalCounts, source: str) -> Activity:
     synapses = prepare(graph)
     events = {
@@ -158,44 +150,64 @@ def check_samples(samples: int) -> None:
         raise UserError(f"--samples must be at least 1, got {samples}")
 
 
+def measured_counts(
+    split: Split,
+    samples: int,
+    count: Callable[[torch.Tensor, torch.Tensor], SignalCounts],
+    world: World | None = None,
+) -> SignalCounts:
+    """``count`` (test images [n, C, H, W], labels [n] -> their counts) of the first
+    ``samples`` test images of ``split``; with several processes (:mod:`gac_deploy.world`)
+    each counts its block of them and the counts add up, in rank order (a process
+    without images sends None)."""
+    world = world or World()
+    share = block(min(samples, len(split.test)), world)
+    mine = count(*split.test_range(share)) if share else None
+    shares = [c for c in gather(mine, world) if c is not None]
+    total = shares[0]
+    for other in shares[1:]:
+        total = total + other
+    return total
+
+
 def bundle_activity(
     path: Path, samples: int, data_dir: str | None = None, world: World | None = None
 ) -> tuple[Activity, Graph, ModelConfig, list, int]:
-    """The emulator's activity on the first ``samples`` test images; with several
-    processes (:mod:`gac_deploy.world`) each runs its block of them and the counts merge."""
-    world = world or World()
+    """The emulator's activity on the first ``samples`` test images (split over
+    ``world``'s processes)."""
     bundle = load_bundle(path)
-    split = load_split(bundle.data_spec, data_dir)
-    share = block(min(samples, len(split.test)), world)
-    counts = None
-    if share:
-        images, labels = split.test_range(share)
+
+    def count(images: torch.Tensor, labels: torch.Tensor) -> SignalCounts:
         _, payload = bundle.encode(images.numpy())
         payload = pad_to_window(torch.from_numpy(payload), bundle.graph.window)
         run = emulate(bundle.graph, payload)
-        counts = SignalCounts.of({INPUT: payload, **run.spikes}, run.predictions, labels)
-    counts = _merged(counts, world)
+        return SignalCounts.of({INPUT: payload, **run.spikes}, run.predictions, labels)
+
+    split = load_split(bundle.data_spec, data_dir)
+    counts = measured_counts(split, samples, count, world)
     activity = _activity(bundle.graph, counts, "the emulator (= Lava, spike for spike)")
     specs = [LayerSpec(**spec) for spec in bundle.manifest["layers"]]
     return activity, bundle.graph, bundle.model_config, specs, counts.images
 
 
 @torch.no_grad()
-def model_counts(model: GACMSResNet, images: torch.Tensor, labels: torch.Tensor) -> SignalCounts:
-    """Spikes of the float model (its body as a graph, encoder run as trained), counted."""
+def model_counts(
+    model: GACMSResNet, graph: Graph, images: torch.Tensor, labels: torch.Tensor
+) -> SignalCounts:
+    """Spikes of the float model (its body as ``graph``, its exported graph; encoder run as
+    trained), counted."""
     model.eval()
     encoded = model.encoder(images)
-    run = run_float_graph(model.export_graph(), encoded.double())
+    run = run_float_graph(graph, encoded.double())
     return SignalCounts.of({INPUT: encoded, **run.spikes}, run.predictions, labels)
 
 
-def model_activity(model: GACMSResNet, counts: SignalCounts) -> tuple[Activity, Graph]:
+def model_activity(model: GACMSResNet, graph: Graph, counts: SignalCounts) -> Activity:
     """The float model's activity from its counts (:func:`model_counts`)."""
-    graph = model.export_graph()
     activity = _activity(graph, counts, "float PyTorch model")
     if not isinstance(model.encoder, LIFEncoder):  # O is not the encoder LIF's spikes
         activity.rates.pop(ENCODER_LIF)
-    return activity, graph
+    return activity
 
 
 def what_if_config(
@@ -303,9 +315,10 @@ def report_for_bundle(
     check_samples(samples)
     path = Path(path)
     directory = path.parent if path.name == MANIFEST_FILE and not path.is_dir() else path
+    world = world or World()
     activity, graph, config, specs, count = bundle_activity(directory, samples, data_dir, world)
     report = priced_report(str(path), activity, config, graph, specs, count, profile)
-    return replace(report, processes=(world or World()).size)
+    return replace(report, processes=world.size)
 
 
 def report_for_checkpoint(
@@ -320,12 +333,11 @@ def report_for_checkpoint(
     check_samples(samples)
     world = world or World()
     ckpt = load_checkpoint(path)
-    split = load_split(ckpt.data, data_dir)
     model = ckpt.build()
-    share = block(min(samples, len(split.test)), world)
-    counts = model_counts(model, *split.test_range(share)) if share else None
-    counts = _merged(counts, world)
-    activity, graph = model_activity(model, counts)
+    graph = model.export_graph()
+    split = load_split(ckpt.data, data_dir)
+    counts = measured_counts(split, samples, partial(model_counts, model, graph), world)
+    activity = model_activity(model, graph, counts)
     config = ckpt.model_config
     specs = layer_specs(graph, config)
     report = priced_report(str(Path(path)), activity, config, graph, specs, counts.images, profile)

@@ -7,7 +7,8 @@ import torch
 
 from gac_deploy.body.graph import INPUT, Edge, Graph, Population
 from gac_deploy.body.quantize import max_synaptic_input
-from gac_deploy.chip.reference import FLOAT32_EXACT, _integer_input
+from gac_deploy.body.synapses import FLOAT32_EXACT
+from gac_deploy.chip.reference import _synaptic_input
 
 
 def dense_graph(weight: np.ndarray, payload_bits: int) -> Graph:
@@ -32,7 +33,7 @@ def test_sums_are_exact_on_both_sides_of_float32s_range(inputs, below):
     assert (max_synaptic_input(graph.edges[0], 5) < FLOAT32_EXACT) is below
     payload = np.full((2, 4, inputs, 1, 1), 31, np.int64)
     payload[1, 1] = rng.integers(0, 32, (inputs, 1, 1))
-    got = _integer_input(graph, "p", {INPUT: torch.from_numpy(payload).double()})
+    got = _synaptic_input(graph, "p", {INPUT: torch.from_numpy(payload).double()})
     expected = np.einsum("tnf,of->tno", payload.reshape(2, 4, inputs), weight)
     assert got.dtype == torch.float64
     assert np.array_equal(got.numpy().astype(np.int64), expected)
